@@ -1,0 +1,78 @@
+import type { DType, HostArray } from "../tensor/dtype.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+export type UnaryOp = "silu" | "softplus" | "exp" | "neg" | "gelu" | "relu" | "relu2";
+export type BinaryOp = "add" | "mul" | "sub";
+
+/** Parameters of the selective scan (Mamba's S6), mamba_ssm's selective_scan_fn semantics. */
+export interface SelectiveScanArgs {
+  /** [B, L, E] input to the SSM (after the causal conv). */
+  u: Tensor;
+  /** [B, L, E] raw time steps (before bias and softplus). */
+  delta: Tensor;
+  /** [E, N] continuous-time state matrix (negative: A = -exp(A_log)). */
+  A: Tensor;
+  /** [B, L, N] input-dependent input and output projections. */
+  B: Tensor;
+  C: Tensor;
+  /** [E] skip connection, or null. */
+  D: Tensor | null;
+  /** [B, L, E] gate: y *= silu(z), or null. */
+  z: Tensor | null;
+  /** [E] added to delta before softplus, or null. */
+  deltaBias: Tensor | null;
+  deltaSoftplus: boolean;
+  /** [B, E, N] state before the first step, or null for zeros. */
+  state: Tensor | null;
+}
+
+export interface CausalConv1dArgs {
+  /** [B, L, C] input, channels last. */
+  x: Tensor;
+  /** [C, K] depthwise filter; output t sees inputs t-K+1..t. */
+  weight: Tensor;
+  bias: Tensor | null;
+  /** [B, K-1, C] the K-1 inputs before x, or null for zeros. */
+  state: Tensor | null;
+  activation: "silu" | null;
+}
+
+/**
+ * The op table: everything a model needs from a backend. Backends know nothing of models; adding a
+ * backend means implementing this interface. Ops take and return Tensors of this backend and never
+ * block; only `read` is async.
+ */
+export interface Backend {
+  readonly name: string;
+
+  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor;
+  zeros(shape: readonly number[], dtype?: DType): Tensor;
+  read(t: Tensor): Promise<Float32Array | Int32Array>;
+  release(t: Tensor): void;
+
+  /** [V, D] table rows picked by i32 ids of any shape → [...ids.shape, D] f32. */
+  embedding(table: Tensor, ids: Tensor): Tensor;
+  /** x [..., K] times weight [N, K] transposed, plus bias [N] → [..., N]. Weight may be f32/f16/bf16. */
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor;
+  unary(op: UnaryOp, x: Tensor): Tensor;
+  /** Elementwise with broadcasting of b over the leading dims of a (b's shape a suffix of a's). */
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor;
+  /** Columns [start, start+length) of the last axis. */
+  sliceLast(x: Tensor, start: number, length: number): Tensor;
+  /** Rows of axis 1 at one index per batch row: x [B, L, ...], positions i32 [B] → [B, ...]. */
+  selectPositions(x: Tensor, positions: Tensor): Tensor;
+  /** Concatenates along axis 0. */
+  concat0(parts: readonly Tensor[]): Tensor;
+  /** Rows [start, start+length) of axis 0. */
+  slice0(x: Tensor, start: number, length: number): Tensor;
+  /** Widens f16/bf16 (or copies f32) to f32. */
+  toFloat32(x: Tensor): Tensor;
+
+  causalConv1d(args: CausalConv1dArgs): { y: Tensor; state: Tensor };
+  /** Whole-sequence selective scan (prefill / training). */
+  selectiveScan(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
+  /** One decoding step: the same recurrence for L = 1, state in, state out. */
+  selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
+}

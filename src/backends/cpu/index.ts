@@ -1,0 +1,191 @@
+import { check, shapeString } from "../../errors.js";
+import type { DType, HostArray } from "../../tensor/dtype.js";
+import { widenBf16, widenF16 } from "../../tensor/half.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { Backend, BinaryOp, CausalConv1dArgs, SelectiveScanArgs, UnaryOp } from "../backend.js";
+import { causalConv1dKernel } from "./kernels/conv.js";
+import { binaryKernel, unaryKernel } from "./kernels/elementwise.js";
+import { linearKernel } from "./kernels/linear.js";
+import { layerNormKernel, rmsNormKernel } from "./kernels/norm.js";
+import { selectiveScanKernel, selectiveStateUpdateKernel, type ScanBuffers } from "./kernels/scan.js";
+
+/** CPU tensors hold a typed array: Float32Array (f32), Uint16Array (f16/bf16 bits) or Int32Array (i32). */
+function host(t: Tensor): HostArray {
+  t.assertAlive();
+  return t.storage as HostArray;
+}
+
+/** The reference backend: plain TypeScript kernels, computed eagerly. */
+export class CpuBackend implements Backend {
+  readonly name = "cpu";
+
+  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
+    const expected = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint16Array;
+    check(data instanceof expected, `upload: ${dtype} tensor needs a ${expected.name}, got ${data.constructor.name}`);
+    const t = new Tensor(this, [...shape], dtype, data);
+    check(t.size === data.length, `upload: shape ${shapeString(shape)} needs ${t.size} values, got ${data.length}`);
+    return t;
+  }
+
+  zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = dtype === "f32" ? new Float32Array(n) : dtype === "i32" ? new Int32Array(n) : new Uint16Array(n);
+    return new Tensor(this, [...shape], dtype, data);
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    return this.floats(t, true);
+  }
+
+  release(_t: Tensor): void {
+    // Typed arrays are reclaimed by the garbage collector; nothing to do.
+  }
+
+  /** f32 view of a tensor (widened copy for f16/bf16); `copy` forces a copy for f32 too. */
+  private floats(t: Tensor, copy = false): Float32Array | Int32Array {
+    const data = host(t);
+    if (t.dtype === "f32" || t.dtype === "i32") return copy ? data.slice() as Float32Array | Int32Array : data as Float32Array;
+    const out = new Float32Array(t.size);
+    (t.dtype === "f16" ? widenF16 : widenBf16)(data as Uint16Array, 0, out, 0, t.size);
+    return out;
+  }
+
+  private f32(t: Tensor): Float32Array {
+    check(t.dtype !== "i32", `expected a float tensor, got i32 ${shapeString(t.shape)}`);
+    return this.floats(t) as Float32Array;
+  }
+
+  private opt(t: Tensor | null): Float32Array | null {
+    return t ? this.f32(t) : null;
+  }
+
+  private make(shape: readonly number[], data: Float32Array): Tensor {
+    return new Tensor(this, [...shape], "f32", data);
+  }
+
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const [V, D] = table.shape;
+    const idv = host(ids) as Int32Array;
+    const out = new Float32Array(idv.length * D);
+    const src = host(table);
+    for (let i = 0; i < idv.length; i++) {
+      const id = idv[i];
+      check(id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);
+      if (table.dtype === "f32") out.set((src as Float32Array).subarray(id * D, id * D + D), i * D);
+      else (table.dtype === "f16" ? widenF16 : widenBf16)(src as Uint16Array, id * D, out, i * D, D);
+    }
+    return this.make([...ids.shape, D], out);
+  }
+
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    const [N, K] = weight.shape;
+    const M = x.size / K;
+    const out = new Float32Array(M * N);
+    linearKernel(this.f32(x), M, K, { dtype: weight.dtype, data: host(weight) as Float32Array | Uint16Array }, N, this.opt(bias), out);
+    return this.make([...x.shape.slice(0, -1), N], out);
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    const out = new Float32Array(x.size);
+    rmsNormKernel(this.f32(x), this.f32(weight), weight.size, eps, out);
+    return this.make(x.shape, out);
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
+    const out = new Float32Array(x.size);
+    layerNormKernel(this.f32(x), this.f32(weight), this.opt(bias), weight.size, eps, out);
+    return this.make(x.shape, out);
+  }
+
+  unary(op: UnaryOp, x: Tensor): Tensor {
+    const out = new Float32Array(x.size);
+    unaryKernel(op, this.f32(x), out);
+    return this.make(x.shape, out);
+  }
+
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    const out = new Float32Array(a.size);
+    binaryKernel(op, this.f32(a), this.f32(b), out);
+    return this.make(a.shape, out);
+  }
+
+  sliceLast(x: Tensor, start: number, length: number): Tensor {
+    const W = x.shape[x.rank - 1];
+    const rows = x.size / W;
+    const src = this.f32(x);
+    const out = new Float32Array(rows * length);
+    for (let r = 0; r < rows; r++) out.set(src.subarray(r * W + start, r * W + start + length), r * length);
+    return this.make([...x.shape.slice(0, -1), length], out);
+  }
+
+  selectPositions(x: Tensor, positions: Tensor): Tensor {
+    const [B, L] = x.shape;
+    const inner = x.size / (B * L);
+    const src = this.f32(x);
+    const pos = host(positions) as Int32Array;
+    const out = new Float32Array(B * inner);
+    for (let b = 0; b < B; b++) {
+      const p = pos[b];
+      check(p >= 0 && p < L, `selectPositions: position ${p} outside [0, ${L})`);
+      out.set(src.subarray((b * L + p) * inner, (b * L + p + 1) * inner), b * inner);
+    }
+    return this.make([B, ...x.shape.slice(2)], out);
+  }
+
+  concat0(parts: readonly Tensor[]): Tensor {
+    const total = parts.reduce((n, p) => n + p.size, 0);
+    const out = new Float32Array(total);
+    let offset = 0;
+    for (const p of parts) {
+      out.set(this.f32(p), offset);
+      offset += p.size;
+    }
+    const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+    return this.make([rows, ...parts[0].shape.slice(1)], out);
+  }
+
+  slice0(x: Tensor, start: number, length: number): Tensor {
+    const inner = x.size / x.shape[0];
+    const out = this.f32(x).slice(start * inner, (start + length) * inner);
+    return this.make([length, ...x.shape.slice(1)], out);
+  }
+
+  toFloat32(x: Tensor): Tensor {
+    return this.make(x.shape, this.floats(x, true) as Float32Array);
+  }
+
+  causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const y = new Float32Array(a.x.size);
+    const state = new Float32Array(B * (K - 1) * C);
+    causalConv1dKernel(this.f32(a.x), B, L, C, this.f32(a.weight), K, this.opt(a.bias), this.opt(a.state), a.activation, y, state);
+    return { y: this.make(a.x.shape, y), state: this.make([B, K - 1, C], state) };
+  }
+
+  private scanBuffers(a: SelectiveScanArgs): ScanBuffers {
+    return {
+      u: this.f32(a.u), delta: this.f32(a.delta), A: this.f32(a.A), B: this.f32(a.B), C: this.f32(a.C),
+      D: this.opt(a.D), z: this.opt(a.z), deltaBias: this.opt(a.deltaBias), deltaSoftplus: a.deltaSoftplus,
+      state: this.opt(a.state),
+    };
+  }
+
+  selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    const [B, L, E] = a.u.shape;
+    const N = a.A.shape[1];
+    const y = new Float32Array(a.u.size);
+    const state = new Float32Array(B * E * N);
+    selectiveScanKernel(this.scanBuffers(a), B, L, E, N, y, state);
+    return { y: this.make(a.u.shape, y), state: this.make([B, E, N], state) };
+  }
+
+  selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    const [B, , E] = a.u.shape;
+    const N = a.A.shape[1];
+    const y = new Float32Array(a.u.size);
+    const state = new Float32Array(B * E * N);
+    selectiveStateUpdateKernel(this.scanBuffers(a), B, E, N, y, state);
+    return { y: this.make(a.u.shape, y), state: this.make([B, E, N], state) };
+  }
+}

@@ -1,0 +1,196 @@
+import { check, HippoError } from "../errors.js";
+import type { CausalLM } from "../models/causal-lm.js";
+import { InferenceState } from "../models/state.js";
+import { concat0, tensor } from "../ops/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { IncrementalDecoder, type TextTokenizer } from "../tokenizer/tokenizer.js";
+import { Rng } from "./rng.js";
+import { DEFAULT_SAMPLING, sampleToken, validateSampling, type SamplingOptions } from "./sampling.js";
+import { StopMatcher } from "./stop.js";
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  sampling?: Partial<SamplingOptions>;
+  /** Seed of the sampler; the same seed gives the same tokens. Default 0. */
+  seed?: number;
+  /** Strings that end a row's generation (not included in its text). Needs a tokenizer. */
+  stop?: string[];
+  tokenizer?: TextTokenizer | null;
+  /** Token that ends a row; default the model's eos_token_id. null: never stop on a token. */
+  eosTokenId?: number | null;
+  /**
+   * A state to continue from (e.g. a cached, restored prompt state): one row, shared by every prompt,
+   * or one row per prompt. The prompts are then fed after the tokens that state has consumed.
+   */
+  state?: InferenceState;
+}
+
+export type FinishReason = "length" | "eos" | "stop";
+
+/** One generated token of one row, with the text it completes (held back while it may start a stop string). */
+export interface GenerateStep {
+  row: number;
+  token: number;
+  text: string;
+}
+
+export interface GenerateResult {
+  /** The newly generated ids (an eos token that ended the row included, as HF generate returns it). */
+  tokens: number[];
+  /** Their decoding, cut before a stop string; "" without a tokenizer. */
+  text: string;
+  finishReason: FinishReason;
+}
+
+interface Row {
+  index: number;
+  history: number[];
+  tokens: number[];
+  decoder: IncrementalDecoder | null;
+  text: string;
+  emitted: number;
+  finish: FinishReason | null;
+}
+
+function validatePrompts(model: CausalLM, prompts: readonly (readonly number[])[]): void {
+  check(prompts.length > 0, "no prompt given");
+  prompts.forEach((p, i) => {
+    check(p.length > 0, `prompt ${i} is empty: give at least one token`);
+    for (const id of p) {
+      if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) {
+        throw new HippoError(`prompt ${i}: token id ${id} is outside the vocabulary [0, ${model.vocabSize})`);
+      }
+    }
+  });
+}
+
+/**
+ * Generates continuations of several prompts (token ids, any lengths). Each prompt is prefilled once in
+ * the parallel mode, then all rows decode together in the recurrent mode, one token per step; rows that
+ * finish leave the batch. Yields each token as it is chosen; returns the per-row results.
+ */
+export async function* generate(
+  model: CausalLM,
+  prompts: readonly (readonly number[])[],
+  options: GenerateOptions,
+): AsyncGenerator<GenerateStep, GenerateResult[]> {
+  validatePrompts(model, prompts);
+  const { maxNewTokens } = options;
+  check(Number.isInteger(maxNewTokens) && maxNewTokens > 0, `max new tokens must be a positive integer, got ${maxNewTokens}`);
+  const sampling: SamplingOptions = { ...DEFAULT_SAMPLING, ...options.sampling };
+  validateSampling(sampling);
+  const tokenizer = options.tokenizer ?? null;
+  const stops = options.stop?.length ? new StopMatcher(options.stop) : null;
+  if (stops && !tokenizer) throw new HippoError("stop strings need a tokenizer (the model has none; pass --tokenizer)");
+  const eos = options.eosTokenId === undefined ? model.eosTokenId : options.eosTokenId;
+  const rng = new Rng(options.seed ?? 0);
+  const start = options.state;
+  if (start) {
+    check(start.batch === 1 || start.batch === prompts.length,
+      `the given state has ${start.batch} rows; expected 1 or one per prompt (${prompts.length})`);
+  }
+
+  const rows: Row[] = prompts.map((p, index) => ({
+    index, history: [...p], tokens: [], text: "", emitted: 0, finish: null,
+    decoder: tokenizer ? new IncrementalDecoder(tokenizer, p) : null,
+  }));
+
+  // Prefill: the parallel mode, once per prompt (SSMs need no padding masks this way).
+  const states: InferenceState[] = [];
+  const firstLogits: Tensor[] = [];
+  for (const row of rows) {
+    const ids = tensor(Int32Array.from(prompts[row.index]), [1, prompts[row.index].length], { backend: model.backend, dtype: "i32" });
+    const rowState = start ? (start.batch === 1 ? start : start.rows(row.index, 1)) : null;
+    const out = model.forward(ids, rowState, { logits: "last" });
+    ids.dispose();
+    out.hidden.dispose();
+    if (rowState && rowState !== start) rowState.dispose();
+    states.push(out.state);
+    firstLogits.push(out.logits!);
+  }
+  let state = states.length === 1 ? states[0] : InferenceState.stack(states);
+  if (states.length > 1) for (const s of states) s.dispose();
+  let logitsTensor = firstLogits.length === 1 ? firstLogits[0] : stackLogits(firstLogits);
+
+  let active = rows;
+  try {
+    for (let step = 0; step < maxNewTokens; step++) {
+      const logits = await logitsTensor.readFloat32();
+      logitsTensor.dispose();
+      const V = logits.length / active.length;
+      for (let r = 0; r < active.length; r++) {
+        const row = active[r];
+        const token = sampleToken(logits.subarray(r * V, (r + 1) * V), row.history, sampling, rng);
+        row.tokens.push(token);
+        row.history.push(token);
+        const text = advanceText(row, token, stops);
+        if (token === eos) row.finish = "eos";
+        else if (row.finish === null && row.tokens.length >= maxNewTokens) row.finish = "length";
+        yield { row: row.index, token, text: row.finish ? text + flushText(row) : text };
+      }
+      const remaining = active.filter((r) => r.finish === null);
+      if (remaining.length === 0) break;
+      if (remaining.length < active.length) {
+        const kept = InferenceState.stack(remaining.map((r) => state.rows(active.indexOf(r), 1)));
+        state.dispose();
+        state = kept;
+        active = remaining;
+      }
+      const ids = tensor(Int32Array.from(active.map((r) => r.tokens[r.tokens.length - 1])), [active.length, 1], { backend: model.backend, dtype: "i32" });
+      const next = model.step(ids, state);
+      ids.dispose();
+      state.dispose();
+      state = next.state;
+      logitsTensor = next.logits;
+    }
+  } finally {
+    state.dispose();
+  }
+  return rows.map((r) => ({ tokens: r.tokens, text: r.text, finishReason: r.finish ?? "length" }));
+}
+
+function stackLogits(parts: Tensor[]): Tensor {
+  const out = concat0(parts);
+  for (const p of parts) p.dispose();
+  return out;
+}
+
+/** Appends a token's text to the row, ends the row at a stop string, and returns the newly safe text. */
+function advanceText(row: Row, token: number, stops: StopMatcher | null): string {
+  if (!row.decoder) return "";
+  row.text += row.decoder.push(token);
+  if (stops) {
+    const at = stops.find(row.text);
+    if (at >= 0) {
+      row.text = row.text.slice(0, at);
+      row.finish = "stop";
+      return takeText(row, row.text.length);
+    }
+    return takeText(row, row.text.length - stops.holdBack(row.text));
+  }
+  return takeText(row, row.text.length);
+}
+
+function flushText(row: Row): string {
+  if (!row.decoder) return "";
+  if (row.finish !== "stop") row.text += row.decoder.flush();
+  return takeText(row, row.text.length);
+}
+
+function takeText(row: Row, upTo: number): string {
+  if (upTo <= row.emitted) return "";
+  const piece = row.text.slice(row.emitted, upTo);
+  row.emitted = upTo;
+  return piece;
+}
+
+/** Runs `generate` to the end and returns the per-row results. */
+export async function generateAll(
+  model: CausalLM, prompts: readonly (readonly number[])[], options: GenerateOptions,
+): Promise<GenerateResult[]> {
+  const it = generate(model, prompts, options);
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return next.value;
+  }
+}

@@ -1,0 +1,51 @@
+import type { Backend } from "../backends/backend.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { InferenceState } from "./state.js";
+
+export interface ForwardOptions {
+  /** 'all': logits at every position [B, L, V]; 'last': only the last position [B, V] (prefill). */
+  logits?: "all" | "last" | "none";
+}
+
+export interface ForwardResult {
+  /** [B, L, V], [B, V] or null, per ForwardOptions.logits. */
+  logits: Tensor | null;
+  /** Final hidden states after the last norm, [B, L, D]. */
+  hidden: Tensor;
+  state: InferenceState;
+}
+
+/** What generation, the CLI and benchmarks need from any language model family. */
+export interface CausalLM {
+  readonly family: string;
+  readonly backend: Backend;
+  readonly vocabSize: number;
+  readonly eosTokenId?: number;
+  readonly bosTokenId?: number;
+  /** Parallel mode over whole sequences (i32 ids [B, L]), continuing from `state` when given. */
+  forward(ids: Tensor, state?: InferenceState | null, options?: ForwardOptions): ForwardResult;
+  /** Recurrent mode: one token per row (i32 ids [B, 1]) → logits [B, V] and the advanced state. */
+  step(ids: Tensor, state: InferenceState): { logits: Tensor; state: InferenceState };
+  /** An empty state (no tokens consumed) for `batch` rows. */
+  initialState(batch: number): InferenceState;
+  /** Human-readable description: layer kinds, widths, per-layer state shapes. */
+  describe(): ModelDescription;
+  dispose(): void;
+}
+
+export interface LayerDescription {
+  kind: string;
+  /** Recurrent state tensors per sequence: name → shape without the batch axis. */
+  state: Record<string, number[]>;
+}
+
+export interface ModelDescription {
+  family: string;
+  architecture: string;
+  dModel: number;
+  nLayer: number;
+  vocabSize: number;
+  parameters: number;
+  layers: LayerDescription[];
+  config: Record<string, unknown>;
+}

@@ -1,0 +1,81 @@
+import { access, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { HippoError } from "../errors.js";
+import type { Backend } from "../backends/backend.js";
+import { getBackend } from "../backends/registry.js";
+import { openSafetensorsCheckpoint } from "../io/sharded.js";
+import type { TensorSource } from "../io/tensor-source.js";
+import { openTorchCheckpoint } from "../io/torch/load.js";
+import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
+import { ConfigReader, parseConfigJson } from "./config-json.js";
+import type { CausalLM } from "./causal-lm.js";
+import { findFamily } from "./registry.js";
+import { WeightLoader } from "./weights.js";
+
+export interface LoadOptions {
+  /** A backend or its name; default 'cpu'. */
+  backend?: Backend | string;
+  /** tokenizer.json (or a directory holding one) when the model directory has none. */
+  tokenizer?: string;
+}
+
+export interface LoadedModel {
+  model: CausalLM;
+  tokenizer: TextTokenizer | null;
+  /** The weights file(s) read. */
+  weightsFile: string;
+  /** Stored dtypes of the weights: dtype → tensor count. */
+  weightDtypes: Record<string, number>;
+  /** Checkpoint tensors the model did not use. */
+  unusedTensors: string[];
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "model.pt"];
+
+async function openWeights(dir: string): Promise<{ source: TensorSource; file: string }> {
+  for (const file of WEIGHT_FILES) {
+    if (!(await exists(join(dir, file)))) continue;
+    const source = file.endsWith(".bin") || file.endsWith(".pt")
+      ? await openTorchCheckpoint(join(dir, file))
+      : await openSafetensorsCheckpoint(dir);
+    return { source, file: join(dir, file) };
+  }
+  throw new HippoError(`${dir}: no weights found (expected one of ${WEIGHT_FILES.join(", ")})`);
+}
+
+async function readJson(path: string): Promise<Record<string, unknown>> {
+  return parseConfigJson(await readFile(path, "utf8"), path);
+}
+
+/** Loads a model directory as published on model hubs (config.json + weights [+ tokenizer.json]). */
+export async function loadModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  const info = await stat(dir).catch(() => null);
+  if (!info) throw new HippoError(`${dir}: model directory does not exist`);
+  if (!info.isDirectory()) throw new HippoError(`${dir}: not a directory (pass the model directory holding config.json)`);
+  const configPath = join(dir, "config.json");
+  if (!(await exists(configPath))) throw new HippoError(`${dir}: missing config.json`);
+  const raw = await readJson(configPath);
+  // generation_config.json (HF) may name the end-of-sequence token when config.json does not.
+  const genPath = join(dir, "generation_config.json");
+  if (await exists(genPath)) {
+    const gen = await readJson(genPath);
+    for (const key of ["eos_token_id", "bos_token_id"]) if (raw[key] === undefined && gen[key] !== undefined) raw[key] = gen[key];
+  }
+  const config = new ConfigReader(raw, configPath);
+  const family = findFamily(config);
+  const backend = typeof options.backend === "object" ? options.backend : getBackend(options.backend);
+  const { source, file } = await openWeights(dir);
+  try {
+    const weights = new WeightLoader(source, backend, file);
+    const model = await family.load(config, weights);
+    const tokenizerPath = options.tokenizer ?? ((await exists(join(dir, "tokenizer.json"))) ? dir : null);
+    const tokenizer = tokenizerPath ? await loadTokenizer(tokenizerPath) : null;
+    return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused() };
+  } finally {
+    await source.close();
+  }
+}

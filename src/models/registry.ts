@@ -1,0 +1,45 @@
+import { HippoError } from "../errors.js";
+import type { ConfigReader } from "./config-json.js";
+import type { CausalLM } from "./causal-lm.js";
+import type { WeightLoader } from "./weights.js";
+import { parseHfMambaConfig, parseMambaSsmConfig } from "./mamba/config.js";
+import { MambaLM } from "./mamba/model.js";
+
+/** A checkpoint layout Hippo can load: how to recognise its config, parse it and build the model. */
+export interface ModelFamily {
+  name: string;
+  matches(config: ConfigReader): boolean;
+  load(config: ConfigReader, weights: WeightLoader): Promise<CausalLM>;
+}
+
+/** mamba_ssm configs carry no model_type; ssm_cfg.layer names the mixer (absent means Mamba1). */
+function mambaSsmLayer(c: ConfigReader): string | null {
+  if (c.has("model_type") || !c.has("d_model") || !c.has("n_layer")) return null;
+  const layer = c.section("ssm_cfg").raw.layer;
+  return typeof layer === "string" ? layer : "Mamba1";
+}
+
+export const MODEL_FAMILIES: ModelFamily[] = [
+  {
+    name: "mamba (Hugging Face MambaForCausalLM)",
+    matches: (c) => c.raw.model_type === "mamba",
+    load: (c, w) => MambaLM.load(parseHfMambaConfig(c), w),
+  },
+  {
+    name: "mamba (mamba_ssm MambaLMHeadModel)",
+    matches: (c) => mambaSsmLayer(c) === "Mamba1",
+    load: (c, w) => MambaLM.load(parseMambaSsmConfig(c), w),
+  },
+];
+
+export function findFamily(config: ConfigReader): ModelFamily {
+  const family = MODEL_FAMILIES.find((f) => f.matches(config));
+  if (family) return family;
+  const supported = "supported: model_type 'mamba', or a mamba_ssm config (d_model, n_layer, ssm_cfg) with a Mamba1 layer";
+  const layer = mambaSsmLayer(config);
+  if (layer) throw new HippoError(`${config.file}: mamba_ssm layer '${layer}' is not supported (${supported})`);
+  if (config.has("model_type")) {
+    throw new HippoError(`${config.file}: unknown model_type '${String(config.raw.model_type)}' (${supported})`);
+  }
+  throw new HippoError(`${config.file}: no model_type and no mamba_ssm fields (d_model, n_layer); cannot tell the architecture (${supported})`);
+}

@@ -1,0 +1,109 @@
+import { check, HippoError, shapeString } from "../errors.js";
+import type { Backend } from "../backends/backend.js";
+import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
+import { bufferSource } from "../io/byte-source.js";
+import { fromFloat32, toFloat32 } from "../io/convert.js";
+import { concat0, slice0 } from "../ops/index.js";
+import type { Tensor } from "../tensor/tensor.js";
+import type { RawTensor } from "../io/raw-tensor.js";
+
+/** One layer's recurrent state: named tensors whose axis 0 is the batch (conv window, SSM state, KV cache). */
+export type LayerState = Record<string, Tensor>;
+
+const FORMAT = "hippo-inference-state-v1";
+
+/**
+ * Everything a model carries between tokens, as a value: per-layer tensors plus how many tokens each
+ * batch row has consumed. It can be cloned, split into rows, stacked, and serialized to bytes — for an
+ * SSM it is small and independent of context length, so caching it after a long prompt is cheap.
+ */
+export class InferenceState {
+  constructor(
+    readonly layers: LayerState[],
+    /** Tokens consumed so far, per batch row. */
+    readonly positions: number[],
+    /** Identifies the model the state belongs to; restoring into another model is refused. */
+    readonly modelKey: string,
+  ) {}
+
+  get batch(): number {
+    return this.positions.length;
+  }
+
+  /** State bytes per sequence (all layers). */
+  get bytesPerSequence(): number {
+    let total = 0;
+    for (const layer of this.layers) for (const t of Object.values(layer)) total += (t.size / t.shape[0]) * 4;
+    return total;
+  }
+
+  private map(fn: (t: Tensor) => Tensor, positions: number[]): InferenceState {
+    const layers = this.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, t]) => [k, fn(t)])));
+    return new InferenceState(layers, positions, this.modelKey);
+  }
+
+  clone(): InferenceState {
+    return this.map((t) => slice0(t, 0, t.shape[0]), [...this.positions]);
+  }
+
+  /** Rows [start, start+count) of the batch. */
+  rows(start: number, count: number): InferenceState {
+    check(start >= 0 && count > 0 && start + count <= this.batch, `state has ${this.batch} rows; cannot take [${start}, ${start + count})`);
+    return this.map((t) => slice0(t, start, count), this.positions.slice(start, start + count));
+  }
+
+  /** Stacks states of the same model along the batch axis. */
+  static stack(states: readonly InferenceState[]): InferenceState {
+    check(states.length > 0, "InferenceState.stack: no states");
+    const first = states[0];
+    for (const s of states) check(s.modelKey === first.modelKey, "InferenceState.stack: states come from different models");
+    const layers = first.layers.map((l, i) =>
+      Object.fromEntries(Object.keys(l).map((k) => [k, concat0(states.map((s) => s.layers[i][k]))])));
+    return new InferenceState(layers, states.flatMap((s) => s.positions), first.modelKey);
+  }
+
+  dispose(): void {
+    for (const l of this.layers) for (const t of Object.values(l)) t.dispose();
+  }
+
+  /** Safetensors bytes: tensors `layers.<i>.<name>`, metadata with the format, model key and positions. */
+  async serialize(): Promise<Uint8Array> {
+    const tensors: Record<string, RawTensor> = {};
+    for (let i = 0; i < this.layers.length; i++) {
+      for (const [name, t] of Object.entries(this.layers[i])) {
+        tensors[`layers.${i}.${name}`] = fromFloat32(await t.readFloat32(), [...t.shape], "F32");
+      }
+    }
+    return encodeSafetensors(tensors, {
+      format: FORMAT,
+      model: this.modelKey,
+      positions: JSON.stringify(this.positions),
+      layers: String(this.layers.length),
+    });
+  }
+
+  /**
+   * Restores serialized bytes onto a backend. `template` is a state of the target model (e.g. from
+   * model.initialState(1)): names, layer count, shapes and model key must match it.
+   */
+  static async deserialize(bytes: Uint8Array, backend: Backend, template: InferenceState, where = "state"): Promise<InferenceState> {
+    const { metadata, tensors } = await readSafetensors(bufferSource(where, bytes));
+    if (metadata.format !== FORMAT) throw new HippoError(`${where}: not a Hippo inference state (format '${metadata.format ?? "none"}')`);
+    if (metadata.model !== template.modelKey) {
+      throw new HippoError(`${where}: state belongs to model '${metadata.model}', not '${template.modelKey}'`);
+    }
+    const positions = JSON.parse(metadata.positions ?? "[]") as number[];
+    const layers = template.layers.map((l, i) =>
+      Object.fromEntries(Object.entries(l).map(([name, t]) => {
+        const key = `layers.${i}.${name}`;
+        const raw = tensors.get(key);
+        if (!raw) throw new HippoError(`${where}: missing tensor '${key}'`);
+        const expected = [positions.length, ...t.shape.slice(1)];
+        if (raw.shape.length !== expected.length || raw.shape.some((d, j) => d !== expected[j])) {
+          throw new HippoError(`${where}: tensor '${key}' has shape ${shapeString(raw.shape)}, expected ${shapeString(expected)}`);
+        }
+        return [name, backend.upload(toFloat32(raw, `${where}: ${key}`), raw.shape, "f32")];
+      })));
+    return new InferenceState(layers, positions, template.modelKey);
+  }
+}

@@ -1,0 +1,61 @@
+import type { Tensor } from "../tensor/tensor.js";
+import { causalConv1d, linear, selectiveScan, selectiveStateUpdate, splitLast } from "../ops/index.js";
+import type { LayerState } from "../models/state.js";
+
+export interface MambaMixerWeights {
+  inProj: Tensor; // [2E, D]
+  inProjBias: Tensor | null;
+  convWeight: Tensor; // [E, K]
+  convBias: Tensor | null;
+  xProj: Tensor; // [R + 2N, E]
+  dtProj: Tensor; // [E, R]
+  dtProjBias: Tensor; // [E]
+  A: Tensor; // [E, N], already -exp(A_log)
+  D: Tensor; // [E]
+  outProj: Tensor; // [D, E]
+  outProjBias: Tensor | null;
+}
+
+export interface MambaMixerShape {
+  dInner: number;
+  dState: number;
+  dtRank: number;
+  dConv: number;
+}
+
+/**
+ * The Mamba (S6) mixer: in_proj → (x, z); x → causal conv → silu → x_proj → (dt, B, C);
+ * selective scan with softplus(dt_proj(dt) + bias), D skip and silu(z) gate; out_proj.
+ * `forward` runs the whole sequence at once; `step` one token from the carried state.
+ */
+export class MambaMixer {
+  constructor(readonly w: MambaMixerWeights, readonly shape: MambaMixerShape) {}
+
+  /** Zero state for `batch` rows: the conv window and the SSM state. */
+  stateShapes(): Record<string, number[]> {
+    const { dInner, dState, dConv } = this.shape;
+    return { conv: [dConv - 1, dInner], ssm: [dInner, dState] };
+  }
+
+  forward(hidden: Tensor, state: LayerState | null): { y: Tensor; state: LayerState } {
+    return this.run(hidden, state, false);
+  }
+
+  step(hidden: Tensor, state: LayerState): { y: Tensor; state: LayerState } {
+    return this.run(hidden, state, true);
+  }
+
+  private run(hidden: Tensor, state: LayerState | null, single: boolean): { y: Tensor; state: LayerState } {
+    const { w } = this;
+    const { dInner, dState, dtRank } = this.shape;
+    const [x, z] = splitLast(linear(hidden, w.inProj, w.inProjBias), [dInner, dInner]);
+    const conv = causalConv1d({ x, weight: w.convWeight, bias: w.convBias, state: state?.conv ?? null, activation: "silu" });
+    const [dtLow, B, C] = splitLast(linear(conv.y, w.xProj), [dtRank, dState, dState]);
+    const delta = linear(dtLow, w.dtProj);
+    const args = {
+      u: conv.y, delta, A: w.A, B, C, D: w.D, z, deltaBias: w.dtProjBias, deltaSoftplus: true, state: state?.ssm ?? null,
+    };
+    const scan = single ? selectiveStateUpdate(args) : selectiveScan(args);
+    return { y: linear(scan.y, w.outProj, w.outProjBias), state: { conv: conv.state, ssm: scan.state } };
+  }
+}

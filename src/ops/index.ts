@@ -1,0 +1,7 @@
+/** The op entry points: every model computes only through these; each dispatches to the tensors' backend. */
+export * from "./create.js";
+export * from "./elementwise.js";
+export * from "./nn.js";
+export * from "./shape.js";
+export * from "./ssm.js";
+export { tidy, keep } from "../tensor/scope.js";

@@ -1,0 +1,37 @@
+import { check, HippoError, shapeString } from "../errors.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { backendOf, expectFloat, expectShape } from "./validate.js";
+
+/** Rows of `table` [V, D] for each i32 id → [...ids.shape, D]. */
+export function embedding(table: Tensor, ids: Tensor): Tensor {
+  const b = backendOf("embedding", table, ids);
+  check(table.rank === 2, `embedding: table must be [vocab, dim], got ${shapeString(table.shape)}`);
+  check(ids.dtype === "i32", `embedding: ids must be i32, got ${ids.dtype}`);
+  return b.embedding(table, ids);
+}
+
+/** x [..., K] · weight[N, K]ᵀ + bias → [..., N] (torch.nn.Linear). */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const b = backendOf("linear", x, weight, bias);
+  expectFloat("linear", "input", x);
+  check(weight.rank === 2, `linear: weight must be [out, in], got ${shapeString(weight.shape)}`);
+  const K = weight.shape[1];
+  if (x.shape[x.rank - 1] !== K) {
+    throw new HippoError(`linear: input ${shapeString(x.shape)} does not match weight ${shapeString(weight.shape)} (last dim must be ${K})`);
+  }
+  if (bias) expectShape("linear", "bias", bias, [weight.shape[0]]);
+  return b.linear(x, weight, bias);
+}
+
+export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  const b = backendOf("rmsNorm", x, weight);
+  expectShape("rmsNorm", "weight", weight, [x.shape[x.rank - 1]]);
+  return b.rmsNorm(x, weight, eps);
+}
+
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
+  const b = backendOf("layerNorm", x, weight, bias);
+  expectShape("layerNorm", "weight", weight, [x.shape[x.rank - 1]]);
+  if (bias) expectShape("layerNorm", "bias", bias, [x.shape[x.rank - 1]]);
+  return b.layerNorm(x, weight, bias, eps);
+}

@@ -1,0 +1,50 @@
+import { check, shapeString } from "../errors.js";
+import type { CausalConv1dArgs, SelectiveScanArgs } from "../backends/backend.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { backendOf, expectShape } from "./validate.js";
+
+/** Depthwise causal conv1d over [B, L, C] with a carried state of the K-1 previous inputs. */
+export function causalConv1d(args: CausalConv1dArgs): { y: Tensor; state: Tensor } {
+  const { x, weight, bias, state } = args;
+  const b = backendOf("causalConv1d", x, weight, bias, state);
+  check(x.rank === 3, `causalConv1d: x must be [batch, length, channels], got ${shapeString(x.shape)}`);
+  const [B, , C] = x.shape;
+  check(weight.rank === 2 && weight.shape[0] === C && weight.shape[1] >= 1,
+    `causalConv1d: weight has shape ${shapeString(weight.shape)}, expected [${C}, kernel]`);
+  if (bias) expectShape("causalConv1d", "bias", bias, [C]);
+  if (state) expectShape("causalConv1d", "state", state, [B, weight.shape[1] - 1, C]);
+  return b.causalConv1d(args);
+}
+
+function checkScanArgs(op: string, a: SelectiveScanArgs): void {
+  check(a.u.rank === 3, `${op}: u must be [batch, length, channels], got ${shapeString(a.u.shape)}`);
+  const [B, L, E] = a.u.shape;
+  check(a.A.rank === 2 && a.A.shape[0] === E, `${op}: A has shape ${shapeString(a.A.shape)}, expected [${E}, d_state]`);
+  const N = a.A.shape[1];
+  expectShape(op, "delta", a.delta, [B, L, E]);
+  expectShape(op, "B", a.B, [B, L, N]);
+  expectShape(op, "C", a.C, [B, L, N]);
+  if (a.D) expectShape(op, "D", a.D, [E]);
+  if (a.z) expectShape(op, "z", a.z, [B, L, E]);
+  if (a.deltaBias) expectShape(op, "deltaBias", a.deltaBias, [E]);
+  if (a.state) expectShape(op, "state", a.state, [B, E, N]);
+}
+
+function scanBackend(op: string, a: SelectiveScanArgs) {
+  return backendOf(op, a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state);
+}
+
+/** Mamba's selective scan over a whole sequence; returns outputs and the state after the last step. */
+export function selectiveScan(args: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+  const b = scanBackend("selectiveScan", args);
+  checkScanArgs("selectiveScan", args);
+  return b.selectiveScan(args);
+}
+
+/** One recurrent step of the selective SSM (u is [B, 1, E]). */
+export function selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+  const b = scanBackend("selectiveStateUpdate", args);
+  checkScanArgs("selectiveStateUpdate", args);
+  check(args.u.shape[1] === 1, `selectiveStateUpdate: one step takes length 1, got ${args.u.shape[1]}`);
+  return b.selectiveStateUpdate(args);
+}
