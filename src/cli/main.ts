@@ -1,0 +1,40 @@
+import { HippoError } from "../errors.js";
+import { runForward } from "./forward.js";
+import { runGenerate } from "./generate.js";
+import { runInfo } from "./info.js";
+
+const USAGE = `hippo — state-space language models in TypeScript
+
+usage: hippo <command> [options]
+
+commands:
+  generate   stream a continuation of one or more prompts
+  forward    full forward pass: input_ids from a safetensors file → logits
+  info       architecture, parameters, recurrent state vs a Transformer's KV cache
+
+'hippo <command> --help' lists a command's options.`;
+
+/** Runs the CLI; returns the exit code. User errors print one line, no stack trace. */
+export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "generate": return await runGenerate(rest, out, err);
+      case "forward": return await runForward(rest, out, err);
+      case "info": return await runInfo(rest, out);
+      case undefined: case "help": case "--help": case "-h":
+        out.write(USAGE + "\n");
+        return command === undefined ? 1 : 0;
+      default:
+        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info)`);
+    }
+  } catch (e) {
+    if (e instanceof HippoError) {
+      err.write(`hippo: ${e.message.replace(/\s*\n\s*/g, " ")}\n`);
+      return 1;
+    }
+    if (process.env.HIPPO_DEBUG) err.write(`${(e as Error).stack}\n`);
+    else err.write(`hippo: internal error: ${(e as Error)?.message ?? e} (set HIPPO_DEBUG=1 for a stack trace)\n`);
+    return 2;
+  }
+}
