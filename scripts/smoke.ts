@@ -4,7 +4,7 @@ import { readSafetensors } from "../src/io/safetensors.js";
 import { toFloat32, toInt32Ids } from "../src/io/convert.js";
 import { tensor } from "../src/ops/index.js";
 import { generateAll } from "../src/generate/generate.js";
-for (const dir of ["../shared/conformance/mamba-tiny", "../shared/conformance/mamba-tiny-ssm"]) {
+for (const dir of process.argv.slice(2)) {
   const { model } = await loadModel(dir);
   const src = await openFileSource(dir + "/io.safetensors");
   const io = await readSafetensors(src);
