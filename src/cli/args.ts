@@ -4,9 +4,9 @@ import { HippoError } from "../errors.js";
 export const HELP_FLAG = { help: { type: "boolean", short: "h" } } as const;
 
 /** Runs node:util parseArgs, turning its errors (unknown flags, missing values, stray arguments) into HippoErrors. */
-export function parseFlags<T>(command: string, parse: () => T): T {
+export function parseFlags<T>(command: string, argv: string[], parse: (args: string[]) => T): T {
   try {
-    return parse();
+    return parse(joinNegativeValues(argv));
   } catch (e) {
     const msg = (e as Error).message.split("\n")[0].replace(/\. To specify a positional argument.*$/, "");
     throw new HippoError(`${command}: ${msg} (see 'hippo ${command} --help')`);
@@ -40,4 +40,17 @@ export function idListFlag(value: string, flag: string): number[] {
     if (!/^\d+$/.test(p)) throw new HippoError(`--${flag}: '${p}' is not a token id (expected comma-separated non-negative integers)`);
     return Number(p);
   });
+}
+
+/** "--seed -3" → "--seed=-3": parseArgs would otherwise read "-3" as a flag. */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i].startsWith("--") && !argv[i].includes("=") && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${argv[i]}=${next}`);
+      i++;
+    } else out.push(argv[i]);
+  }
+  return out;
 }

@@ -50,8 +50,8 @@ async function readInputIds(path: string, vocabSize: number): Promise<{ ids: Int
 }
 
 export async function runForward(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { values: v } = parseFlags("forward", () =>
-    parseArgs({ args: argv, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
+  const { values: v } = parseFlags("forward", argv, (args) =>
+    parseArgs({ args, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
   if (v.help) {
     out.write(FORWARD_HELP + "\n");
     return 0;

@@ -43,8 +43,8 @@ const OPTIONS = {
 } as const;
 
 export async function runGenerate(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
-  const { values: v } = parseFlags("generate", () =>
-    parseArgs({ args: argv, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
+  const { values: v } = parseFlags("generate", argv, (args) =>
+    parseArgs({ args, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
   if (v.help) {
     out.write(GENERATE_HELP + "\n");
     return 0;

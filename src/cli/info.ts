@@ -21,8 +21,8 @@ const OPTIONS = {
 } as const;
 
 export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promise<number> {
-  const { values: v } = parseFlags("info", () =>
-    parseArgs({ args: argv, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
+  const { values: v } = parseFlags("info", argv, (args) =>
+    parseArgs({ args, options: { ...OPTIONS, ...HELP_FLAG }, strict: true, allowPositionals: false }));
   if (v.help) {
     out.write(INFO_HELP + "\n");
     return 0;

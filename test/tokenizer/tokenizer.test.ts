@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { HippoError } from "../../src/errors.js";
 import { IncrementalDecoder, loadTokenizer, tokenizerFromJson, type TextTokenizer } from "../../src/tokenizer/tokenizer.js";
-import { byteLevelTokenizerJson, bytesToUnicode } from "../../scripts/make-byte-tokenizer.js";
+import { byteLevelTokenizerJson, bytesToUnicode } from "../../src/tokenizer/byte-level.js";
 
 const SAMPLES = ["Hello, world! 123 ~`{}", "naïve café 😀", "line one\nline two\n\n  indented\ttab\r\n", " leading and trailing  ", "日本語テキスト", ""];
 const utf8 = (s: string) => Array.from(new TextEncoder().encode(s));

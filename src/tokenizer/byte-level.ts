@@ -1,10 +1,8 @@
 /**
- * A demo byte-level tokenizer: HF tokenizer.json with a BPE model and no merges, so every byte is
- * one token (id = byte value) and any text round-trips; `<|endoftext|>` is id 256.
- * Run `node dist/scripts/make-byte-tokenizer.js out/tokenizer.json` to write it.
+ * A byte-level tokenizer as a HF tokenizer.json: a BPE model with no merges, so every byte is one
+ * token (id = byte value) and any text round-trips; `<|endoftext|>` is id 256. Used by the demo model
+ * and for byte-level training.
  */
-import { writeFileSync } from "node:fs";
-import { pathToFileURL } from "node:url";
 
 /** GPT-2's bytes_to_unicode: byte value -> printable symbol. */
 export function bytesToUnicode(): string[] {
@@ -51,10 +49,4 @@ export function byteLevelTokenizerJson(): object {
       merges: [],
     },
   };
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const out = process.argv[2] ?? "tokenizer.json";
-  writeFileSync(out, JSON.stringify(byteLevelTokenizerJson(), null, 2) + "\n");
-  console.log(`wrote ${out}`);
 }

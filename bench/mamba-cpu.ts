@@ -1,0 +1,493 @@
+// CPU benchmark, llama-bench style: prefill (pp) and decode (tg) throughput of a mamba-130m-shaped
+// model with random weights, plus a roofline-ish "floor" for each test from measured machine numbers.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/mamba-cpu.js [--quick] [--dtype f32|f16|bf16] ...
+//
+// See bench/README.md for what each number means.
+import { mkdir } from "node:fs/promises";
+import os from "node:os";
+import { dirname } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { getBackend } from "../src/backends/registry.js";
+import { Rng } from "../src/generate/rng.js";
+import { fromFloat32, rawToUint16 } from "../src/io/convert.js";
+import { memoryTensorSource } from "../src/io/memory-source.js";
+import { writeFileAtomic } from "../src/io/node-files.js";
+import { initMambaWeights, mambaConfig } from "../src/models/mamba/init.js";
+import type { MambaConfig } from "../src/models/mamba/config.js";
+import { MambaLM } from "../src/models/mamba/model.js";
+import { InferenceState } from "../src/models/state.js";
+import { WeightLoader } from "../src/models/weights.js";
+import { linear, tensor } from "../src/ops/index.js";
+import type { Backend } from "../src/backends/backend.js";
+import type { Tensor } from "../src/tensor/tensor.js";
+
+type BenchDType = "f32" | "f16" | "bf16";
+
+const USAGE = `usage: node dist/bench/mamba-cpu.js [options]
+  --prompt-lengths <list>  prefill prompt lengths (default 512,2048)
+  --batches <list>         decode batch sizes (default 1,8)
+  --decode-steps <n>       timed decode steps per repetition (default 16)
+  --decode-prompt <n>      prompt tokens prefilled per row before decoding (default 16)
+  --reps <n>               repetitions for every test (overrides the two below)
+  --prefill-reps <n>       prefill repetitions (default 3 for prompts <= 512 tokens, 1 for longer)
+  --decode-reps <n>        decode repetitions (default 3)
+  --dtype f32|f16|bf16     storage dtype of the weight matrices (default f32)
+  --layers <n>             layer count (default 24, as mamba-130m)
+  --seed <n>               weight/token seed (default 0)
+  --out <path>             JSON results (default bench/results/mamba-cpu-<dtype>[-quick].json)
+  --quick                  4 layers, prompt 128, 8 decode steps, 1 rep: checks the script in seconds
+  -h, --help`;
+
+/** mamba-130m (state-spaces/mamba-130m-hf). */
+const SHAPE = { dModel: 768, nLayer: 24, vocabSize: 50280, dState: 16, expand: 2, dConv: 4 };
+
+/** linearKernel keeps this many input rows in cache per pass over the weights (ROW_BLOCK in kernels/linear.ts). */
+const LINEAR_ROW_BLOCK = 32;
+
+/** Decode steps run (untimed) before each decode measurement to warm the JIT and allocator. */
+const DECODE_WARMUP_STEPS = 2;
+
+/** Prefill warm-up length cap: the warm-up only needs to compile the same kernels, not to be as long. */
+const PREFILL_WARMUP_MAX = 512;
+
+interface Options {
+  promptLengths: number[];
+  batches: number[];
+  decodeSteps: number;
+  decodePrompt: number;
+  prefillReps: number | null;
+  decodeReps: number;
+  dtype: BenchDType;
+  layers: number;
+  seed: number;
+  out: string;
+  quick: boolean;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mamba-cpu: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) fail(`--${flag} must be a positive integer, got '${value}'`);
+  return n;
+}
+
+function intList(flag: string, value: string): number[] {
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (items.length === 0) fail(`--${flag} needs at least one value`);
+  return items.map((s) => positiveInt(flag, s));
+}
+
+function parseOptions(argv: string[]): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "prompt-lengths": { type: "string" },
+        batches: { type: "string" },
+        "decode-steps": { type: "string" },
+        "decode-prompt": { type: "string" },
+        reps: { type: "string" },
+        "prefill-reps": { type: "string" },
+        "decode-reps": { type: "string" },
+        dtype: { type: "string" },
+        layers: { type: "string" },
+        seed: { type: "string" },
+        out: { type: "string" },
+        quick: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const dtype = (values.dtype ?? "f32").toLowerCase();
+  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") fail(`--dtype must be f32, f16 or bf16, got '${values.dtype}'`);
+  const reps = values.reps !== undefined ? positiveInt("reps", values.reps) : quick ? 1 : null;
+  const seed = values.seed !== undefined ? Number(values.seed) : 0;
+  if (!Number.isSafeInteger(seed)) fail(`--seed must be an integer, got '${values.seed}'`);
+  return {
+    promptLengths: values["prompt-lengths"] !== undefined ? intList("prompt-lengths", values["prompt-lengths"]) : quick ? [128] : [512, 2048],
+    batches: values.batches !== undefined ? intList("batches", values.batches) : [1, 8],
+    decodeSteps: values["decode-steps"] !== undefined ? positiveInt("decode-steps", values["decode-steps"]) : quick ? 8 : 16,
+    decodePrompt: values["decode-prompt"] !== undefined ? positiveInt("decode-prompt", values["decode-prompt"]) : 16,
+    prefillReps: values["prefill-reps"] !== undefined ? positiveInt("prefill-reps", values["prefill-reps"]) : reps,
+    decodeReps: values["decode-reps"] !== undefined ? positiveInt("decode-reps", values["decode-reps"]) : reps ?? 3,
+    dtype,
+    layers: values.layers !== undefined ? positiveInt("layers", values.layers) : quick ? 4 : SHAPE.nLayer,
+    seed,
+    out: values.out ?? `bench/results/mamba-cpu-${dtype}${quick ? "-quick" : ""}.json`,
+    quick,
+  };
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+const fileDType = (d: BenchDType) => (d === "f32" ? "F32" : d === "f16" ? "F16" : "BF16") as "F32" | "F16" | "BF16";
+const bytesOf = (d: BenchDType) => (d === "f32" ? 4 : 2);
+
+// ---------------------------------------------------------------------------------------------------
+// Machine measurements for the floors.
+
+/**
+ * Single-thread memory bandwidth from a large Float32Array copy (TypedArray.set, i.e. memcpy), counted
+ * as read + write traffic (2 × bytes / s). Best of several copies; 256 MiB per buffer to defeat caches.
+ */
+function measureCopyBandwidth(): number {
+  const n = 64 * 1024 * 1024;
+  const src = new Float32Array(n);
+  for (let i = 0; i < n; i += 1024) src[i] = i;
+  const dst = new Float32Array(n);
+  dst.set(src); // faults the pages in
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    dst.set(src);
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  if (dst[1024] !== 1024) throw new Error("copy check failed");
+  return (2 * n * 4) / best;
+}
+
+/** Our linear op (CPU backend, one thread) on x [512, 768] · w [768, 768]ᵀ with w in the bench dtype. */
+function measureLinearFlops(backend: Backend, dtype: BenchDType, seed: number): number {
+  const M = 512, K = 768, N = 768;
+  const rng = new Rng(seed + 1);
+  const xs = new Float32Array(M * K).map(() => rng.nextFloat() * 2 - 1);
+  const ws = new Float32Array(N * K).map(() => (rng.nextFloat() * 2 - 1) / Math.sqrt(K));
+  const x = tensor(xs, [M, K], { backend });
+  const w = dtype === "f32"
+    ? tensor(ws, [N, K], { backend })
+    : backend.upload(rawToUint16(fromFloat32(ws, [N, K], fileDType(dtype))), [N, K], dtype);
+  const run = () => {
+    const t0 = performance.now();
+    const y = linear(x, w);
+    const s = (performance.now() - t0) / 1000;
+    y.dispose();
+    return s;
+  };
+  run(); // warm-up
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) best = Math.min(best, run());
+  x.dispose();
+  w.dispose();
+  return (2 * M * K * N) / best;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Model cost model.
+
+interface CostModel {
+  /** Weight-matrix parameters per layer (in_proj, x_proj, dt_proj, out_proj). */
+  layerMatmulParams: number;
+  /** LM head parameters (tied to the embedding table). */
+  headParams: number;
+  /** Small f32 parameters per layer (conv, biases, A, D, norm) read every step. */
+  layerSmallParams: number;
+  /** Recurrent state floats per sequence, all layers (conv window + SSM state). */
+  stateFloats: number;
+}
+
+function costModel(c: MambaConfig): CostModel {
+  const { dModel: Dm, dInner: E, dState: N, dConv: K, dtRank: R, vocabSize: V } = c;
+  return {
+    layerMatmulParams: 2 * E * Dm + (R + 2 * N) * E + E * R + Dm * E,
+    headParams: V * Dm,
+    layerSmallParams: E * K + (c.convBias ? E : 0) + E /* dt bias */ + E * N /* A */ + E /* D */ + Dm /* norm */,
+    stateFloats: c.nLayer * ((K - 1) * E + E * N),
+  };
+}
+
+interface Floor {
+  tokens_per_s: number;
+  bound: "memory" | "compute";
+  memory_tokens_per_s: number | null;
+  compute_tokens_per_s: number;
+  bytes_per_step?: number;
+  flops: number;
+}
+
+/** Prefill of one sequence of L tokens with logits at the last position only. */
+function prefillFloor(c: MambaConfig, cm: CostModel, L: number, flopsPerS: number): Floor {
+  const flops = 2 * (c.nLayer * cm.layerMatmulParams * L + cm.headParams);
+  const compute = L / (flops / flopsPerS);
+  return { tokens_per_s: compute, bound: "compute", memory_tokens_per_s: null, compute_tokens_per_s: compute, flops };
+}
+
+/**
+ * One decode step for B rows: every weight matrix is streamed once per LINEAR_ROW_BLOCK rows, the
+ * small parameters once, and each row's state is read and written; activations are ignored.
+ * Memory floor = B / (bytes / bandwidth); compute floor = B / (matmul FLOPs / linear GFLOP/s).
+ */
+function decodeFloor(c: MambaConfig, cm: CostModel, B: number, dtype: BenchDType, bandwidth: number, flopsPerS: number): Floor {
+  const passes = Math.ceil(B / LINEAR_ROW_BLOCK);
+  const weightBytes = (c.nLayer * cm.layerMatmulParams + cm.headParams) * bytesOf(dtype) * passes;
+  const smallBytes = (c.nLayer * cm.layerSmallParams + c.dModel) * 4;
+  const stateBytes = 2 * cm.stateFloats * 4 * B;
+  const embedBytes = B * c.dModel * bytesOf(dtype);
+  const bytes = weightBytes + smallBytes + stateBytes + embedBytes;
+  const memory = B / (bytes / bandwidth);
+  const flops = 2 * (c.nLayer * cm.layerMatmulParams + cm.headParams) * B;
+  const compute = B / (flops / flopsPerS);
+  return {
+    tokens_per_s: Math.min(memory, compute), bound: memory <= compute ? "memory" : "compute",
+    memory_tokens_per_s: memory, compute_tokens_per_s: compute, bytes_per_step: bytes, flops,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Measurements.
+
+interface Result {
+  test: string;
+  kind: "prefill" | "decode";
+  batch: number;
+  /** Prompt length (prefill) or timed decode steps (decode). */
+  length: number;
+  /** Tokens processed per repetition (prefill: L; decode: batch × steps). */
+  tokens: number;
+  reps: number;
+  seconds: number[];
+  tokens_per_s: number[];
+  tokens_per_s_mean: number;
+  tokens_per_s_min: number;
+  tokens_per_s_max: number;
+  ms_per_token_mean: number;
+  floor: Floor;
+  /** Mean tokens/s as a fraction of the floor's tokens/s. */
+  fraction_of_floor: number;
+}
+
+function randomIds(rng: Rng, n: number, vocab: number): Int32Array {
+  const ids = new Int32Array(n);
+  for (let i = 0; i < n; i++) ids[i] = rng.nextUint32() % vocab;
+  return ids;
+}
+
+function summarize(
+  base: Pick<Result, "test" | "kind" | "batch" | "length" | "tokens">, seconds: number[], floor: Floor,
+): Result {
+  const tps = seconds.map((s) => base.tokens / s);
+  const mean = tps.reduce((a, b) => a + b, 0) / tps.length;
+  const meanSeconds = seconds.reduce((a, b) => a + b, 0) / seconds.length;
+  return {
+    ...base, reps: seconds.length, seconds, tokens_per_s: tps,
+    tokens_per_s_mean: mean, tokens_per_s_min: Math.min(...tps), tokens_per_s_max: Math.max(...tps),
+    ms_per_token_mean: (1000 * meanSeconds) / base.tokens,
+    floor, fraction_of_floor: mean / floor.tokens_per_s,
+  };
+}
+
+/** One prefill: forward over [1, L] with last-position logits, read back; everything disposed. */
+async function timePrefill(model: MambaLM, ids: Int32Array): Promise<number> {
+  const t = tensor(ids, [1, ids.length], { backend: model.backend, dtype: "i32" });
+  const t0 = performance.now();
+  const out = model.forward(t, null, { logits: "last" });
+  await out.logits!.readFloat32();
+  const s = (performance.now() - t0) / 1000;
+  t.dispose();
+  out.logits!.dispose();
+  out.hidden.dispose();
+  out.state.dispose();
+  return s;
+}
+
+async function benchPrefill(model: MambaLM, L: number, reps: number, rng: Rng, floor: Floor): Promise<Result> {
+  const V = model.vocabSize;
+  log(`pp${L}: warm-up (${Math.min(L, PREFILL_WARMUP_MAX)} tokens)`);
+  await timePrefill(model, randomIds(rng, Math.min(L, PREFILL_WARMUP_MAX), V));
+  const seconds: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const s = await timePrefill(model, randomIds(rng, L, V));
+    seconds.push(s);
+    log(`pp${L}: rep ${r + 1}/${reps}: ${s.toFixed(2)} s, ${(L / s).toFixed(2)} tok/s`);
+  }
+  return summarize({ test: `pp${L}`, kind: "prefill", batch: 1, length: L, tokens: L }, seconds, floor);
+}
+
+/** Prefills `prompt` tokens for each of B rows separately (as generation does) and stacks the states. */
+function prefillRows(model: MambaLM, B: number, prompt: number, rng: Rng): InferenceState {
+  const states: InferenceState[] = [];
+  for (let b = 0; b < B; b++) {
+    const ids = tensor(randomIds(rng, prompt, model.vocabSize), [1, prompt], { backend: model.backend, dtype: "i32" });
+    const out = model.forward(ids, null, { logits: "none" });
+    ids.dispose();
+    out.hidden.dispose();
+    out.logits?.dispose();
+    states.push(out.state);
+  }
+  if (states.length === 1) return states[0];
+  const stacked = InferenceState.stack(states);
+  for (const s of states) s.dispose();
+  return stacked;
+}
+
+/**
+ * `steps` decode steps from a copy of `start`: step, read the logits back, pick each row's argmax as
+ * the next token (greedy generation), dispose the old state and logits. Returns the seconds taken.
+ */
+async function decodeSteps(model: MambaLM, start: InferenceState, firstIds: Int32Array, steps: number): Promise<number> {
+  const B = start.batch;
+  const V = model.vocabSize;
+  let state = start.clone();
+  let next = firstIds;
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) {
+    const ids = tensor(next, [B, 1], { backend: model.backend, dtype: "i32" });
+    const out = model.step(ids, state);
+    ids.dispose();
+    state.dispose();
+    state = out.state;
+    const logits = await out.logits.readFloat32();
+    out.logits.dispose();
+    next = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      let best = 0, bestV = -Infinity;
+      for (let v = 0, o = b * V; v < V; v++) if (logits[o + v] > bestV) { bestV = logits[o + v]; best = v; }
+      next[b] = best;
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  state.dispose();
+  return seconds;
+}
+
+async function benchDecode(model: MambaLM, B: number, opts: Options, rng: Rng, floor: Floor): Promise<Result> {
+  const N = opts.decodeSteps;
+  const test = `tg${N} b${B}`;
+  log(`${test}: prefilling ${B} × ${opts.decodePrompt} tokens`);
+  const start = prefillRows(model, B, opts.decodePrompt, rng);
+  const firstIds = randomIds(rng, B, model.vocabSize);
+  log(`${test}: warm-up (${DECODE_WARMUP_STEPS} steps)`);
+  await decodeSteps(model, start, firstIds, DECODE_WARMUP_STEPS);
+  const seconds: number[] = [];
+  for (let r = 0; r < opts.decodeReps; r++) {
+    const s = await decodeSteps(model, start, firstIds, N);
+    seconds.push(s);
+    log(`${test}: rep ${r + 1}/${opts.decodeReps}: ${s.toFixed(2)} s, ${((B * N) / s).toFixed(2)} tok/s`);
+  }
+  start.dispose();
+  return summarize({ test, kind: "decode", batch: B, length: N, tokens: B * N }, seconds, floor);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Report.
+
+function fmt(x: number): string {
+  if (x >= 100) return x.toFixed(1);
+  if (x >= 10) return x.toFixed(2);
+  return x.toFixed(3);
+}
+
+function table(results: Result[]): string {
+  const rows = [
+    "| test | tokens/s (mean) | min – max | ms/token | reps | floor tok/s | bound | % of floor |",
+    "|---|---:|---:|---:|---:|---:|---|---:|",
+  ];
+  for (const r of results) {
+    rows.push(`| ${r.test} | ${fmt(r.tokens_per_s_mean)} | ${fmt(r.tokens_per_s_min)} – ${fmt(r.tokens_per_s_max)} | `
+      + `${fmt(r.ms_per_token_mean)} | ${r.reps} | ${fmt(r.floor.tokens_per_s)} | ${r.floor.bound} | `
+      + `${(100 * r.fraction_of_floor).toFixed(0)}% |`);
+  }
+  return rows.join("\n");
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const backend = getBackend("cpu");
+  const config = mambaConfig({ ...SHAPE, nLayer: opts.layers });
+  const cm = costModel(config);
+  const cpus = os.cpus();
+  const machine = {
+    cpu: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    threads_used: 1,
+  };
+
+  log(`measuring memory-copy bandwidth and linear 512×768×768 (${opts.dtype}) throughput`);
+  const bandwidth = measureCopyBandwidth();
+  const linearFlops = measureLinearFlops(backend, opts.dtype, opts.seed);
+  log(`copy bandwidth ${(bandwidth / 1e9).toFixed(2)} GB/s, linear ${(linearFlops / 1e9).toFixed(2)} GFLOP/s`);
+
+  log(`initialising ${opts.layers}-layer weights (${opts.dtype}, seed ${opts.seed})`);
+  let t0 = performance.now();
+  let raw: Map<string, import("../src/io/raw-tensor.js").RawTensor> | null = initMambaWeights(config, opts.seed, fileDType(opts.dtype));
+  const model = await MambaLM.load(config, new WeightLoader(memoryTensorSource(raw), backend, "random"));
+  raw = null;
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const weightBytes = (config.nLayer * cm.layerMatmulParams + cm.headParams) * bytesOf(opts.dtype)
+    + (config.nLayer * cm.layerSmallParams + config.dModel) * 4;
+  log(`model ready in ${loadSeconds.toFixed(1)} s: ${(model.parameterCount / 1e6).toFixed(1)}M parameters`);
+
+  const rng = new Rng(opts.seed + 2);
+  const results: Result[] = [];
+  t0 = performance.now();
+  for (const L of opts.promptLengths) {
+    const reps = opts.prefillReps ?? (L <= 512 ? 3 : 1);
+    results.push(await benchPrefill(model, L, reps, rng, prefillFloor(config, cm, L, linearFlops)));
+  }
+  for (const B of opts.batches) {
+    results.push(await benchDecode(model, B, opts, rng, decodeFloor(config, cm, B, opts.dtype, bandwidth, linearFlops)));
+  }
+  const benchSeconds = (performance.now() - t0) / 1000;
+  model.dispose();
+
+  const header = [
+    `## Hippo CPU bench — mamba-130m shape, random weights, ${opts.dtype}${opts.quick ? " (--quick)" : ""}`,
+    "",
+    `- machine: ${machine.cpu}, ${machine.cores} cores (1 used), ${machine.memory_gib} GiB, ${machine.platform}, node ${machine.node}`,
+    `- model: d_model ${config.dModel}, ${config.nLayer} layers, vocab ${config.vocabSize}, d_state ${config.dState}, `
+      + `d_inner ${config.dInner}, d_conv ${config.dConv}; ${(model.parameterCount / 1e6).toFixed(1)}M parameters, `
+      + `${(weightBytes / 1e6).toFixed(0)} MB of weights (matrices ${opts.dtype}, small parameters f32)`,
+    `- measured: memory copy ${(bandwidth / 1e9).toFixed(2)} GB/s (one thread, read+write), `
+      + `linear 512×768×768 ${(linearFlops / 1e9).toFixed(2)} GFLOP/s (one thread, ${opts.dtype} weights)`,
+    `- floors: prefill = matmul FLOPs / linear GFLOP/s; decode = min(bytes per step / copy bandwidth, matmul FLOPs / linear GFLOP/s)`,
+    `- decode: ${opts.decodePrompt}-token prompt per row, ${opts.decodeSteps} timed steps after ${DECODE_WARMUP_STEPS} warm-up steps; `
+      + `prefill: 1 warm-up of min(L, ${PREFILL_WARMUP_MAX}) tokens; total ${benchSeconds.toFixed(0)} s`,
+    "",
+  ].join("\n");
+  process.stdout.write(`${header}\n${table(results)}\n`);
+
+  const json = {
+    machine,
+    config: {
+      model: "mamba-130m shape (random weights)",
+      d_model: config.dModel, n_layer: config.nLayer, vocab_size: config.vocabSize, d_state: config.dState,
+      d_inner: config.dInner, d_conv: config.dConv, dt_rank: config.dtRank,
+      parameters: model.parameterCount, weight_bytes: weightBytes,
+      dtype: opts.dtype, seed: opts.seed, quick: opts.quick,
+      prompt_lengths: opts.promptLengths, batches: opts.batches, decode_steps: opts.decodeSteps,
+      decode_prompt: opts.decodePrompt, decode_warmup_steps: DECODE_WARMUP_STEPS, prefill_warmup_max: PREFILL_WARMUP_MAX,
+      load_seconds: loadSeconds, bench_seconds: benchSeconds,
+    },
+    measured: { copy_bandwidth_bytes_per_s: bandwidth, linear_512x768x768_flops_per_s: linearFlops },
+    results,
+    date: new Date().toISOString(),
+  };
+  await mkdir(dirname(opts.out), { recursive: true });
+  await writeFileAtomic(opts.out, `${JSON.stringify(json, null, 2)}\n`);
+  log(`wrote ${opts.out}`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`mamba-cpu: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exit(1);
+});
