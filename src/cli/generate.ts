@@ -2,13 +2,15 @@ import { parseArgs } from "node:util";
 import { HippoError } from "../errors.js";
 import { generate, type GenerateResult } from "../generate/generate.js";
 import { loadModel } from "../models/load.js";
-import { idListFlag, intFlag, numberFlag, HELP_FLAG, parseFlags, requireString } from "./args.js";
+import { DEFAULT_MODEL_DIR } from "./default-model.js";
+import { HELP_FLAG, idListFlag, intFlag, numberFlag, parseFlags } from "./args.js";
 
-export const GENERATE_HELP = `hippo generate --model <dir> (--prompt <text> | --prompt-ids <ids>)... [options]
+export const GENERATE_HELP = `hippo generate [--model <dir>] (--prompt <text> | --prompt-ids <ids>)... [options]
 
 Streams a continuation of each prompt. Several --prompt / --prompt-ids run as one batch.
 
-  --model <dir>             model directory (config.json + weights [+ tokenizer.json])
+  --model <dir>             model directory (config.json + weights [+ tokenizer.json]);
+                            default: the tiny demo model that ships with Hippo
   --tokenizer <path>        tokenizer.json (or its directory) when the model directory has none
   --prompt <text>           a text prompt (repeatable)
   --prompt-ids <1,2,3>      a prompt as token ids (repeatable)
@@ -49,7 +51,7 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream, er
     out.write(GENERATE_HELP + "\n");
     return 0;
   }
-  const modelDir = requireString("generate", v.model, "model");
+  const modelDir = v.model ?? DEFAULT_MODEL_DIR;
   const textPrompts = v.prompt ?? [];
   const idPrompts = (v["prompt-ids"] ?? []).map((s) => idListFlag(s, "prompt-ids"));
   if (textPrompts.length + idPrompts.length === 0) throw new HippoError("generate: give --prompt <text> or --prompt-ids <ids>");
