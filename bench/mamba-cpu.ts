@@ -166,7 +166,7 @@ function measureCopyBandwidth(): number {
 
 /**
  * Our linear op (CPU backend, one thread) on x [M, 768] · w [768, 768]ᵀ with w in the bench dtype:
- * best-of-5 timing of `inner` back-to-back calls. M = 512 is the prefill-shaped problem the floors use;
+ * best-of-10 timing of `inner` back-to-back calls. M = 512 is the prefill-shaped problem the floors use;
  * M = 1 (a matrix-vector product, weights cache-resident) is reported to explain decode at batch 1.
  */
 function measureLinearFlops(backend: Backend, dtype: BenchDType, seed: number, M = 512, inner = 1): number {
@@ -185,7 +185,7 @@ function measureLinearFlops(backend: Backend, dtype: BenchDType, seed: number, M
   };
   run(); // warm-up
   let best = Infinity;
-  for (let r = 0; r < 5; r++) best = Math.min(best, run());
+  for (let r = 0; r < 10; r++) best = Math.min(best, run());
   x.dispose();
   w.dispose();
   return (2 * M * K * N * inner) / best;
