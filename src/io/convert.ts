@@ -1,14 +1,12 @@
 // RawTensor bytes -> typed arrays, and f16/bf16 bit conversions.
 // Assumes a little-endian host (every platform Node and browsers run on in practice).
 import { HippoError, shapeString } from "../errors.js";
+import { bf16ToF32, f16BitsTable, f16ToF32 } from "../tensor/half.js";
 import { FILE_DTYPE_BYTES, numelOf, type FileDType, type RawTensor } from "./raw-tensor.js";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
-  throw new Error("Hippo needs a little-endian host");
-}
 
 function checkBytes(raw: RawTensor, where: string): number {
   const n = numelOf(raw.shape);
@@ -24,34 +22,7 @@ function copyBuffer(bytes: Uint8Array): ArrayBuffer {
   return bytes.slice().buffer;
 }
 
-// Lazily built: all 65536 f16 values as f32 bit patterns (NaN payloads kept).
-let F16_TABLE: Uint32Array | undefined;
-function f16Table(): Uint32Array {
-  if (!F16_TABLE) {
-    const t = new Uint32Array(65536);
-    const tf = new Float32Array(t.buffer);
-    for (let h = 0; h < 65536; h++) {
-      const sign = h & 0x8000 ? -1 : 1;
-      const e = (h >> 10) & 0x1f;
-      const m = h & 0x3ff;
-      if (e === 31) t[h] = ((h & 0x8000) << 16) | 0x7f800000 | (m << 13);
-      else if (e === 0) tf[h] = sign * m * 2 ** -24;
-      else tf[h] = sign * (1 + m / 1024) * 2 ** (e - 15);
-    }
-    F16_TABLE = t;
-  }
-  return F16_TABLE;
-}
-
-export function f16ToF32(bits: number): number {
-  u32[0] = f16Table()[bits & 0xffff];
-  return f32[0];
-}
-
-export function bf16ToF32(bits: number): number {
-  u32[0] = (bits & 0xffff) << 16;
-  return f32[0];
-}
+export { f16ToF32, bf16ToF32 };
 
 /** f32 bit pattern -> f16 bits, round to nearest even; overflow -> inf, NaN stays NaN. */
 function f32BitsToF16(f: number): number {
@@ -98,7 +69,7 @@ export function toFloat32(raw: RawTensor, where: string): Float32Array {
     case "F64": return Float32Array.from(new Float64Array(buf));
     case "F16": {
       const src = new Uint16Array(buf);
-      const t = f16Table();
+      const t = f16BitsTable();
       const out = new Uint32Array(n);
       for (let i = 0; i < n; i++) out[i] = t[src[i]];
       return new Float32Array(out.buffer);

@@ -6,6 +6,7 @@ import { backendOf, expectFloat, expectShape } from "./validate.js";
 export function embedding(table: Tensor, ids: Tensor): Tensor {
   const b = backendOf("embedding", table, ids);
   check(table.rank === 2, `embedding: table must be [vocab, dim], got ${shapeString(table.shape)}`);
+  expectFloat("embedding", "table", table);
   check(ids.dtype === "i32", `embedding: ids must be i32, got ${ids.dtype}`);
   return b.embedding(table, ids);
 }
@@ -14,6 +15,7 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   const b = backendOf("linear", x, weight, bias);
   expectFloat("linear", "input", x);
+  expectFloat("linear", "weight", weight);
   check(weight.rank === 2, `linear: weight must be [out, in], got ${shapeString(weight.shape)}`);
   const K = weight.shape[1];
   if (x.shape[x.rank - 1] !== K) {

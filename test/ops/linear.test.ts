@@ -156,3 +156,19 @@ test("embedding: ids out of range and bad arguments are HippoErrors", () => {
   assertHippoError(() => embedding(table, tensor([1, 2], [2])), "i32");
   assertHippoError(() => embedding(tensor(new Float32Array(5), [5]), tensor(new Int32Array([0]), [1])), "[5]");
 });
+
+// -------------------------------------------------------------------------------------------------------
+
+test("linear: K = 0 gives the bias broadcast over [M, N]", async () => {
+  const y = linear(tensor([], [3, 0]), tensor([], [4, 0]), tensor([1, 2, 3, 4], [4]));
+  assert.deepEqual([...y.shape], [3, 4]);
+  assert.deepEqual([...(await y.read())], [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]);
+});
+
+test("linear: an i32 weight is a HippoError", () => {
+  assertHippoError(() => linear(tensor([1, 2], [1, 2]), tensor(new Int32Array([1, 2, 3, 4]), [2, 2])), "i32");
+});
+
+test("embedding: an i32 table is a HippoError", () => {
+  assertHippoError(() => embedding(tensor(new Int32Array([1, 2, 3, 4]), [2, 2]), tensor(new Int32Array([1]), [1])), "i32");
+});

@@ -79,7 +79,7 @@ export class CpuBackend implements Backend {
 
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     const [N, K] = weight.shape;
-    const M = x.size / K;
+    const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const out = new Float32Array(M * N);
     linearKernel(this.f32(x), M, K, { dtype: weight.dtype, data: host(weight) as Float32Array | Uint16Array }, N, this.opt(bias), out);
     return this.make([...x.shape.slice(0, -1), N], out);
@@ -151,7 +151,8 @@ export class CpuBackend implements Backend {
   }
 
   toFloat32(x: Tensor): Tensor {
-    return this.make(x.shape, this.floats(x, true) as Float32Array);
+    const values = this.floats(x, true);
+    return this.make(x.shape, values instanceof Float32Array ? values : Float32Array.from(values));
   }
 
   causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {

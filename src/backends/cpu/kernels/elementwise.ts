@@ -9,18 +9,46 @@ export function silu(x: number): number {
   return x / (1 + Math.exp(-x));
 }
 
-/** Exact GELU (erf form, torch's default), via a high-accuracy erf approximation (|err| < 1.2e-7). */
+/** Exact GELU (erf form, torch's default): 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(−x/√2). */
 export function gelu(x: number): number {
-  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+  return 0.5 * x * erfc(-x / Math.SQRT2);
 }
 
-function erf(x: number): number {
-  // Numerical Recipes erfc (Chebyshev), accurate to ~1.2e-7 everywhere.
-  const z = Math.abs(x);
-  const t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return x >= 0 ? 1 - r : r - 1;
+/** erf by its Taylor series, for |z| < 3 (double precision to ~1e-14 there). */
+function erfSeries(z: number): number {
+  const z2 = z * z;
+  let term = z;
+  let sum = z;
+  for (let n = 1; n < 80; n++) {
+    term *= -z2 / n;
+    const add = term / (2 * n + 1);
+    sum += add;
+    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+/** erfc(z) to near double precision: series near 0, a continued fraction (modified Lentz) in the tails. */
+export function erfc(z: number): number {
+  if (Math.abs(z) < 3) return 1 - erfSeries(z);
+  if (z < 0) return 2 - erfc(-z);
+  // erfc(z) = exp(-z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + ...))))
+  const tiny = 1e-300;
+  let f = z;
+  let c = z;
+  let d = 0;
+  for (let k = 1; k < 200; k++) {
+    const a = k / 2;
+    d = z + a * d;
+    d = Math.abs(d) < tiny ? tiny : d;
+    c = z + a / c;
+    c = Math.abs(c) < tiny ? tiny : c;
+    d = 1 / d;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
 }
 
 const UNARY: Record<UnaryOp, (x: number) => number> = {
