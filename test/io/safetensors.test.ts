@@ -1,3 +1,4 @@
+import { conformanceDir } from "../fixtures.js";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, mkdir, writeFile } from "node:fs/promises";
@@ -12,7 +13,7 @@ import { openSafetensorsCheckpoint } from "../../src/io/sharded.js";
 import { toFloat32 } from "../../src/io/convert.js";
 import { FILE_DTYPE_BYTES, numelOf, type FileDType, type RawTensor } from "../../src/io/raw-tensor.js";
 
-const MAMBA_TINY = resolve(process.cwd(), "../shared/conformance/mamba-tiny");
+const MAMBA_TINY = conformanceDir("mamba-tiny");
 
 function randomTensor(dtype: FileDType, shape: number[], seed: number): RawTensor {
   const bytes = new Uint8Array(numelOf(shape) * FILE_DTYPE_BYTES[dtype]);

@@ -1,3 +1,4 @@
+import { CONFORMANCE } from "../fixtures.js";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -9,7 +10,7 @@ import { unpickle } from "../../src/io/torch/unpickle.js";
 import { readEntry, readZipDirectory } from "../../src/io/torch/zip.js";
 import { buildZip, type ZipFileSpec } from "./zip-builder.js";
 
-const CONF = join(process.cwd(), "..", "shared", "conformance");
+const CONF = CONFORMANCE;
 
 // ---- minimal safetensors reader (reference data only) ----
 
