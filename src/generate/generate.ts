@@ -123,7 +123,8 @@ export async function* generate(
         const token = sampleToken(logits.subarray(r * V, (r + 1) * V), row.history, sampling, rng);
         row.tokens.push(token);
         row.history.push(token);
-        const text = advanceText(row, token, stops);
+        // The end-of-sequence token ends the row; its own text ("<|endoftext|>") is not part of the output.
+        const text = token === eos ? "" : advanceText(row, token, stops);
         if (token === eos) row.finish = "eos";
         else if (row.finish === null && row.tokens.length >= maxNewTokens) row.finish = "length";
         yield { row: row.index, token, text: row.finish ? text + flushText(row) : text };
