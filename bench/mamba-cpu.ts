@@ -16,7 +16,8 @@ import { memoryTensorSource } from "../src/io/memory-source.js";
 import { writeFileAtomic } from "../src/io/node-files.js";
 import { initMambaWeights, mambaConfig } from "../src/models/mamba/init.js";
 import type { MambaConfig } from "../src/models/mamba/config.js";
-import { MambaLM } from "../src/models/mamba/model.js";
+import { buildMambaLM } from "../src/models/mamba/model.js";
+import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { InferenceState } from "../src/models/state.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { linear, tensor } from "../src/ops/index.js";
@@ -296,7 +297,7 @@ function summarize(
 }
 
 /** One prefill: forward over [1, L] with last-position logits, read back; everything disposed. */
-async function timePrefill(model: MambaLM, ids: Int32Array): Promise<number> {
+async function timePrefill(model: SequenceLM, ids: Int32Array): Promise<number> {
   const t = tensor(ids, [1, ids.length], { backend: model.backend, dtype: "i32" });
   const t0 = performance.now();
   const out = model.forward(t, null, { logits: "last" });
@@ -309,7 +310,7 @@ async function timePrefill(model: MambaLM, ids: Int32Array): Promise<number> {
   return s;
 }
 
-async function benchPrefill(model: MambaLM, L: number, reps: number, rng: Rng, floor: Floor): Promise<Result> {
+async function benchPrefill(model: SequenceLM, L: number, reps: number, rng: Rng, floor: Floor): Promise<Result> {
   const V = model.vocabSize;
   log(`pp${L}: warm-up (${Math.min(L, PREFILL_WARMUP_MAX)} tokens)`);
   await timePrefill(model, randomIds(rng, Math.min(L, PREFILL_WARMUP_MAX), V));
@@ -323,7 +324,7 @@ async function benchPrefill(model: MambaLM, L: number, reps: number, rng: Rng, f
 }
 
 /** Prefills `prompt` tokens for each of B rows separately (as generation does) and stacks the states. */
-function prefillRows(model: MambaLM, B: number, prompt: number, rng: Rng): InferenceState {
+function prefillRows(model: SequenceLM, B: number, prompt: number, rng: Rng): InferenceState {
   const states: InferenceState[] = [];
   for (let b = 0; b < B; b++) {
     const ids = tensor(randomIds(rng, prompt, model.vocabSize), [1, prompt], { backend: model.backend, dtype: "i32" });
@@ -343,7 +344,7 @@ function prefillRows(model: MambaLM, B: number, prompt: number, rng: Rng): Infer
  * `steps` decode steps from a copy of `start`: step, read the logits back, pick each row's argmax as
  * the next token (greedy generation), dispose the old state and logits. Returns the seconds taken.
  */
-async function decodeSteps(model: MambaLM, start: InferenceState, firstIds: Int32Array, steps: number): Promise<number> {
+async function decodeSteps(model: SequenceLM, start: InferenceState, firstIds: Int32Array, steps: number): Promise<number> {
   const B = start.batch;
   const V = model.vocabSize;
   let state = start.clone();
@@ -369,7 +370,7 @@ async function decodeSteps(model: MambaLM, start: InferenceState, firstIds: Int3
   return seconds;
 }
 
-async function benchDecode(model: MambaLM, B: number, opts: Options, rng: Rng, floor: Floor): Promise<Result> {
+async function benchDecode(model: SequenceLM, B: number, opts: Options, rng: Rng, floor: Floor): Promise<Result> {
   const N = opts.decodeSteps;
   const test = `tg${N} b${B}`;
   log(`${test}: prefilling ${B} × ${opts.decodePrompt} tokens`);
@@ -434,12 +435,12 @@ async function main(): Promise<void> {
   log(`initialising ${opts.layers}-layer weights (${opts.dtype}, seed ${opts.seed})`);
   let t0 = performance.now();
   let raw: Map<string, import("../src/io/raw-tensor.js").RawTensor> | null = initMambaWeights(config, opts.seed, fileDType(opts.dtype));
-  const model = await MambaLM.load(config, new WeightLoader(memoryTensorSource(raw), backend, "random"));
+  const model = await buildMambaLM(config, new WeightLoader(memoryTensorSource(raw), backend, "random"));
   raw = null;
   const loadSeconds = (performance.now() - t0) / 1000;
   const weightBytes = (config.nLayer * cm.layerMatmulParams + cm.headParams) * bytesOf(opts.dtype)
     + (config.nLayer * cm.layerSmallParams + config.dModel) * 4;
-  log(`model ready in ${loadSeconds.toFixed(1)} s: ${(model.parameterCount / 1e6).toFixed(1)}M parameters`);
+  log(`model ready in ${loadSeconds.toFixed(1)} s: ${(model.describe().parameters / 1e6).toFixed(1)}M parameters`);
 
   const rng = new Rng(opts.seed + 2);
   const results: Result[] = [];
@@ -459,7 +460,7 @@ async function main(): Promise<void> {
     "",
     `- machine: ${machine.cpu}, ${machine.cores} cores (1 used), ${machine.memory_gib} GiB, ${machine.platform}, node ${machine.node}`,
     `- model: d_model ${config.dModel}, ${config.nLayer} layers, vocab ${config.vocabSize}, d_state ${config.dState}, `
-      + `d_inner ${config.dInner}, d_conv ${config.dConv}; ${(model.parameterCount / 1e6).toFixed(1)}M parameters, `
+      + `d_inner ${config.dInner}, d_conv ${config.dConv}; ${(model.describe().parameters / 1e6).toFixed(1)}M parameters, `
       + `${(weightBytes / 1e6).toFixed(0)} MB of weights (matrices ${opts.dtype}, small parameters f32)`,
     `- measured: memory copy ${(bandwidth / 1e9).toFixed(2)} GB/s (one thread, read+write), `
       + `linear 512×768×768 ${(linearFlops / 1e9).toFixed(2)} GFLOP/s (one thread, ${opts.dtype} weights; `
@@ -477,7 +478,7 @@ async function main(): Promise<void> {
       model: "mamba-130m shape (random weights)",
       d_model: config.dModel, n_layer: config.nLayer, vocab_size: config.vocabSize, d_state: config.dState,
       d_inner: config.dInner, d_conv: config.dConv, dt_rank: config.dtRank,
-      parameters: model.parameterCount, weight_bytes: weightBytes,
+      parameters: model.describe().parameters, weight_bytes: weightBytes,
       dtype: opts.dtype, seed: opts.seed, quick: opts.quick,
       prompt_lengths: opts.promptLengths, batches: opts.batches, decode_steps: opts.decodeSteps,
       decode_prompt: opts.decodePrompt, decode_warmup_steps: DECODE_WARMUP_STEPS, prefill_warmup_max: PREFILL_WARMUP_MAX,

@@ -15,5 +15,6 @@ export { getBackend, registerBackend } from "./backends/registry.js";
 export type { Backend } from "./backends/backend.js";
 export { HippoError } from "./errors.js";
 export { readSafetensors, encodeSafetensors } from "./io/safetensors.js";
-export { MambaLM } from "./models/mamba/model.js";
+export { buildMambaLM } from "./models/mamba/model.js";
+export { SequenceLM } from "./models/sequence-lm.js";
 export { initMambaWeights, mambaConfig, mambaHfConfigJson } from "./models/mamba/init.js";

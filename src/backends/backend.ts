@@ -37,6 +37,56 @@ export interface CausalConv1dArgs {
   activation: "silu" | null;
 }
 
+/** Mamba-2's SSD (state-space duality) over a sequence, or one step of it. */
+export interface SsdArgs {
+  /** [B, L, H, P] inputs per head. */
+  x: Tensor;
+  /** [B, L, H] raw time steps (before bias, softplus and clamping). */
+  dt: Tensor;
+  /** [H] negative decay rates (A = -exp(A_log)). */
+  A: Tensor;
+  /** [B, L, G, N] grouped input and output projections; head h uses group h / (H / G). */
+  B: Tensor;
+  C: Tensor;
+  /** [H] or [H * P] skip, or null. */
+  D: Tensor | null;
+  /** [H] added to dt before softplus, or null. */
+  dtBias: Tensor | null;
+  dtSoftplus: boolean;
+  /** dt is clamped to [dtMin, dtMax] after softplus. */
+  dtMin: number;
+  dtMax: number;
+  /** [B, H, P, N] state before the first step, or null for zeros. */
+  state: Tensor | null;
+  /** Chunk length of the chunked algorithm (ignored by the one-step update). */
+  chunkSize: number;
+}
+
+export interface AttentionArgs {
+  /** [B, L, Hq, D] queries. */
+  q: Tensor;
+  /** [B, T, Hkv, D] keys and [B, T, Hkv, Dv] values; Hq is a multiple of Hkv (grouped-query attention). */
+  k: Tensor;
+  v: Tensor;
+  /** i32 [B]: absolute position of each row's first query; query i sees keys 0..queryStart+i (causal). */
+  queryStart: Tensor;
+  scale: number;
+}
+
+export interface RopeArgs {
+  /** [B, L, H, D]. */
+  x: Tensor;
+  /** i32 [B]: absolute position of each row's first token. */
+  start: Tensor;
+  /** Leading dims rotated (even, at most D); the rest pass through. */
+  rotaryDim: number;
+  base: number;
+  /** Positions are divided by this (linear RoPE scaling); 1 = none. */
+  positionScale: number;
+  /** GPT-J style pairs (2i, 2i+1) instead of halves (GPT-NeoX / Llama rotate_half). */
+  interleaved: boolean;
+}
+
 /**
  * The op table: everything a model needs from a backend. Backends know nothing of models; adding a
  * backend means implementing this interface. Ops take and return Tensors of this backend and never
@@ -67,12 +117,32 @@ export interface Backend {
   concat0(parts: readonly Tensor[]): Tensor;
   /** Rows [start, start+length) of axis 0. */
   slice0(x: Tensor, start: number, length: number): Tensor;
+  /** Same values in a new shape of equal size (row-major). May share storage with x. */
+  reshape(x: Tensor, shape: readonly number[]): Tensor;
   /** Widens f16/bf16 (or copies f32) to f32. */
   toFloat32(x: Tensor): Tensor;
+
+  /** Zero-pads or truncates axis 1 to `length` (KV caches of rows stacked into one batch). */
+  resizeAxis1(x: Tensor, length: number): Tensor;
+  /**
+   * Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]); the result has
+   * max(offset) + L rows on axis 1 (KV-cache append).
+   */
+  writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor;
+  /** y·silu(z), RMS-normalised over groups of `groupSize` channels, times weight (gated RMSNorm). */
+  gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor;
 
   causalConv1d(args: CausalConv1dArgs): { y: Tensor; state: Tensor };
   /** Whole-sequence selective scan (prefill / training). */
   selectiveScan(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
   /** One decoding step: the same recurrence for L = 1, state in, state out. */
   selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
+  /** Mamba-2 SSD over a sequence by the chunked algorithm: matrix products within chunks, state passed between them. */
+  ssdChunked(args: SsdArgs): { y: Tensor; state: Tensor };
+  /** One recurrent Mamba-2 step (L = 1). */
+  ssdStep(args: SsdArgs): { y: Tensor; state: Tensor };
+  /** Causal scaled dot-product attention with grouped-query heads → [B, L, Hq, Dv]. */
+  causalAttention(args: AttentionArgs): Tensor;
+  /** Rotary position embedding. */
+  rope(args: RopeArgs): Tensor;
 }

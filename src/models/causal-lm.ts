@@ -35,8 +35,10 @@ export interface CausalLM {
 
 export interface LayerDescription {
   kind: string;
-  /** Recurrent state tensors per sequence: name → shape without the batch axis. */
+  /** Fixed-size recurrent state per sequence: name → shape without the batch axis. */
   state: Record<string, number[]>;
+  /** State that grows by one entry per token (KV cache): name → shape of one token's entry. */
+  cachePerToken?: Record<string, number[]>;
 }
 
 export interface ModelDescription {

@@ -3,7 +3,7 @@ import type { ConfigReader } from "./config-json.js";
 import type { CausalLM } from "./causal-lm.js";
 import type { WeightLoader } from "./weights.js";
 import { parseHfMambaConfig, parseMambaSsmConfig } from "./mamba/config.js";
-import { MambaLM } from "./mamba/model.js";
+import { buildMambaLM } from "./mamba/model.js";
 
 /** A checkpoint layout Hippo can load: how to recognise its config, parse it and build the model. */
 export interface ModelFamily {
@@ -23,12 +23,12 @@ export const MODEL_FAMILIES: ModelFamily[] = [
   {
     name: "mamba (Hugging Face MambaForCausalLM)",
     matches: (c) => c.raw.model_type === "mamba",
-    load: (c, w) => MambaLM.load(parseHfMambaConfig(c), w),
+    load: (c, w) => buildMambaLM(parseHfMambaConfig(c), w),
   },
   {
     name: "mamba (mamba_ssm MambaLMHeadModel)",
     matches: (c) => mambaSsmLayer(c) === "Mamba1",
-    load: (c, w) => MambaLM.load(parseMambaSsmConfig(c), w),
+    load: (c, w) => buildMambaLM(parseMambaSsmConfig(c), w),
   },
 ];
 

@@ -1,6 +1,7 @@
 import type { Tensor } from "../tensor/tensor.js";
 import { causalConv1d, linear, selectiveScan, selectiveStateUpdate, splitLast } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
+import type { LayerContext, SequenceLayer } from "./layer.js";
 
 export interface MambaMixerWeights {
   inProj: Tensor; // [2E, D]
@@ -28,20 +29,30 @@ export interface MambaMixerShape {
  * selective scan with softplus(dt_proj(dt) + bias), D skip and silu(z) gate; out_proj.
  * `forward` runs the whole sequence at once; `step` one token from the carried state.
  */
-export class MambaMixer {
+export class MambaMixer implements SequenceLayer {
+  readonly kind = "mamba";
+
   constructor(readonly w: MambaMixerWeights, readonly shape: MambaMixerShape) {}
 
-  /** Zero state for `batch` rows: the conv window and the SSM state. */
+  /** The conv window (last K-1 inputs) and the SSM state, per sequence. */
   stateShapes(): Record<string, number[]> {
     const { dInner, dState, dConv } = this.shape;
     return { conv: [dConv - 1, dInner], ssm: [dInner, dState] };
   }
 
-  forward(hidden: Tensor, state: LayerState | null): { y: Tensor; state: LayerState } {
+  cacheShapesPerToken(): Record<string, number[]> {
+    return {};
+  }
+
+  weights(): Tensor[] {
+    return Object.values(this.w).filter((t): t is Tensor => t !== null);
+  }
+
+  forward(hidden: Tensor, state: LayerState | null, _ctx?: LayerContext): { y: Tensor; state: LayerState } {
     return this.run(hidden, state, false);
   }
 
-  step(hidden: Tensor, state: LayerState): { y: Tensor; state: LayerState } {
+  step(hidden: Tensor, state: LayerState, _ctx?: LayerContext): { y: Tensor; state: LayerState } {
     return this.run(hidden, state, true);
   }
 

@@ -4,4 +4,5 @@ export * from "./elementwise.js";
 export * from "./nn.js";
 export * from "./shape.js";
 export * from "./ssm.js";
+export * from "./attention.js";
 export { tidy, keep } from "../tensor/scope.js";

@@ -37,3 +37,13 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: n
   if (bias) expectShape("layerNorm", "bias", bias, [x.shape[x.rank - 1]]);
   return b.layerNorm(x, weight, bias, eps);
 }
+
+/** Mamba-2's gated RMSNorm: rmsnorm(y · silu(z)) over groups of `groupSize` channels, times weight. */
+export function gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
+  const b = backendOf("gatedRmsNorm", y, z, weight);
+  const E = y.shape[y.rank - 1];
+  expectShape("gatedRmsNorm", "gate", z, y.shape);
+  expectShape("gatedRmsNorm", "weight", weight, [E]);
+  check(groupSize > 0 && E % groupSize === 0, `gatedRmsNorm: group size ${groupSize} does not divide width ${E}`);
+  return b.gatedRmsNorm(y, z, weight, groupSize, eps);
+}

@@ -52,3 +52,32 @@ export function slice0(x: Tensor, start: number, length: number): Tensor {
 export function toFloat32(x: Tensor): Tensor {
   return backendOf("toFloat32", x).toFloat32(x);
 }
+
+/** The same values in another shape of the same size; one dimension may be -1 (inferred). */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const b = backendOf("reshape", x);
+  const known = shape.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
+  const free = shape.filter((d) => d === -1).length;
+  check(free <= 1, `reshape: at most one -1 in ${shapeString(shape)}`);
+  const resolved = shape.map((d) => (d === -1 ? x.size / known : d));
+  check(resolved.every((d) => Number.isInteger(d) && d >= 0) && resolved.reduce((a, d) => a * d, 1) === x.size,
+    `reshape: cannot view ${shapeString(x.shape)} as ${shapeString(shape)}`);
+  return b.reshape(x, resolved);
+}
+
+/** Zero-pads or truncates axis 1 (a KV cache's time axis) to `length`. */
+export function resizeAxis1(x: Tensor, length: number): Tensor {
+  const b = backendOf("resizeAxis1", x);
+  check(x.rank >= 2 && Number.isInteger(length) && length >= 0, `resizeAxis1: bad length ${length} for ${shapeString(x.shape)}`);
+  return b.resizeAxis1(x, length);
+}
+
+/** Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]) → [B, max(offset) + L, ...]. */
+export function writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
+  const b = backendOf("writeAxis1", cache, fresh, offsets);
+  check(cache.rank >= 2 && fresh.rank === cache.rank && fresh.shape[0] === cache.shape[0] &&
+    fresh.shape.slice(2).every((d, i) => d === cache.shape[i + 2]),
+    `writeAxis1: fresh ${shapeString(fresh.shape)} does not fit cache ${shapeString(cache.shape)}`);
+  check(offsets.dtype === "i32" && offsets.rank === 1 && offsets.shape[0] === cache.shape[0], "writeAxis1: offsets must be i32 [batch]");
+  return b.writeAxis1(cache, fresh, offsets);
+}

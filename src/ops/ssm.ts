@@ -1,5 +1,5 @@
 import { check, shapeString } from "../errors.js";
-import type { CausalConv1dArgs, SelectiveScanArgs } from "../backends/backend.js";
+import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backends/backend.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { backendOf, expectShape } from "./validate.js";
 
@@ -47,4 +47,38 @@ export function selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; stat
   checkScanArgs("selectiveStateUpdate", args);
   check(args.u.shape[1] === 1, `selectiveStateUpdate: one step takes length 1, got ${args.u.shape[1]}`);
   return b.selectiveStateUpdate(args);
+}
+
+function checkSsdArgs(op: string, a: SsdArgs): void {
+  check(a.x.rank === 4, `${op}: x must be [batch, length, heads, head_dim], got ${shapeString(a.x.shape)}`);
+  const [B, L, H, P] = a.x.shape;
+  check(a.B.rank === 4 && a.B.shape[0] === B && a.B.shape[1] === L, `${op}: B has shape ${shapeString(a.B.shape)}, expected [${B}, ${L}, groups, d_state]`);
+  const [, , G, N] = a.B.shape;
+  check(H % G === 0, `${op}: ${H} heads are not a multiple of ${G} groups`);
+  expectShape(op, "C", a.C, [B, L, G, N]);
+  expectShape(op, "dt", a.dt, [B, L, H]);
+  expectShape(op, "A", a.A, [H]);
+  if (a.D) check(a.D.rank === 1 && (a.D.shape[0] === H || a.D.shape[0] === H * P), `${op}: D has shape ${shapeString(a.D.shape)}, expected [${H}] or [${H * P}]`);
+  if (a.dtBias) expectShape(op, "dtBias", a.dtBias, [H]);
+  if (a.state) expectShape(op, "state", a.state, [B, H, P, N]);
+  check(Number.isInteger(a.chunkSize) && a.chunkSize > 0, `${op}: chunk size must be a positive integer, got ${a.chunkSize}`);
+}
+
+function ssdBackend(op: string, a: SsdArgs) {
+  return backendOf(op, a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias, a.state);
+}
+
+/** Mamba-2 SSD over a whole sequence (chunked algorithm); returns outputs and the final state. */
+export function ssdChunked(args: SsdArgs): { y: Tensor; state: Tensor } {
+  const b = ssdBackend("ssdChunked", args);
+  checkSsdArgs("ssdChunked", args);
+  return b.ssdChunked(args);
+}
+
+/** One recurrent Mamba-2 step (x is [B, 1, H, P]). */
+export function ssdStep(args: SsdArgs): { y: Tensor; state: Tensor } {
+  const b = ssdBackend("ssdStep", args);
+  checkSsdArgs("ssdStep", args);
+  check(args.x.shape[1] === 1, `ssdStep: one step takes length 1, got ${args.x.shape[1]}`);
+  return b.ssdStep(args);
 }

@@ -5,15 +5,16 @@ import { getBackend } from "../../src/backends/registry.js";
 import { HippoError } from "../../src/errors.js";
 import { memoryTensorSource } from "../../src/io/memory-source.js";
 import { initMambaWeights, mambaConfig } from "../../src/models/mamba/init.js";
-import { MambaLM } from "../../src/models/mamba/model.js";
+import { buildMambaLM } from "../../src/models/mamba/model.js";
+import type { SequenceLM } from "../../src/models/sequence-lm.js";
 import { WeightLoader } from "../../src/models/weights.js";
 import { tensor } from "../../src/ops/index.js";
 import { tokenizerFromJson } from "../../src/tokenizer/tokenizer.js";
 import { byteLevelTokenizerJson, BYTE_EOS_ID } from "../../src/tokenizer/byte-level.js";
 
-async function byteModel(seed = 3): Promise<MambaLM> {
+async function byteModel(seed = 3): Promise<SequenceLM> {
   const config = { ...mambaConfig({ dModel: 32, nLayer: 2, vocabSize: 257 }), eosTokenId: BYTE_EOS_ID };
-  return MambaLM.load(config, new WeightLoader(memoryTensorSource(initMambaWeights(config, seed)), getBackend("cpu"), "random"));
+  return buildMambaLM(config, new WeightLoader(memoryTensorSource(initMambaWeights(config, seed)), getBackend("cpu"), "random"));
 }
 
 const greedy = { temperature: 0 };

@@ -4,17 +4,18 @@ import { Rng } from "../../src/generate/rng.js";
 import { getBackend } from "../../src/backends/registry.js";
 import { memoryTensorSource } from "../../src/io/memory-source.js";
 import { initMambaWeights, mambaConfig } from "../../src/models/mamba/init.js";
-import { MambaLM } from "../../src/models/mamba/model.js";
+import { buildMambaLM } from "../../src/models/mamba/model.js";
+import type { SequenceLM } from "../../src/models/sequence-lm.js";
 import { InferenceState } from "../../src/models/state.js";
 import { WeightLoader } from "../../src/models/weights.js";
 import { tensor } from "../../src/ops/index.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import { relativeL2 } from "../fixtures.js";
 
-async function randomModel(seed: number, shape = { dModel: 24, nLayer: 2, vocabSize: 37, dState: 5, dConv: 3 }): Promise<MambaLM> {
+async function randomModel(seed: number, shape = { dModel: 24, nLayer: 2, vocabSize: 37, dState: 5, dConv: 3 }): Promise<SequenceLM> {
   const config = mambaConfig(shape);
   const weights = new WeightLoader(memoryTensorSource(initMambaWeights(config, seed)), getBackend("cpu"), "random");
-  return MambaLM.load(config, weights);
+  return buildMambaLM(config, weights);
 }
 
 function randomIds(rng: Rng, n: number, vocab: number): Int32Array {

@@ -2,11 +2,13 @@ import { check, shapeString } from "../../errors.js";
 import type { DType, HostArray } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { Backend, BinaryOp, CausalConv1dArgs, SelectiveScanArgs, UnaryOp } from "../backend.js";
+import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, RopeArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import { causalAttentionKernel, ropeKernel } from "./kernels/attention.js";
+import { ssdChunkedKernel, ssdStepKernel, type SsdBuffers, type SsdDims } from "./kernels/ssd.js";
 import { causalConv1dKernel } from "./kernels/conv.js";
 import { binaryKernel, unaryKernel } from "./kernels/elementwise.js";
 import { linearKernel } from "./kernels/linear.js";
-import { layerNormKernel, rmsNormKernel } from "./kernels/norm.js";
+import { gatedRmsNormKernel, layerNormKernel, rmsNormKernel } from "./kernels/norm.js";
 import { selectiveScanKernel, selectiveStateUpdateKernel, type ScanBuffers } from "./kernels/scan.js";
 
 /** CPU tensors hold a typed array: Float32Array (f32), Uint16Array (f16/bf16 bits) or Int32Array (i32). */
@@ -150,6 +152,11 @@ export class CpuBackend implements Backend {
     return this.make([length, ...x.shape.slice(1)], out);
   }
 
+  reshape(x: Tensor, shape: readonly number[]): Tensor {
+    // Typed arrays are immutable here (ops never write into inputs), so sharing is safe.
+    return new Tensor(this, [...shape], x.dtype, host(x));
+  }
+
   toFloat32(x: Tensor): Tensor {
     const values = this.floats(x, true);
     return this.make(x.shape, values instanceof Float32Array ? values : Float32Array.from(values));
@@ -188,5 +195,82 @@ export class CpuBackend implements Backend {
     const state = new Float32Array(B * E * N);
     selectiveStateUpdateKernel(this.scanBuffers(a), B, E, N, y, state);
     return { y: this.make(a.u.shape, y), state: this.make([B, E, N], state) };
+  }
+
+  resizeAxis1(x: Tensor, length: number): Tensor {
+    const [B, T] = x.shape;
+    const inner = x.shape.slice(2).reduce((a, b) => a * b, 1);
+    const src = this.f32(x);
+    const out = new Float32Array(B * length * inner);
+    const keep = Math.min(T, length) * inner;
+    for (let b = 0; b < B; b++) out.set(src.subarray(b * T * inner, b * T * inner + keep), b * length * inner);
+    return this.make([B, length, ...x.shape.slice(2)], out);
+  }
+
+  writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
+    const [B, T] = cache.shape;
+    const L = fresh.shape[1];
+    const inner = fresh.shape.slice(2).reduce((a, b) => a * b, 1);
+    const off = host(offsets) as Int32Array;
+    let length = 0;
+    for (let b = 0; b < B; b++) length = Math.max(length, off[b] + L);
+    const out = new Float32Array(B * length * inner);
+    const src = this.f32(cache);
+    const add = this.f32(fresh);
+    for (let b = 0; b < B; b++) {
+      check(off[b] >= 0 && off[b] <= T, `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
+      out.set(src.subarray(b * T * inner, (b * T + off[b]) * inner), b * length * inner);
+      out.set(add.subarray(b * L * inner, (b + 1) * L * inner), (b * length + off[b]) * inner);
+    }
+    return this.make([B, length, ...cache.shape.slice(2)], out);
+  }
+
+  gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
+    const out = new Float32Array(y.size);
+    gatedRmsNormKernel(this.f32(y), this.f32(z), this.f32(weight), groupSize, eps, out);
+    return this.make(y.shape, out);
+  }
+
+  private ssdBuffers(a: SsdArgs): { p: SsdBuffers; d: SsdDims } {
+    const [Bsz, L, H, P] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    return {
+      p: {
+        x: this.f32(a.x), dt: this.f32(a.dt), A: this.f32(a.A), B: this.f32(a.B), C: this.f32(a.C), D: this.opt(a.D),
+        dtBias: this.opt(a.dtBias), dtSoftplus: a.dtSoftplus, dtMin: a.dtMin, dtMax: a.dtMax, state: this.opt(a.state),
+      },
+      d: { Bsz, L, H, P, G, N },
+    };
+  }
+
+  ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
+    const { p, d } = this.ssdBuffers(a);
+    const y = new Float32Array(a.x.size);
+    const state = new Float32Array(d.Bsz * d.H * d.P * d.N);
+    ssdChunkedKernel(p, d, a.chunkSize, y, state);
+    return { y: this.make(a.x.shape, y), state: this.make([d.Bsz, d.H, d.P, d.N], state) };
+  }
+
+  ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
+    const { p, d } = this.ssdBuffers(a);
+    const y = new Float32Array(a.x.size);
+    const state = new Float32Array(d.Bsz * d.H * d.P * d.N);
+    ssdStepKernel(p, d, y, state);
+    return { y: this.make(a.x.shape, y), state: this.make([d.Bsz, d.H, d.P, d.N], state) };
+  }
+
+  causalAttention(a: AttentionArgs): Tensor {
+    const [B, L, Hq, D] = a.q.shape;
+    const [, T, Hkv, Dv] = a.v.shape;
+    const out = new Float32Array(B * L * Hq * Dv);
+    causalAttentionKernel(this.f32(a.q), this.f32(a.k), this.f32(a.v), host(a.queryStart) as Int32Array, B, L, T, Hq, Hkv, D, Dv, a.scale, out);
+    return this.make([B, L, Hq, Dv], out);
+  }
+
+  rope(a: RopeArgs): Tensor {
+    const [B, L, H, D] = a.x.shape;
+    const out = new Float32Array(a.x.size);
+    ropeKernel(this.f32(a.x), host(a.start) as Int32Array, B, L, H, D, a.rotaryDim, a.base, a.positionScale, a.interleaved, out);
+    return this.make(a.x.shape, out);
   }
 }

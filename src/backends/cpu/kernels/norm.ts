@@ -29,3 +29,21 @@ export function layerNormKernel(
     for (let i = 0; i < D; i++) out[o + i] = (x[o + i] - mean) * inv * w[i] + (b ? b[i] : 0);
   }
 }
+
+/** Gated RMSNorm (Mamba-2): v = y·silu(z); each group of `groupSize` channels is RMS-normalised; times w. */
+export function gatedRmsNormKernel(
+  y: Float32Array, z: Float32Array, w: Float32Array, groupSize: number, eps: number, out: Float32Array,
+): void {
+  for (let o = 0; o < y.length; o += groupSize) {
+    let ss = 0;
+    for (let i = 0; i < groupSize; i++) {
+      const zi = z[o + i];
+      const v = y[o + i] * (zi / (1 + Math.exp(-zi)));
+      out[o + i] = v;
+      ss += v * v;
+    }
+    const inv = 1 / Math.sqrt(ss / groupSize + eps);
+    const wo = o % w.length;
+    for (let i = 0; i < groupSize; i++) out[o + i] = out[o + i] * inv * w[wo + i];
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Causal attention, grouped-query: q [Bsz, L, Hq, D], k [Bsz, T, Hkv, D], v [Bsz, T, Hkv, Dv].
+ * Query i of row b sits at absolute position qStart[b] + i and sees keys 0..that position.
+ * Softmax in float64 with the running maximum subtracted.
+ */
+export function causalAttentionKernel(
+  q: Float32Array, k: Float32Array, v: Float32Array, qStart: Int32Array,
+  Bsz: number, L: number, T: number, Hq: number, Hkv: number, D: number, Dv: number, scale: number, out: Float32Array,
+): void {
+  const group = Hq / Hkv;
+  const scores = new Float64Array(T);
+  const acc = new Float64Array(Dv);
+  for (let b = 0; b < Bsz; b++) {
+    for (let i = 0; i < L; i++) {
+      const visible = Math.min(T, qStart[b] + i + 1);
+      for (let h = 0; h < Hq; h++) {
+        const kh = Math.floor(h / group);
+        const qo = ((b * L + i) * Hq + h) * D;
+        let max = -Infinity;
+        for (let j = 0; j < visible; j++) {
+          const ko = ((b * T + j) * Hkv + kh) * D;
+          let s = 0;
+          for (let e = 0; e < D; e++) s += q[qo + e] * k[ko + e];
+          s *= scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        acc.fill(0);
+        let sum = 0;
+        for (let j = 0; j < visible; j++) {
+          const w = Math.exp(scores[j] - max);
+          sum += w;
+          const vo = ((b * T + j) * Hkv + kh) * Dv;
+          for (let e = 0; e < Dv; e++) acc[e] += w * v[vo + e];
+        }
+        const oo = ((b * L + i) * Hq + h) * Dv;
+        for (let e = 0; e < Dv; e++) out[oo + e] = visible > 0 ? acc[e] / sum : 0;
+      }
+    }
+  }
+}
+
+/** Rotary embedding on [Bsz, L, H, D]: the first `rotaryDim` dims rotate by position · base^(−2i/rotaryDim). */
+export function ropeKernel(
+  x: Float32Array, start: Int32Array, Bsz: number, L: number, H: number, D: number,
+  rotaryDim: number, base: number, positionScale: number, interleaved: boolean, out: Float32Array,
+): void {
+  out.set(x);
+  const half = rotaryDim / 2;
+  // Frequencies in float32, as torch computes inv_freq and the angles.
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(base, (2 * i) / rotaryDim);
+  for (let b = 0; b < Bsz; b++) {
+    for (let t = 0; t < L; t++) {
+      const pos = Math.fround((start[b] + t) / positionScale);
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(pos * invFreq[i]);
+        const c = Math.cos(angle);
+        const s = Math.sin(angle);
+        for (let h = 0; h < H; h++) {
+          const o = ((b * L + t) * H + h) * D;
+          const i1 = interleaved ? o + 2 * i : o + i;
+          const i2 = interleaved ? o + 2 * i + 1 : o + i + half;
+          const x1 = x[i1];
+          const x2 = x[i2];
+          out[i1] = x1 * c - x2 * s;
+          out[i2] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+}

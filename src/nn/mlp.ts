@@ -1,0 +1,58 @@
+import type { Tensor } from "../tensor/tensor.js";
+import { gelu, linear, mul, relu2, silu, splitLast } from "../ops/index.js";
+import type { LayerState } from "../models/state.js";
+import { type SequenceLayer } from "./layer.js";
+
+export type MlpActivation = "relu2" | "gelu" | "silu";
+
+export interface MlpWeights {
+  /** [hidden, D] (plain), or the gate and up projections of a gated MLP. */
+  up: Tensor;
+  upBias: Tensor | null;
+  /** Gated MLPs: [hidden, D] gate projection, or null when `up` is fused [2·hidden, D] (mamba_ssm GatedMLP: value, then gate). */
+  gate: Tensor | null;
+  down: Tensor;
+  downBias: Tensor | null;
+}
+
+/**
+ * Position-wise MLP: plain act(up(x)) → down (NemotronH relu², GPT-style GELU), or gated
+ * act(gate(x)) · up(x) → down (Llama / mamba_ssm GatedMLP with SiLU).
+ */
+export class Mlp implements SequenceLayer {
+  readonly kind = "mlp";
+
+  constructor(readonly w: MlpWeights, readonly activation: MlpActivation, readonly gated: boolean) {}
+
+  stateShapes(): Record<string, number[]> {
+    return {};
+  }
+
+  cacheShapesPerToken(): Record<string, number[]> {
+    return {};
+  }
+
+  weights(): Tensor[] {
+    return [this.w.up, this.w.upBias, this.w.gate, this.w.down, this.w.downBias].filter((t): t is Tensor => t !== null);
+  }
+
+  private act(x: Tensor): Tensor {
+    return this.activation === "relu2" ? relu2(x) : this.activation === "gelu" ? gelu(x) : silu(x);
+  }
+
+  forward(x: Tensor, _state: LayerState | null): { y: Tensor; state: LayerState } {
+    let hidden: Tensor;
+    if (!this.gated) hidden = this.act(linear(x, this.w.up, this.w.upBias));
+    else if (this.w.gate) hidden = mul(this.act(linear(x, this.w.gate)), linear(x, this.w.up, this.w.upBias));
+    else {
+      const width = this.w.up.shape[0] / 2;
+      const [value, gate] = splitLast(linear(x, this.w.up, this.w.upBias), [width, width]);
+      hidden = mul(value, this.act(gate));
+    }
+    return { y: linear(hidden, this.w.down, this.w.downBias), state: {} };
+  }
+
+  step(x: Tensor, state: LayerState): { y: Tensor; state: LayerState } {
+    return this.forward(x, state);
+  }
+}
