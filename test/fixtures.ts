@@ -15,11 +15,13 @@ export function conformanceDir(name: string): string {
   return dir;
 }
 
-/** Every Mamba fixture: shared ones and ours. */
-export function mambaFixtureDirs(): string[] {
+/** Every language-model fixture of the Mamba families and hybrids: shared ones and ours. */
+export function modelFixtureDirs(): string[] {
   return [
     conformanceDir("mamba-tiny"),
     conformanceDir("mamba-tiny-ssm"),
+    conformanceDir("mamba2-tiny"),
+    conformanceDir("hybrid-tiny"),
     ...["mamba-tiny-bf16", "mamba-tiny-f16-sharded", "mamba-tiny-ssm-bf16", "mamba-odd"].map((n) => join(LOCAL_FIXTURES, n)),
   ];
 }

@@ -22,7 +22,8 @@ Streams a continuation of each prompt. Several --prompt / --prompt-ids run as on
   --repetition-penalty <r>  1 = off (default 1)
   --seed <n>                sampler seed; the same seed gives the same text (default: random)
   --stop <text>             stop a row when its text contains this (repeatable)
-  --ignore-eos              keep going past the end-of-sequence token
+  --ignore-eos              keep going past the end-of-sequence token (default with --prompt-ids)
+  --stop-at-eos             stop at the end-of-sequence token (default with --prompt)
   --json                    print one JSON object (tokens, text, ...) instead of streaming
   --backend <name>          cpu (default)`;
 
@@ -40,6 +41,7 @@ const OPTIONS = {
   seed: { type: "string" },
   stop: { type: "string", multiple: true },
   "ignore-eos": { type: "boolean" },
+  "stop-at-eos": { type: "boolean" },
   json: { type: "boolean" },
   backend: { type: "string" },
 } as const;
@@ -74,13 +76,17 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream, er
   const prompts = [...textPrompts.map((p) => tokenizer!.encode(p)), ...idPrompts];
   prompts.forEach((p, i) => { if (p.length === 0) throw new HippoError(`prompt ${i + 1} encodes to no tokens`); });
 
+  if (v["ignore-eos"] && v["stop-at-eos"]) throw new HippoError("generate: --ignore-eos and --stop-at-eos contradict each other");
+  // Text prompts stop at the end-of-sequence token, as chat/completion users expect; raw --prompt-ids
+  // runs produce exactly --max-new-tokens tokens, as reference greedy continuations are compared.
+  const stopAtEos = v["stop-at-eos"] || (!v["ignore-eos"] && idPrompts.length === 0);
   const stream = !v.json && prompts.length === 1;
   const started = performance.now();
   let firstTokenAt = 0;
   let generated = 0;
   if (stream && textPrompts.length === 1) out.write(textPrompts[0]);
   const it = generate(model, prompts, {
-    maxNewTokens, sampling, seed, stop: v.stop, tokenizer, eosTokenId: v["ignore-eos"] ? null : undefined,
+    maxNewTokens, sampling, seed, stop: v.stop, tokenizer, eosTokenId: stopAtEos ? undefined : null,
   });
   let results: GenerateResult[];
   for (;;) {

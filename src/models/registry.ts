@@ -4,6 +4,8 @@ import type { CausalLM } from "./causal-lm.js";
 import type { WeightLoader } from "./weights.js";
 import { parseHfMambaConfig, parseMambaSsmConfig } from "./mamba/config.js";
 import { buildMambaLM } from "./mamba/model.js";
+import { buildHfMamba2 } from "./mamba2/model.js";
+import { buildNemotronH } from "./nemotron-h/model.js";
 
 /** A checkpoint layout Hippo can load: how to recognise its config, parse it and build the model. */
 export interface ModelFamily {
@@ -24,6 +26,16 @@ export const MODEL_FAMILIES: ModelFamily[] = [
     name: "mamba (Hugging Face MambaForCausalLM)",
     matches: (c) => c.raw.model_type === "mamba",
     load: (c, w) => buildMambaLM(parseHfMambaConfig(c), w),
+  },
+  {
+    name: "mamba2 (Hugging Face Mamba2ForCausalLM)",
+    matches: (c) => c.raw.model_type === "mamba2",
+    load: buildHfMamba2,
+  },
+  {
+    name: "nemotron_h (NemotronHForCausalLM)",
+    matches: (c) => c.raw.model_type === "nemotron_h",
+    load: buildNemotronH,
   },
   {
     name: "mamba (mamba_ssm MambaLMHeadModel)",

@@ -13,7 +13,7 @@ import { hippo } from "./run-cli.js";
 const DEMO = "models/hippo-demo";
 const tmp = mkdtempSync(join(tmpdir(), "hippo-cli-"));
 
-for (const dir of [conformanceDir("mamba-tiny"), conformanceDir("mamba-tiny-ssm"), join(LOCAL_FIXTURES, "mamba-odd")]) {
+for (const dir of ["mamba-tiny", "mamba-tiny-ssm", "mamba2-tiny", "hybrid-tiny"].map(conformanceDir).concat(join(LOCAL_FIXTURES, "mamba-odd"))) {
   test(`generate --prompt-ids --temperature 0 --json reproduces greedy_ids (${dir})`, async () => {
     const io = await readReferenceIo(dir);
     const expected = io.greedyIds.slice(io.promptIds.length);

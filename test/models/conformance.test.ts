@@ -4,9 +4,9 @@ import { test } from "node:test";
 import { generateAll } from "../../src/generate/generate.js";
 import { loadModel } from "../../src/models/load.js";
 import { tensor } from "../../src/ops/index.js";
-import { mambaFixtureDirs, readReferenceIo, relativeL2 } from "../fixtures.js";
+import { modelFixtureDirs, readReferenceIo, relativeL2 } from "../fixtures.js";
 
-for (const dir of mambaFixtureDirs()) {
+for (const dir of modelFixtureDirs()) {
   test(`${basename(dir)}: full-forward logits match the reference within 1e-4`, async () => {
     const { model } = await loadModel(dir);
     const io = await readReferenceIo(dir);
