@@ -119,6 +119,7 @@ export async function loadMlp(
     up: await w.matrix(`${prefix}.${keys.up}.weight`, [upRows, dModel], why),
     upBias: bias ? await w.vector(`${prefix}.${keys.up}.bias`, [upRows], why) : null,
     gate: layout === "gated" ? await w.matrix(`${prefix}.${keys.gate!}.weight`, [hidden, dModel], why) : null,
+    gateBias: layout === "gated" && bias ? await w.vector(`${prefix}.${keys.gate!}.bias`, [hidden], why) : null,
     down: await w.matrix(`${prefix}.${keys.down}.weight`, [dModel, hidden], why),
     downBias: bias ? await w.vector(`${prefix}.${keys.down}.bias`, [dModel], why) : null,
   }, act, layout !== "plain");

@@ -34,6 +34,9 @@ async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
+/** Tensors checkpoints carry that no model reads: tied LM heads saved anyway, rotary caches, masks. */
+const IGNORABLE_TENSORS = /(^lm_head\.weight$)|(\.inv_freq$)|(\.masked_bias$)|(\.attn\.bias$)/;
+
 const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "model.pt"];
 
 async function openWeights(dir: string): Promise<{ source: TensorSource; file: string }> {
@@ -72,6 +75,11 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   try {
     const weights = new WeightLoader(source, backend, file);
     const model = await family.load(config, weights);
+    const unused = weights.unused().filter((n) => !IGNORABLE_TENSORS.test(n));
+    if (unused.length > 0) {
+      throw new HippoError(`${file}: ${unused.length} tensor(s) not used by the model config.json describes ` +
+        `(${unused.slice(0, 4).join(", ")}${unused.length > 4 ? ", …" : ""}); the checkpoint and its config disagree`);
+    }
     const tokenizerPath = options.tokenizer ?? ((await exists(join(dir, "tokenizer.json"))) ? dir : null);
     const tokenizer = tokenizerPath ? await loadTokenizer(tokenizerPath) : null;
     return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused() };

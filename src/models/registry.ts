@@ -6,6 +6,7 @@ import { parseHfMambaConfig, parseMambaSsmConfig } from "./mamba/config.js";
 import { buildMambaLM } from "./mamba/model.js";
 import { buildHfMamba2 } from "./mamba2/model.js";
 import { buildNemotronH } from "./nemotron-h/model.js";
+import { buildLlama } from "./llama/model.js";
 
 /** A checkpoint layout Hippo can load: how to recognise its config, parse it and build the model. */
 export interface ModelFamily {
@@ -36,6 +37,11 @@ export const MODEL_FAMILIES: ModelFamily[] = [
     name: "nemotron_h (NemotronHForCausalLM)",
     matches: (c) => c.raw.model_type === "nemotron_h",
     load: buildNemotronH,
+  },
+  {
+    name: "llama (LlamaForCausalLM)",
+    matches: (c) => c.raw.model_type === "llama",
+    load: buildLlama,
   },
   {
     name: "mamba (mamba_ssm MambaLMHeadModel)",

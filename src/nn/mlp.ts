@@ -11,6 +11,7 @@ export interface MlpWeights {
   upBias: Tensor | null;
   /** Gated MLPs: [hidden, D] gate projection, or null when `up` is fused [2·hidden, D] (mamba_ssm GatedMLP: value, then gate). */
   gate: Tensor | null;
+  gateBias: Tensor | null;
   down: Tensor;
   downBias: Tensor | null;
 }
@@ -33,7 +34,7 @@ export class Mlp implements SequenceLayer {
   }
 
   weights(): Tensor[] {
-    return [this.w.up, this.w.upBias, this.w.gate, this.w.down, this.w.downBias].filter((t): t is Tensor => t !== null);
+    return Object.values(this.w).filter((t): t is Tensor => t !== null);
   }
 
   private act(x: Tensor): Tensor {
@@ -43,7 +44,7 @@ export class Mlp implements SequenceLayer {
   forward(x: Tensor, _state: LayerState | null): { y: Tensor; state: LayerState } {
     let hidden: Tensor;
     if (!this.gated) hidden = this.act(linear(x, this.w.up, this.w.upBias));
-    else if (this.w.gate) hidden = mul(this.act(linear(x, this.w.gate)), linear(x, this.w.up, this.w.upBias));
+    else if (this.w.gate) hidden = mul(this.act(linear(x, this.w.gate, this.w.gateBias)), linear(x, this.w.up, this.w.upBias));
     else {
       const width = this.w.up.shape[0] / 2;
       const [value, gate] = splitLast(linear(x, this.w.up, this.w.upBias), [width, width]);
