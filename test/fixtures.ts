@@ -22,7 +22,7 @@ export function modelFixtureDirs(): string[] {
     conformanceDir("mamba-tiny-ssm"),
     conformanceDir("mamba2-tiny"),
     conformanceDir("hybrid-tiny"),
-    ...["mamba-tiny-bf16", "mamba-tiny-f16-sharded", "mamba-tiny-ssm-bf16", "mamba-odd", "llama-tiny", "llama-odd"].map((n) => join(LOCAL_FIXTURES, n)),
+    ...["mamba-tiny-bf16", "mamba-tiny-f16-sharded", "mamba-tiny-ssm-bf16", "mamba-odd", "llama-tiny", "llama-odd", "mamba2-ssm-tiny", "mamba2attn-ssm-tiny"].map((n) => join(LOCAL_FIXTURES, n)),
   ];
 }
 

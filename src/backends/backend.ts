@@ -1,7 +1,7 @@
 import type { DType, HostArray } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 
-export type UnaryOp = "silu" | "softplus" | "exp" | "neg" | "gelu" | "relu" | "relu2";
+export type UnaryOp = "silu" | "softplus" | "exp" | "neg" | "gelu" | "relu" | "relu2" | "gelu_tanh";
 export type BinaryOp = "add" | "mul" | "sub";
 
 /** Parameters of the selective scan (Mamba's S6), mamba_ssm's selective_scan_fn semantics. */
@@ -88,6 +88,62 @@ export interface RopeArgs {
 }
 
 /**
+ * Inputs of an H3-style gated long convolution. u, v, q are [B, L, H·P] with channel h·P + d. Head h
+ * convolves the P² sequences x[d1, d2] = u[h, d1]·v[h, d2] (just u without v) with its kernel, adds
+ * D[h]·x, and output channel h·P + d2 is Σ_d1 q[h, d1]·z[d1, d2] (just z without q). Without v and q,
+ * P = 1 and this is a plain per-channel long convolution with a skip.
+ */
+export interface GatedConvInput {
+  u: Tensor;
+  v: Tensor | null;
+  q: Tensor | null;
+  /** P: channels per head. */
+  headDim: number;
+  /** [H] skip weights, or null. */
+  D: Tensor | null;
+}
+
+export interface FftConvArgs extends GatedConvInput {
+  /** [H, K] causal kernels: output t sees x[t − j]·kernel[j]; taps past the sequence length are ignored. */
+  kernel: Tensor;
+}
+
+/** A diagonal (S4D) SSM per head, in continuous time; backends discretise it (in f64 on the CPU). */
+export interface DiagSsmParams {
+  /** [H] log step sizes. */
+  logDt: Tensor;
+  /** [H, N, 2] diagonal state matrix as (real, imaginary), N complex modes (conjugates implied). */
+  A: Tensor;
+  /** [H, N, 2] input and output projections. */
+  B: Tensor;
+  C: Tensor;
+  discretization: "bilinear" | "zoh";
+}
+
+export interface DiagSsmConvArgs extends GatedConvInput {
+  ssm: DiagSsmParams;
+  /** [B, H, P, P, N, 2] complex state of every convolved channel before the first step, or null for zeros. */
+  state: Tensor | null;
+  /** Longer sequences are convolved in chunks of this many steps, the SSM state passed between them. */
+  chunkSize: number;
+}
+
+/** H3's shift SSM: s_t = shift(s_{t−1}) + B·u_t, y_t = C·s_t + D·u_t per channel (an N-tap FIR filter). */
+export interface ShiftSsmArgs {
+  /** [B, L, C] input. */
+  u: Tensor;
+  /** [C, N] FIR taps from shiftSsmTaps(B, C). */
+  taps: Tensor;
+  /** [C, N] input and output vectors. */
+  B: Tensor;
+  C: Tensor;
+  /** [C] skip, or null. */
+  D: Tensor | null;
+  /** [B, C, N] state before the first step, or null for zeros. */
+  state: Tensor | null;
+}
+
+/**
  * The op table: everything a model needs from a backend. Backends know nothing of models; adding a
  * backend means implementing this interface. Ops take and return Tensors of this backend and never
  * block; only `read` is async.
@@ -145,4 +201,17 @@ export interface Backend {
   causalAttention(args: AttentionArgs): Tensor;
   /** Rotary position embedding. */
   rope(args: RopeArgs): Tensor;
+
+  /** Long causal convolution with explicit kernels by one FFT block (gated, with skip) → [B, L, H·P]. */
+  fftConv(args: FftConvArgs): Tensor;
+  /** The diagonal SSMs' convolution kernels [H, length] (Vandermonde sums). */
+  diagSsmKernel(ssm: DiagSsmParams, length: number): Tensor;
+  /** Diagonal SSM over a sequence as an FFT convolution, chunked with state passing; returns the final state. */
+  diagSsmConv(args: DiagSsmConvArgs): { y: Tensor; state: Tensor };
+  /** One recurrent step of the same SSM (L = 1). */
+  diagSsmStep(args: DiagSsmConvArgs): { y: Tensor; state: Tensor };
+  /** The shift SSM's FIR taps [C, N] from B and C [C, N]. */
+  shiftSsmTaps(B: Tensor, C: Tensor): Tensor;
+  /** Shift SSM over a sequence (any L; L = 1 is one recurrent step), state in, state out. */
+  shiftSsm(args: ShiftSsmArgs): { y: Tensor; state: Tensor };
 }

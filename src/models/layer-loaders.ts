@@ -79,6 +79,8 @@ export interface AttentionKeys {
   v?: string;
   qkv?: string;
   o: string;
+  /** Depthwise conv over the fused qkv (mamba_ssm MHA d_conv), with its kernel size. */
+  qkvConv?: { name: string; kernel: number; bias: boolean };
 }
 
 export async function loadAttention(
@@ -100,6 +102,8 @@ export async function loadAttention(
     qkvBias: fused ? await vec(keys.qkv!, qkvRows, bias.qkv) : null,
     o: await w.matrix(`${prefix}.${keys.o}.weight`, [dModel, H * hd], why),
     oBias: await vec(keys.o, dModel, bias.o),
+    qkvConv: keys.qkvConv ? await convWeight(w, `${prefix}.${keys.qkvConv.name}.weight`, qkvRows, keys.qkvConv.kernel, why) : null,
+    qkvConvBias: keys.qkvConv?.bias ? await w.vector(`${prefix}.${keys.qkvConv.name}.bias`, [qkvRows], why) : null,
   }, s);
 }
 

@@ -2,7 +2,8 @@ import { HippoError } from "../errors.js";
 import type { ConfigReader } from "./config-json.js";
 import type { CausalLM } from "./causal-lm.js";
 import type { WeightLoader } from "./weights.js";
-import { parseHfMambaConfig, parseMambaSsmConfig } from "./mamba/config.js";
+import { parseHfMambaConfig } from "./mamba/config.js";
+import { buildMambaSsm, mambaSsmLayer } from "./mamba-ssm/model.js";
 import { buildMambaLM } from "./mamba/model.js";
 import { buildHfMamba2 } from "./mamba2/model.js";
 import { buildNemotronH } from "./nemotron-h/model.js";
@@ -13,13 +14,6 @@ export interface ModelFamily {
   name: string;
   matches(config: ConfigReader): boolean;
   load(config: ConfigReader, weights: WeightLoader): Promise<CausalLM>;
-}
-
-/** mamba_ssm configs carry no model_type; ssm_cfg.layer names the mixer (absent means Mamba1). */
-function mambaSsmLayer(c: ConfigReader): string | null {
-  if (c.has("model_type") || !c.has("d_model") || !c.has("n_layer")) return null;
-  const layer = c.section("ssm_cfg").raw.layer;
-  return typeof layer === "string" ? layer : "Mamba1";
 }
 
 export const MODEL_FAMILIES: ModelFamily[] = [
@@ -44,16 +38,16 @@ export const MODEL_FAMILIES: ModelFamily[] = [
     load: buildLlama,
   },
   {
-    name: "mamba (mamba_ssm MambaLMHeadModel)",
-    matches: (c) => mambaSsmLayer(c) === "Mamba1",
-    load: (c, w) => buildMambaLM(parseMambaSsmConfig(c), w),
+    name: "mamba_ssm MambaLMHeadModel (Mamba1, Mamba2, attention, MLP)",
+    matches: (c) => mambaSsmLayer(c) === "Mamba1" || mambaSsmLayer(c) === "Mamba2",
+    load: buildMambaSsm,
   },
 ];
 
 export function findFamily(config: ConfigReader): ModelFamily {
   const family = MODEL_FAMILIES.find((f) => f.matches(config));
   if (family) return family;
-  const supported = "supported: model_type 'mamba', or a mamba_ssm config (d_model, n_layer, ssm_cfg) with a Mamba1 layer";
+  const supported = "supported: model_type mamba, mamba2, nemotron_h, llama, hippo_hybrid, or a mamba_ssm config (d_model, n_layer, ssm_cfg) with Mamba1/Mamba2 layers";
   const layer = mambaSsmLayer(config);
   if (layer) throw new HippoError(`${config.file}: mamba_ssm layer '${layer}' is not supported (${supported})`);
   if (config.has("model_type")) {

@@ -1,5 +1,5 @@
 import type { Tensor } from "../tensor/tensor.js";
-import { causalAttention, linear, reshape, rope, splitLast, writeAxis1, zeros } from "../ops/index.js";
+import { causalAttention, causalConv1d, linear, reshape, rope, splitLast, writeAxis1, zeros } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
 import type { LayerContext, SequenceLayer } from "./layer.js";
 
@@ -32,6 +32,9 @@ export interface AttentionWeights {
   qkvBias: Tensor | null;
   o: Tensor;
   oBias: Tensor | null;
+  /** mamba_ssm MHA with d_conv > 0: a depthwise causal conv over the fused q, k, v ([qkvDim, K]), no activation. */
+  qkvConv: Tensor | null;
+  qkvConvBias: Tensor | null;
 }
 
 /**
@@ -44,7 +47,8 @@ export class Attention implements SequenceLayer {
   constructor(readonly w: AttentionWeights, readonly shape: AttentionShape) {}
 
   stateShapes(): Record<string, number[]> {
-    return {};
+    const conv = this.w.qkvConv;
+    return conv ? { conv: [conv.shape[1] - 1, conv.shape[0]] } : {};
   }
 
   cacheShapesPerToken(): Record<string, number[]> {
@@ -56,17 +60,25 @@ export class Attention implements SequenceLayer {
     return Object.values(this.w).filter((t): t is Tensor => t !== null);
   }
 
-  private project(x: Tensor): [Tensor, Tensor, Tensor] {
+  private project(x: Tensor, state: LayerState | null): { q: Tensor; k: Tensor; v: Tensor; conv: Tensor | null } {
     const { numHeads: H, numKvHeads: Hkv, headDim: hd } = this.shape;
     const { w } = this;
-    if (w.qkv) return splitLast(linear(x, w.qkv, w.qkvBias), [H * hd, Hkv * hd, Hkv * hd]) as [Tensor, Tensor, Tensor];
-    return [linear(x, w.q!, w.qBias), linear(x, w.k!, w.kBias), linear(x, w.v!, w.vBias)];
+    if (!w.qkv) return { q: linear(x, w.q!, w.qBias), k: linear(x, w.k!, w.kBias), v: linear(x, w.v!, w.vBias), conv: null };
+    let qkv = linear(x, w.qkv, w.qkvBias);
+    let conv: Tensor | null = null;
+    if (w.qkvConv) {
+      const out = causalConv1d({ x: qkv, weight: w.qkvConv, bias: w.qkvConvBias, state: state?.conv ?? null, activation: null });
+      qkv = out.y;
+      conv = out.state;
+    }
+    const [q, k, v] = splitLast(qkv, [H * hd, Hkv * hd, Hkv * hd]);
+    return { q, k, v, conv };
   }
 
   forward(x: Tensor, state: LayerState | null, ctx: LayerContext): { y: Tensor; state: LayerState } {
     const { numHeads: H, numKvHeads: Hkv, headDim: hd, rotary, scale } = this.shape;
     const [B, L] = x.shape;
-    const [qFlat, kFlat, vFlat] = this.project(x);
+    const { q: qFlat, k: kFlat, v: vFlat, conv } = this.project(x, state);
     let q = reshape(qFlat, [B, L, H, hd]);
     let k = reshape(kFlat, [B, L, Hkv, hd]);
     const v = reshape(vFlat, [B, L, Hkv, hd]);
@@ -79,7 +91,7 @@ export class Attention implements SequenceLayer {
     const kCache = writeAxis1(state?.k ?? empty(), k, ctx.positionsTensor);
     const vCache = writeAxis1(state?.v ?? empty(), v, ctx.positionsTensor);
     const attended = causalAttention({ q, k: kCache, v: vCache, queryStart: ctx.positionsTensor, scale });
-    return { y: linear(reshape(attended, [B, L, H * hd]), this.w.o, this.w.oBias), state: { k: kCache, v: vCache } };
+    return { y: linear(reshape(attended, [B, L, H * hd]), this.w.o, this.w.oBias), state: conv ? { k: kCache, v: vCache, conv } : { k: kCache, v: vCache } };
   }
 
   step(x: Tensor, state: LayerState, ctx: LayerContext): { y: Tensor; state: LayerState } {

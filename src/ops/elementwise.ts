@@ -26,6 +26,8 @@ export const gelu = (x: Tensor): Tensor => unary("gelu", x);
 export const relu = (x: Tensor): Tensor => unary("relu", x);
 /** relu(x)², NemotronH's MLP activation. */
 export const relu2 = (x: Tensor): Tensor => unary("relu2", x);
+/** GELU, tanh approximation (flash_attn / GPT-2 MLPs). */
+export const geluTanh = (x: Tensor): Tensor => unary("gelu_tanh", x);
 /** a + b, with b broadcast over a's leading dims. */
 export const add = (a: Tensor, b: Tensor): Tensor => binary("add", a, b);
 export const mul = (a: Tensor, b: Tensor): Tensor => binary("mul", a, b);

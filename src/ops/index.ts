@@ -5,4 +5,5 @@ export * from "./nn.js";
 export * from "./shape.js";
 export * from "./ssm.js";
 export * from "./attention.js";
+export * from "./fftconv.js";
 export { tidy, keep } from "../tensor/scope.js";

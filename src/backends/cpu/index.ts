@@ -3,6 +3,7 @@ import type { DType, HostArray } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, RopeArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import type { DiagSsmConvArgs, DiagSsmParams, FftConvArgs, GatedConvInput, ShiftSsmArgs } from "../backend.js";
 import { causalAttentionKernel, ropeKernel } from "./kernels/attention.js";
 import { ssdChunkedKernel, ssdStepKernel, type SsdBuffers, type SsdDims } from "./kernels/ssd.js";
 import { causalConv1dKernel } from "./kernels/conv.js";
@@ -10,6 +11,9 @@ import { binaryKernel, unaryKernel } from "./kernels/elementwise.js";
 import { linearKernel } from "./kernels/linear.js";
 import { gatedRmsNormKernel, layerNormKernel, rmsNormKernel } from "./kernels/norm.js";
 import { selectiveScanKernel, selectiveStateUpdateKernel, type ScanBuffers } from "./kernels/scan.js";
+import { diagSsmConvKernel, diagSsmKernelKernel, diagSsmRecurrenceKernel, discretizeDiagSsm, type DiagSsmHost } from "./kernels/diag-ssm.js";
+import { fftConvKernel, type GatedConvDims, type GatedConvInputs } from "./kernels/long-conv.js";
+import { shiftSsmKernel, shiftSsmTapsKernel } from "./kernels/shift-ssm.js";
 
 /** CPU tensors hold a typed array: Float32Array (f32), Uint16Array (f16/bf16 bits) or Int32Array (i32). */
 function host(t: Tensor): HostArray {
@@ -272,5 +276,68 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(a.x.size);
     ropeKernel(this.f32(a.x), host(a.start) as Int32Array, B, L, H, D, a.rotaryDim, a.base, a.positionScale, a.interleaved, out);
     return this.make(a.x.shape, out);
+  }
+
+  private gatedInput(a: GatedConvInput): { inp: GatedConvInputs; dims: GatedConvDims } {
+    const [B, L, C] = a.u.shape;
+    return {
+      inp: { u: this.f32(a.u), v: this.opt(a.v), q: this.opt(a.q) },
+      dims: { B, L, H: C / a.headDim, P: a.headDim },
+    };
+  }
+
+  private diagSsm(p: DiagSsmParams): DiagSsmHost {
+    const [H, N] = p.A.shape;
+    return discretizeDiagSsm(this.f32(p.logDt), this.f32(p.A), this.f32(p.B), this.f32(p.C), H, N, p.discretization);
+  }
+
+  fftConv(a: FftConvArgs): Tensor {
+    const { inp, dims } = this.gatedInput(a);
+    const y = new Float32Array(a.u.size);
+    fftConvKernel(inp, dims, this.f32(a.kernel), a.kernel.shape[1], this.opt(a.D), y);
+    return this.make(a.u.shape, y);
+  }
+
+  diagSsmKernel(p: DiagSsmParams, length: number): Tensor {
+    const ssm = this.diagSsm(p);
+    const out = new Float32Array(ssm.H * length);
+    diagSsmKernelKernel(ssm, length, out);
+    return this.make([ssm.H, length], out);
+  }
+
+  private diagSsmRun(a: DiagSsmConvArgs, step: boolean): { y: Tensor; state: Tensor } {
+    const { inp, dims } = this.gatedInput(a);
+    const ssm = this.diagSsm(a.ssm);
+    const y = new Float32Array(a.u.size);
+    const stateShape = [dims.B, dims.H, dims.P, dims.P, ssm.N, 2];
+    const state = new Float32Array(stateShape.reduce((x, d) => x * d, 1));
+    if (step) diagSsmRecurrenceKernel(ssm, inp, dims, this.opt(a.D), this.opt(a.state), y, state);
+    else diagSsmConvKernel(ssm, inp, dims, this.opt(a.D), this.opt(a.state), a.chunkSize, y, state);
+    return { y: this.make(a.u.shape, y), state: this.make(stateShape, state) };
+  }
+
+  diagSsmConv(a: DiagSsmConvArgs): { y: Tensor; state: Tensor } {
+    return this.diagSsmRun(a, false);
+  }
+
+  diagSsmStep(a: DiagSsmConvArgs): { y: Tensor; state: Tensor } {
+    return this.diagSsmRun(a, true);
+  }
+
+  shiftSsmTaps(B: Tensor, C: Tensor): Tensor {
+    const [Ch, N] = B.shape;
+    const taps = new Float32Array(Ch * N);
+    shiftSsmTapsKernel(this.f32(B), this.f32(C), Ch, N, taps);
+    return this.make([Ch, N], taps);
+  }
+
+  shiftSsm(a: ShiftSsmArgs): { y: Tensor; state: Tensor } {
+    const [Bsz, L, Ch] = a.u.shape;
+    const N = a.taps.shape[1];
+    const y = new Float32Array(a.u.size);
+    const state = new Float32Array(Bsz * Ch * N);
+    shiftSsmKernel(this.f32(a.u), this.f32(a.taps), this.f32(a.B), this.f32(a.C), this.opt(a.D), this.opt(a.state),
+      { Bsz, L, Ch, N }, y, state);
+    return { y: this.make(a.u.shape, y), state: this.make([Bsz, Ch, N], state) };
   }
 }

@@ -51,31 +51,3 @@ export function parseHfMambaConfig(c: ConfigReader): MambaConfig {
     bosTokenId: c.optionalInt("bos_token_id"),
   };
 }
-
-/** mamba_ssm MambaConfig (state-spaces/mamba-*): d_model, n_layer, ssm_cfg, pad_vocab_size_multiple. */
-export function parseMambaSsmConfig(c: ConfigReader): MambaConfig {
-  const dModel = c.positiveInt("d_model");
-  const ssm = c.section("ssm_cfg");
-  const multiple = c.positiveInt("pad_vocab_size_multiple", 8);
-  const vocab = c.positiveInt("vocab_size");
-  const expand = ssm.positiveInt("expand", 2);
-  return {
-    family: "mamba",
-    layout: "mamba_ssm",
-    dModel,
-    nLayer: c.positiveInt("n_layer"),
-    // mamba_ssm pads the embedding (and LM head) up to a multiple, e.g. 50277 -> 50280.
-    vocabSize: Math.ceil(vocab / multiple) * multiple,
-    dState: ssm.positiveInt("d_state", 16),
-    dConv: ssm.positiveInt("d_conv", 4),
-    dInner: expand * dModel,
-    dtRank: dtRankOf(ssm.raw.dt_rank, dModel, ssm.file),
-    convBias: ssm.bool("conv_bias", true),
-    projBias: ssm.bool("bias", false),
-    rmsNorm: c.bool("rms_norm", true),
-    normEps: c.number("norm_epsilon", 1e-5),
-    tieEmbeddings: c.bool("tie_embeddings", true),
-    // GPT-NeoX tokenizer's <|endoftext|>, which the state-spaces checkpoints use.
-    eosTokenId: c.optionalInt("eos_token_id") ?? 0,
-  };
-}

@@ -51,6 +51,11 @@ export function erfc(z: number): number {
   return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
 }
 
+/** GELU with the tanh approximation (torch's approximate="tanh"; GPT-2 and flash_attn's MLPs). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+}
+
 const UNARY: Record<UnaryOp, (x: number) => number> = {
   silu,
   softplus,
@@ -59,6 +64,7 @@ const UNARY: Record<UnaryOp, (x: number) => number> = {
   gelu,
   relu: (x) => (x > 0 ? x : 0),
   relu2: (x) => (x > 0 ? x * x : 0),
+  gelu_tanh: geluTanh,
 };
 
 export function unaryKernel(op: UnaryOp, x: Float32Array, out: Float32Array): void {
