@@ -38,8 +38,9 @@ export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promi
       model: modelDir, architecture: desc.architecture, family: desc.family, parameters: desc.parameters,
       d_model: desc.dModel, n_layer: desc.nLayer, vocab_size: desc.vocabSize, weights_file: loaded.weightsFile,
       weight_dtypes: loaded.weightDtypes, unused_tensors: loaded.unusedTensors, tokenizer: loaded.tokenizer !== null,
-      layers: desc.layers.map((l, i) => ({ ...l, state_bytes: mem.layers[i].stateBytes })),
-      state_bytes_per_sequence: mem.stateBytesPerSequence, context,
+      layers: desc.layers.map((l, i) => ({ ...l, state_bytes: mem.layers[i].stateBytes, kv_cache_bytes: mem.layers[i].kvCacheBytes })),
+      state_bytes_per_sequence: mem.stateBytesPerSequence, kv_cache_bytes_per_sequence: mem.kvCacheBytesPerSequence,
+      total_bytes_per_sequence: mem.totalBytesPerSequence, context,
       transformer_kv_cache_bytes: mem.transformerKvBytes, config: desc.config,
     }, null, 2) + "\n");
     loaded.model.dispose();
@@ -54,16 +55,22 @@ export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promi
   if (loaded.unusedTensors.length) lines.push(`unused        ${loaded.unusedTensors.length} tensors: ${loaded.unusedTensors.slice(0, 5).join(", ")}${loaded.unusedTensors.length > 5 ? ", …" : ""}`);
   lines.push(`tokenizer     ${loaded.tokenizer ? "tokenizer.json" : "none (pass --tokenizer to generate from text)"}`);
   lines.push("");
-  lines.push("layer  kind    recurrent state per sequence (f32)");
+  lines.push(`layer  kind       state (f32)  KV cache at ${context} (f32)  shapes per sequence`);
   desc.layers.forEach((l, i) => {
-    const shapes = Object.entries(l.state).map(([k, s]) => `${k} [${s.join(", ")}]`).join(" + ");
-    lines.push(`${String(i).padStart(5)}  ${l.kind.padEnd(6)}  ${formatBytes(mem.layers[i].stateBytes).padStart(10)}  ${shapes}`);
+    const shapes = [
+      ...Object.entries(l.state).map(([k, s]) => `${k} [${s.join(", ")}]`),
+      ...Object.entries(l.cachePerToken ?? {}).map(([k, s]) => `${k} [tokens, ${s.join(", ")}]`),
+    ].join(" + ") || "none";
+    const m = mem.layers[i];
+    lines.push(`${String(i).padStart(5)}  ${l.kind.padEnd(9)}  ${formatBytes(m.stateBytes).padStart(11)}  ${formatBytes(m.kvCacheBytes).padStart(21)}  ${shapes}`);
   });
   lines.push("");
-  lines.push(`recurrent state, all layers:  ${formatBytes(mem.stateBytesPerSequence)} per sequence, at any context length`);
-  lines.push(`Transformer KV cache (same d_model ${desc.dModel}, ${desc.nLayer} layers) at ${context} tokens: ` +
-    `${formatBytes(mem.transformerKvBytes.f16)} (f16), ${formatBytes(mem.transformerKvBytes.f32)} (f32) per sequence ` +
-    `— ${(mem.transformerKvBytes.f32 / mem.stateBytesPerSequence).toFixed(1)}× the SSM state at f32`);
+  lines.push(`per sequence at ${context} tokens: ${formatBytes(mem.totalBytesPerSequence)} ` +
+    `(recurrent state ${formatBytes(mem.stateBytesPerSequence)}, constant; KV cache ${formatBytes(mem.kvCacheBytesPerSequence)}, grows with context)`);
+  const ratio = mem.transformerKvBytes.f32 / Math.max(1, mem.totalBytesPerSequence);
+  lines.push(`a Transformer of the same width (${desc.dModel}) and depth (${desc.nLayer}) would cache ` +
+    `${formatBytes(mem.transformerKvBytes.f32)} (f32) / ${formatBytes(mem.transformerKvBytes.f16)} (f16) per sequence at ${context} tokens ` +
+    `— ${ratio.toFixed(1)}× this model at f32`);
   out.write(lines.join("\n") + "\n");
   loaded.model.dispose();
   return 0;

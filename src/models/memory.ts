@@ -3,34 +3,40 @@ import type { ModelDescription } from "./causal-lm.js";
 export interface LayerMemory {
   layer: number;
   kind: string;
-  /** Recurrent state per sequence, f32. */
+  /** Fixed-size recurrent state per sequence (conv windows, SSM states), f32. */
   stateBytes: number;
+  /** KV cache per sequence at the report's context length, f32 (0 for SSM and MLP layers). */
+  kvCacheBytes: number;
 }
 
 export interface MemoryReport {
   layers: LayerMemory[];
-  stateBytesPerSequence: number;
   context: number;
-  /** KV cache per sequence of a Transformer with the same width and depth, at `context` tokens. */
+  stateBytesPerSequence: number;
+  kvCacheBytesPerSequence: number;
+  /** Everything a sequence carries between tokens at `context` tokens. */
+  totalBytesPerSequence: number;
+  /** KV cache per sequence of a Transformer with the same width and depth (K and V of d_model per layer and token). */
   transformerKvBytes: { f32: number; f16: number };
 }
 
-/**
- * Recurrent-state bytes per layer against the KV cache a Transformer of the same width and depth
- * (K and V of d_model each, per layer, per token) would hold at `context` tokens.
- */
+const F32 = 4;
+const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Per-layer recurrent-state and KV-cache bytes at `context` tokens, against a same-shaped Transformer's KV cache. */
 export function memoryReport(desc: ModelDescription, context: number): MemoryReport {
   const layers = desc.layers.map((l, i) => ({
     layer: i,
     kind: l.kind,
-    stateBytes: Object.values(l.state).reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1) * 4, 0),
+    stateBytes: Object.values(l.state).reduce((sum, s) => sum + product(s) * F32, 0),
+    kvCacheBytes: Object.values(l.cachePerToken ?? {}).reduce((sum, s) => sum + product(s) * F32 * context, 0),
   }));
+  const state = layers.reduce((s, l) => s + l.stateBytes, 0);
+  const kv = layers.reduce((s, l) => s + l.kvCacheBytes, 0);
   const kvElements = 2 * desc.nLayer * desc.dModel * context;
   return {
-    layers,
-    stateBytesPerSequence: layers.reduce((s, l) => s + l.stateBytes, 0),
-    context,
-    transformerKvBytes: { f32: kvElements * 4, f16: kvElements * 2 },
+    layers, context, stateBytesPerSequence: state, kvCacheBytesPerSequence: kv, totalBytesPerSequence: state + kv,
+    transformerKvBytes: { f32: kvElements * F32, f16: kvElements * 2 },
   };
 }
 

@@ -8,6 +8,9 @@ import { buildMambaLM } from "./mamba/model.js";
 import { buildHfMamba2 } from "./mamba2/model.js";
 import { buildNemotronH } from "./nemotron-h/model.js";
 import { buildLlama } from "./llama/model.js";
+import { buildHybrid } from "./hybrid/model.js";
+import { isH3Config, parseH3Config } from "./h3/config.js";
+import { buildH3LM } from "./h3/model.js";
 
 /** A checkpoint layout Hippo can load: how to recognise its config, parse it and build the model. */
 export interface ModelFamily {
@@ -33,9 +36,20 @@ export const MODEL_FAMILIES: ModelFamily[] = [
     load: buildNemotronH,
   },
   {
+    name: "hippo_hybrid (Hippo's layer-pattern hybrids)",
+    matches: (c) => c.raw.model_type === "hippo_hybrid",
+    load: buildHybrid,
+  },
+  {
     name: "llama (LlamaForCausalLM)",
     matches: (c) => c.raw.model_type === "llama",
     load: buildLlama,
+  },
+  {
+    // Before mamba_ssm: H3 configs share its d_model / n_layer / ssm_cfg fields and have no model_type.
+    name: "h3 (HazyResearch/H3 SSMLMHeadModel)",
+    matches: isH3Config,
+    load: (c, w) => buildH3LM(parseH3Config(c), w),
   },
   {
     name: "mamba_ssm MambaLMHeadModel (Mamba1, Mamba2, attention, MLP)",
@@ -47,7 +61,7 @@ export const MODEL_FAMILIES: ModelFamily[] = [
 export function findFamily(config: ConfigReader): ModelFamily {
   const family = MODEL_FAMILIES.find((f) => f.matches(config));
   if (family) return family;
-  const supported = "supported: model_type mamba, mamba2, nemotron_h, llama, hippo_hybrid, or a mamba_ssm config (d_model, n_layer, ssm_cfg) with Mamba1/Mamba2 layers";
+  const supported = "supported: model_type mamba, mamba2, nemotron_h, llama, hippo_hybrid, h3, an H3 config (d_model, n_layer, d_inner, ssm_cfg.mode), or a mamba_ssm config (d_model, n_layer, ssm_cfg) with Mamba1/Mamba2 layers";
   const layer = mambaSsmLayer(config);
   if (layer) throw new HippoError(`${config.file}: mamba_ssm layer '${layer}' is not supported (${supported})`);
   if (config.has("model_type")) {

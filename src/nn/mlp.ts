@@ -1,9 +1,10 @@
 import type { Tensor } from "../tensor/tensor.js";
-import { gelu, linear, mul, relu2, silu, splitLast } from "../ops/index.js";
+import { gelu, geluTanh, linear, mul, relu2, silu, splitLast } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
 import { type SequenceLayer } from "./layer.js";
 
-export type MlpActivation = "relu2" | "gelu" | "silu";
+/** gelu_tanh: the tanh approximation (flash_attn / H3 MLPs). */
+export type MlpActivation = "relu2" | "gelu" | "silu" | "gelu_tanh";
 
 export interface MlpWeights {
   /** [hidden, D] (plain), or the gate and up projections of a gated MLP. */
@@ -38,7 +39,12 @@ export class Mlp implements SequenceLayer {
   }
 
   private act(x: Tensor): Tensor {
-    return this.activation === "relu2" ? relu2(x) : this.activation === "gelu" ? gelu(x) : silu(x);
+    switch (this.activation) {
+      case "relu2": return relu2(x);
+      case "gelu": return gelu(x);
+      case "gelu_tanh": return geluTanh(x);
+      case "silu": return silu(x);
+    }
   }
 
   forward(x: Tensor, _state: LayerState | null): { y: Tensor; state: LayerState } {
