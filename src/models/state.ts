@@ -3,7 +3,7 @@ import type { Backend } from "../backends/backend.js";
 import { encodeSafetensors, readSafetensors } from "../io/safetensors.js";
 import { bufferSource } from "../io/byte-source.js";
 import { fromFloat32, toFloat32 } from "../io/convert.js";
-import { concat0, slice0 } from "../ops/index.js";
+import { concat0, resizeAxis1, slice0 } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { RawTensor } from "../io/raw-tensor.js";
 
@@ -52,13 +52,21 @@ export class InferenceState {
     return this.map((t) => slice0(t, start, count), this.positions.slice(start, start + count));
   }
 
-  /** Stacks states of the same model along the batch axis. */
+  /**
+   * Stacks states of the same model along the batch axis. KV caches of different lengths are zero-padded
+   * on their time axis; each row's `positions` entry says how much of it is real.
+   */
   static stack(states: readonly InferenceState[]): InferenceState {
     check(states.length > 0, "InferenceState.stack: no states");
     const first = states[0];
     for (const s of states) check(s.modelKey === first.modelKey, "InferenceState.stack: states come from different models");
-    const layers = first.layers.map((l, i) =>
-      Object.fromEntries(Object.keys(l).map((k) => [k, concat0(states.map((s) => s.layers[i][k]))])));
+    const stackKey = (i: number, k: string): Tensor => {
+      const parts = states.map((s) => s.layers[i][k]);
+      const longest = Math.max(...parts.map((t) => t.shape[1] ?? 0));
+      const padded = parts.map((t) => (t.rank >= 2 && t.shape[1] !== longest ? resizeAxis1(t, longest) : t));
+      return concat0(padded);
+    };
+    const layers = first.layers.map((l, i) => Object.fromEntries(Object.keys(l).map((k) => [k, stackKey(i, k)])));
     return new InferenceState(layers, states.flatMap((s) => s.positions), first.modelKey);
   }
 
@@ -98,7 +106,9 @@ export class InferenceState {
         const key = `layers.${i}.${name}`;
         const raw = tensors.get(key);
         if (!raw) throw new HippoError(`${where}: missing tensor '${key}'`);
+        // Cache tensors (time axis 0 in an empty state) may hold any number of tokens.
         const expected = [positions.length, ...t.shape.slice(1)];
+        if (t.rank >= 2 && t.shape[1] === 0 && raw.shape.length === t.rank) expected[1] = raw.shape[1];
         if (raw.shape.length !== expected.length || raw.shape.some((d, j) => d !== expected[j])) {
           throw new HippoError(`${where}: tensor '${key}' has shape ${shapeString(raw.shape)}, expected ${shapeString(expected)}`);
         }

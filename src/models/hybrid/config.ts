@@ -1,6 +1,7 @@
 import { HippoError } from "../../errors.js";
 import type { ConfigReader } from "../config-json.js";
 import type { MlpActivation } from "../../nn/mlp.js";
+import { mamba2Shape } from "../mamba2/model.js";
 
 /**
  * Hippo's own hybrid format: a layer pattern, one letter per pre-norm residual layer —
@@ -65,7 +66,7 @@ export function parseHybridConfig(c: ConfigReader): HybridConfig {
   const activation = String(mlp.raw.activation ?? "relu2");
   if (!["relu2", "gelu", "silu"].includes(activation)) throw new HippoError(`${mlp.file}: activation '${activation}' is not one of relu2, gelu, silu`);
   const rank = m1.raw.time_step_rank;
-  return {
+  const config: HybridConfig = {
     pattern, kinds, dModel,
     vocabSize: c.positiveInt("vocab_size"),
     normEps: c.number("norm_eps", 1e-5),
@@ -91,6 +92,17 @@ export function parseHybridConfig(c: ConfigReader): HybridConfig {
       gated: mlp.bool("gated", false), bias: mlp.bool("bias", false),
     },
   };
+  if (uses("mamba2")) hybridMamba2Shape(config, m2.file);
+  return config;
+}
+
+/** The Mamba-2 mixer shape of a hybrid (throws when heads and groups do not fit the width). */
+export function hybridMamba2Shape(h: HybridConfig, file: string) {
+  const m2 = h.mamba2;
+  return mamba2Shape(file, {
+    dModel: h.dModel, expand: m2.expand, headDim: m2.headDim, nGroups: m2.nGroups, dState: m2.dState, dConv: m2.dConv,
+    chunkSize: m2.chunkSize, dtLimit: [m2.dtMin, m2.dtMax], perGroupNorm: m2.perGroupNorm, normEps: h.normEps,
+  });
 }
 
 /** config.json of a HybridConfig (what parseHybridConfig reads back). */

@@ -1,10 +1,9 @@
 import type { SequenceLayer } from "../../nn/layer.js";
 import type { ConfigReader } from "../config-json.js";
 import { loadAttention, loadMamba2Mixer, loadMambaMixer, loadMlp, loadNorm } from "../layer-loaders.js";
-import { mamba2Shape } from "../mamba2/model.js";
 import { SequenceLM, type ResidualLayer } from "../sequence-lm.js";
 import type { WeightLoader } from "../weights.js";
-import { parseHybridConfig, type HybridConfig, type HybridLayerKind } from "./config.js";
+import { hybridMamba2Shape, parseHybridConfig, type HybridLayerKind } from "./config.js";
 
 /** Builds a Hippo hybrid (model_type "hippo_hybrid") from its pattern: one pre-norm residual layer per letter. */
 export async function buildHybrid(c: ConfigReader, w: WeightLoader): Promise<SequenceLM> {
@@ -12,10 +11,7 @@ export async function buildHybrid(c: ConfigReader, w: WeightLoader): Promise<Seq
   const D = h.dModel;
   const why = `from config: pattern '${h.pattern}', hidden_size=${D}`;
   const m2 = h.mamba2;
-  const m2Shape = h.kinds.includes("mamba2") ? mamba2Shape(c.file, {
-    dModel: D, expand: m2.expand, headDim: m2.headDim, nGroups: m2.nGroups, dState: m2.dState, dConv: m2.dConv,
-    chunkSize: m2.chunkSize, dtLimit: [m2.dtMin, m2.dtMax], perGroupNorm: m2.perGroupNorm, normEps: h.normEps,
-  }) : null;
+  const m2Shape = h.kinds.includes("mamba2") ? hybridMamba2Shape(h, c.file) : null;
   const at = h.attention;
   const load = (kind: HybridLayerKind, m: string): Promise<SequenceLayer> => {
     switch (kind) {
