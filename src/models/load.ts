@@ -80,7 +80,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       throw new HippoError(`${file}: ${unused.length} tensor(s) not used by the model config.json describes ` +
         `(${unused.slice(0, 4).join(", ")}${unused.length > 4 ? ", …" : ""}); the checkpoint and its config disagree`);
     }
-    const tokenizerPath = options.tokenizer ?? ((await exists(join(dir, "tokenizer.json"))) ? dir : null);
+    const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
+    const tokenizerPath = options.tokenizer ?? (hasTokenizer ? dir : null);
     const tokenizer = tokenizerPath ? await loadTokenizer(tokenizerPath) : null;
     return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused() };
   } finally {

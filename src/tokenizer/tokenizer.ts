@@ -1,5 +1,6 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { HippoError, check } from "../errors.js";
+import { gpt2TokenizerJson } from "./gpt2-files.js";
 
 /** What generation needs from a tokenizer. */
 export interface TextTokenizer {
@@ -88,7 +89,8 @@ export function tokenizerFromJson(json: object, config: object = {}): HfTextToke
 
 /**
  * Node only. Loads a tokenizer.json file, or a directory holding tokenizer.json plus optional
- * tokenizer_config.json and special_tokens_map.json (also read beside a file named tokenizer.json).
+ * tokenizer_config.json and special_tokens_map.json (also read beside a file named tokenizer.json),
+ * or a directory with GPT-2's vocab.json + merges.txt.
  */
 export async function loadTokenizer(pathOrDir: string): Promise<HfTextTokenizer> {
   const fs = await import("node:fs/promises");
@@ -99,6 +101,7 @@ export async function loadTokenizer(pathOrDir: string): Promise<HfTextTokenizer>
   const file = st.isDirectory() ? path.join(pathOrDir, "tokenizer.json") : pathOrDir;
   const dir = st.isDirectory() ? pathOrDir : path.basename(file) === "tokenizer.json" ? path.dirname(file) : null;
 
+  const exists = (p: string) => fs.access(p).then(() => true, () => false);
   const readJson = async (p: string, optional: boolean): Promise<Json | null> => {
     let text: string;
     try {
@@ -117,6 +120,20 @@ export async function loadTokenizer(pathOrDir: string): Promise<HfTextTokenizer>
     return v;
   };
 
+  // GPT-2 style directories (the H3 checkpoints' tokenizer) ship vocab.json + merges.txt instead.
+  if (dir !== null && st.isDirectory() && !(await exists(file)) && (await exists(path.join(dir, "vocab.json")))) {
+    const vocabPath = path.join(dir, "vocab.json");
+    const mergesPath = path.join(dir, "merges.txt");
+    check(await exists(mergesPath), `${dir}: vocab.json without merges.txt; ${hint}`);
+    const json = gpt2TokenizerJson(await fs.readFile(vocabPath, "utf8"), await fs.readFile(mergesPath, "utf8"), vocabPath);
+    const tc = await readJson(path.join(dir, "tokenizer_config.json"), true);
+    try {
+      return tokenizerFromJson(json, tc ?? {});
+    } catch (e) {
+      if (e instanceof HippoError) throw new HippoError(`${vocabPath}: ${e.message}`);
+      throw e;
+    }
+  }
   const json = (await readJson(file, false))!;
   let config: Json = {};
   if (dir !== null) {
