@@ -70,6 +70,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   }
   const config = new ConfigReader(raw, configPath);
   const family = findFamily(config);
+  family.check?.(config);
   const backend = typeof options.backend === "object" ? options.backend : getBackend(options.backend);
   const { source, file } = await openWeights(dir);
   try {

@@ -9,6 +9,7 @@ import { buildHfMamba2 } from "./mamba2/model.js";
 import { buildNemotronH } from "./nemotron-h/model.js";
 import { buildLlama } from "./llama/model.js";
 import { buildHybrid } from "./hybrid/model.js";
+import { parseHybridConfig } from "./hybrid/config.js";
 import { isH3Config, parseH3Config } from "./h3/config.js";
 import { buildH3LM } from "./h3/model.js";
 
@@ -16,6 +17,8 @@ import { buildH3LM } from "./h3/model.js";
 export interface ModelFamily {
   name: string;
   matches(config: ConfigReader): boolean;
+  /** Validates the config alone, so its errors come before any weights file is opened. */
+  check?(config: ConfigReader): void;
   load(config: ConfigReader, weights: WeightLoader): Promise<CausalLM>;
 }
 
@@ -38,6 +41,7 @@ export const MODEL_FAMILIES: ModelFamily[] = [
   {
     name: "hippo_hybrid (Hippo's layer-pattern hybrids)",
     matches: (c) => c.raw.model_type === "hippo_hybrid",
+    check: (c) => void parseHybridConfig(c),
     load: buildHybrid,
   },
   {

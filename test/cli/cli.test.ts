@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -108,4 +108,25 @@ test("the demo model's tokenizer round-trips through generate's prompt", () => {
   const r = JSON.parse(hippo("generate", "--model", DEMO, "--prompt", "naïve 😀", "--max-new-tokens", "1", "--json").stdout);
   assert.deepEqual(r.prompt_ids, [...Buffer.from("naïve 😀", "utf8")]);
   assert.ok(readFileSync(join(DEMO, "tokenizer.json"), "utf8").includes("ByteLevel"));
+});
+
+test("info on a hybrid reports per-layer recurrent state and KV cache at the given context", () => {
+  const r = hippo("info", "--model", conformanceDir("hybrid-tiny"), "--context", "1000", "--json");
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.deepEqual(info.layers.map((l: { kind: string }) => l.kind), ["mamba2", "attention", "mamba2", "mlp"]);
+  const mambaState = (3 * 192 + 8 * 16 * 16) * 4; // conv window [3, x+B+C channels] + SSM state [heads, head_dim, d_state]
+  assert.equal(info.layers[0].state_bytes, mambaState);
+  assert.equal(info.layers[1].kv_cache_bytes, 2 * 1000 * 2 * 16 * 4); // K and V, 1000 tokens, 2 KV heads × 16
+  assert.equal(info.total_bytes_per_sequence, 2 * mambaState + 2 * 1000 * 2 * 16 * 4);
+  const text = hippo("info", "--model", conformanceDir("hybrid-tiny"), "--context", "8192");
+  assert.match(text.stdout, /KV cache 2\.00 MiB, grows with context/);
+});
+
+test("a bad hybrid pattern through the CLI is a one-line error", () => {
+  const dir = mkdtempSync(join(tmpdir(), "hippo-pattern-"));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "hippo_hybrid", pattern: "M*Q", hidden_size: 8, vocab_size: 10 }));
+  const r = hippo("info", "--model", dir);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^hippo: .*config\.json: unknown letter 'Q' at position 2 of pattern 'M\*Q'/);
 });
