@@ -77,13 +77,16 @@ export function ssdChunkedKernel(p: SsdBuffers, d: SsdDims, chunk: number, y: Fl
               for (let n = 0; n < N; n++) acc += sh[o + n] * p.C[ct + n];
               CS[pp] = acc * decay;
             }
+            // Y_diag: rows x_s of the chunk weighted by M[t, s], accumulated as contiguous head vectors.
+            for (let s = 0; s <= t; s++) {
+              const w = M[t * Q + s];
+              const xs = ((b * L + t0 + s) * H + h) * P;
+              for (let pp = 0; pp < P; pp++) CS[pp] += w * p.x[xs + pp];
+            }
             const yo = (row * H + h) * P;
             for (let pp = 0; pp < P; pp++) {
-              let acc = CS[pp];
-              for (let s = 0; s <= t; s++) acc += M[t * Q + s] * p.x[((b * L + t0 + s) * H + h) * P + pp];
               const xv = p.x[yo + pp];
-              if (p.D) acc += (p.D.length === H ? p.D[h] : p.D[h * P + pp]) * xv;
-              y[yo + pp] = acc;
+              y[yo + pp] = p.D ? CS[pp] + (p.D.length === H ? p.D[h] : p.D[h * P + pp]) * xv : CS[pp];
             }
           }
           // Pass the state to the next chunk.
