@@ -6,7 +6,7 @@ import { parseHfMambaConfig } from "./mamba/config.js";
 import { buildMambaSsm, mambaSsmLayer } from "./mamba-ssm/model.js";
 import { buildMambaLM } from "./mamba/model.js";
 import { buildHfMamba2 } from "./mamba2/model.js";
-import { buildNemotronH } from "./nemotron-h/model.js";
+import { buildNemotronH, nemotronBlockKinds } from "./nemotron-h/model.js";
 import { buildLlama } from "./llama/model.js";
 import { buildHybrid } from "./hybrid/model.js";
 import { parseHybridConfig } from "./hybrid/config.js";
@@ -36,6 +36,7 @@ export const MODEL_FAMILIES: ModelFamily[] = [
   {
     name: "nemotron_h (NemotronHForCausalLM)",
     matches: (c) => c.raw.model_type === "nemotron_h",
+    check: (c) => void nemotronBlockKinds(c),
     load: buildNemotronH,
   },
   {

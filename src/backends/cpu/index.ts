@@ -286,9 +286,19 @@ export class CpuBackend implements Backend {
     };
   }
 
+  /**
+   * Discretised SSMs by their A tensor: tensors are immutable, so while A, B, C, logDt and the rule are the
+   * same objects the f64 discretisation can be reused (each decoding step would otherwise redo it).
+   */
+  private readonly discretized = new WeakMap<Tensor, { p: DiagSsmParams; host: DiagSsmHost }>();
+
   private diagSsm(p: DiagSsmParams): DiagSsmHost {
+    const hit = this.discretized.get(p.A);
+    if (hit && hit.p.logDt === p.logDt && hit.p.B === p.B && hit.p.C === p.C && hit.p.discretization === p.discretization) return hit.host;
     const [H, N] = p.A.shape;
-    return discretizeDiagSsm(this.f32(p.logDt), this.f32(p.A), this.f32(p.B), this.f32(p.C), H, N, p.discretization);
+    const host = discretizeDiagSsm(this.f32(p.logDt), this.f32(p.A), this.f32(p.B), this.f32(p.C), H, N, p.discretization);
+    this.discretized.set(p.A, { p: { ...p }, host });
+    return host;
   }
 
   fftConv(a: FftConvArgs): Tensor {

@@ -70,29 +70,117 @@ export function discretizeDiagSsm(
   return out;
 }
 
-/** Head h's kernel taps K[0..T) by the Vandermonde sum, each mode's powers by repeated multiplication. */
-export function diagSsmTaps(ssm: DiagSsmHost, h: number, T: number, out: Float64Array): void {
-  out.fill(0, 0, T);
-  for (let n = 0; n < ssm.N; n++) {
-    const i = h * ssm.N + n;
-    const ar = ssm.dAr[i], ai = ssm.dAi[i];
-    // p = C·dB·dA^l
-    let pr = ssm.Cr[i] * ssm.dBr[i] - ssm.Ci[i] * ssm.dBi[i];
-    let pi = ssm.Cr[i] * ssm.dBi[i] + ssm.Ci[i] * ssm.dBr[i];
-    for (let l = 0; l < T; l++) {
-      out[l] += 2 * pr;
-      const t = pr * ar - pi * ai;
-      pi = pr * ai + pi * ar;
-      pr = t;
+/**
+ * Per-head copies of the discretised parameters as contiguous f64 rows over the N modes, plus scratch for
+ * complex coefficients (w) and the running state (s).
+ */
+class ModeRows {
+  readonly ar: Float64Array;
+  readonly ai: Float64Array;
+  readonly br: Float64Array;
+  readonly bi: Float64Array;
+  readonly cr: Float64Array;
+  readonly ci: Float64Array;
+  readonly wr: Float64Array;
+  readonly wi: Float64Array;
+  readonly sr: Float64Array;
+  readonly si: Float64Array;
+
+  constructor(readonly N: number) {
+    [this.ar, this.ai, this.br, this.bi, this.cr, this.ci, this.wr, this.wi, this.sr, this.si] =
+      Array.from({ length: 10 }, () => new Float64Array(N));
+  }
+
+  setHead(ssm: DiagSsmHost, h: number): void {
+    const o = h * this.N;
+    this.ar.set(ssm.dAr.subarray(o, o + this.N));
+    this.ai.set(ssm.dAi.subarray(o, o + this.N));
+    this.br.set(ssm.dBr.subarray(o, o + this.N));
+    this.bi.set(ssm.dBi.subarray(o, o + this.N));
+    this.cr.set(ssm.Cr.subarray(o, o + this.N));
+    this.ci.set(ssm.Ci.subarray(o, o + this.N));
+  }
+}
+
+// The two loops below are what the diagonal SSM costs beyond the FFT. Each mode is a chain of dependent
+// complex multiplies; four modes are kept in registers at a time so the CPU overlaps their chains
+// (about 1.3× faster than one mode at a time, 2× faster than all modes through memory).
+
+/** z[j] += 2·Re(Σ_n w_n·dA_n^j) for j < T, w taken from (m.wr, m.wi): a Vandermonde sum by repeated multiplication. */
+function addVandermonde(m: ModeRows, T: number, z: Float64Array): void {
+  const { N, ar, ai, wr, wi } = m;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    let r0 = wr[n], i0 = wi[n], r1 = wr[n + 1], i1 = wi[n + 1], r2 = wr[n + 2], i2 = wi[n + 2], r3 = wr[n + 3], i3 = wi[n + 3];
+    const a0 = ar[n], b0 = ai[n], a1 = ar[n + 1], b1 = ai[n + 1], a2 = ar[n + 2], b2 = ai[n + 2], a3 = ar[n + 3], b3 = ai[n + 3];
+    for (let j = 0; j < T; j++) {
+      z[j] += 2 * (r0 + r1 + r2 + r3);
+      let t = r0 * a0 - i0 * b0; i0 = r0 * b0 + i0 * a0; r0 = t;
+      t = r1 * a1 - i1 * b1; i1 = r1 * b1 + i1 * a1; r1 = t;
+      t = r2 * a2 - i2 * b2; i2 = r2 * b2 + i2 * a2; r2 = t;
+      t = r3 * a3 - i3 * b3; i3 = r3 * b3 + i3 * a3; r3 = t;
     }
   }
+  for (; n < N; n++) {
+    let r = wr[n], i = wi[n];
+    const a = ar[n], b = ai[n];
+    for (let j = 0; j < T; j++) {
+      z[j] += 2 * r;
+      const t = r * a - i * b;
+      i = r * b + i * a;
+      r = t;
+    }
+  }
+}
+
+/** s ← dA^T·s + Σ_j dA^{T−1−j}·dB·x[j] for every mode (Horner: one complex multiply-add per input). */
+function advanceState(m: ModeRows, x: Float64Array, T: number): void {
+  const { N, ar, ai, br, bi, sr, si } = m;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    let r0 = sr[n], i0 = si[n], r1 = sr[n + 1], i1 = si[n + 1], r2 = sr[n + 2], i2 = si[n + 2], r3 = sr[n + 3], i3 = si[n + 3];
+    const a0 = ar[n], b0 = ai[n], c0 = br[n], d0 = bi[n], a1 = ar[n + 1], b1 = ai[n + 1], c1 = br[n + 1], d1 = bi[n + 1];
+    const a2 = ar[n + 2], b2 = ai[n + 2], c2 = br[n + 2], d2 = bi[n + 2], a3 = ar[n + 3], b3 = ai[n + 3], c3 = br[n + 3], d3 = bi[n + 3];
+    for (let j = 0; j < T; j++) {
+      const xj = x[j];
+      let t = r0 * a0 - i0 * b0 + c0 * xj; i0 = r0 * b0 + i0 * a0 + d0 * xj; r0 = t;
+      t = r1 * a1 - i1 * b1 + c1 * xj; i1 = r1 * b1 + i1 * a1 + d1 * xj; r1 = t;
+      t = r2 * a2 - i2 * b2 + c2 * xj; i2 = r2 * b2 + i2 * a2 + d2 * xj; r2 = t;
+      t = r3 * a3 - i3 * b3 + c3 * xj; i3 = r3 * b3 + i3 * a3 + d3 * xj; r3 = t;
+    }
+    sr[n] = r0; si[n] = i0; sr[n + 1] = r1; si[n + 1] = i1; sr[n + 2] = r2; si[n + 2] = i2; sr[n + 3] = r3; si[n + 3] = i3;
+  }
+  for (; n < N; n++) {
+    let r = sr[n], i = si[n];
+    const a = ar[n], b = ai[n], c = br[n], d = bi[n];
+    for (let j = 0; j < T; j++) {
+      const t = r * a - i * b + c * x[j];
+      i = r * b + i * a + d * x[j];
+      r = t;
+    }
+    sr[n] = r;
+    si[n] = i;
+  }
+}
+
+/** Head h's kernel taps K[0..T) = 2·Re(Σ_n C·dB·dA^l): the Vandermonde sum, powers by repeated multiplication. */
+function headTaps(m: ModeRows, T: number, out: Float64Array): void {
+  const { N, cr, ci, br, bi, wr, wi } = m;
+  for (let n = 0; n < N; n++) {
+    wr[n] = cr[n] * br[n] - ci[n] * bi[n];
+    wi[n] = cr[n] * bi[n] + ci[n] * br[n];
+  }
+  out.fill(0, 0, T);
+  addVandermonde(m, T, out);
 }
 
 /** The kernels [H, L] as f32. */
 export function diagSsmKernelKernel(ssm: DiagSsmHost, L: number, out: Float32Array): void {
   const row = new Float64Array(L);
+  const m = new ModeRows(ssm.N);
   for (let h = 0; h < ssm.H; h++) {
-    diagSsmTaps(ssm, h, L, row);
+    m.setHead(ssm, h);
+    headTaps(m, L, row);
     for (let l = 0; l < L; l++) out[h * L + l] = row[l];
   }
 }
@@ -105,35 +193,28 @@ function stateOffset(d: GatedConvDims, N: number, b: number, h: number, d1: numb
 /**
  * Free response of the carried state over a chunk, then the state after it. For each mode:
  *   z[j] += 2·Re(C·dA^{j+1}·s)        (what the state alone contributes to output j)
- *   s ← dA^Tc·s + Σ_j dA^{Tc−1−j}·dB·x[j]   (Horner: one multiply-add per input)
+ *   s ← dA^Tc·s + Σ_j dA^{Tc−1−j}·dB·x[j]
  * `withOutput` skips the first line when the carried state is known to be zero.
  */
-function passState(
-  ssm: DiagSsmHost, h: number, st: Float64Array, so: number, x: Float64Array, Tc: number, z: Float64Array, withOutput: boolean,
-): void {
-  for (let n = 0; n < ssm.N; n++) {
-    const i = h * ssm.N + n;
-    const ar = ssm.dAr[i], ai = ssm.dAi[i], br = ssm.dBr[i], bi = ssm.dBi[i];
-    let sr = st[so + 2 * n], si = st[so + 2 * n + 1];
-    if (withOutput) {
+function passState(m: ModeRows, st: Float64Array, so: number, x: Float64Array, Tc: number, z: Float64Array, withOutput: boolean): void {
+  const { N, ar, ai, cr, ci, sr, si, wr, wi } = m;
+  for (let n = 0; n < N; n++) {
+    sr[n] = st[so + 2 * n];
+    si[n] = st[so + 2 * n + 1];
+  }
+  if (withOutput) {
+    for (let n = 0; n < N; n++) {
       // w = C·dA·s
-      const cr = ssm.Cr[i], ci = ssm.Ci[i];
-      const car = cr * ar - ci * ai, cai = cr * ai + ci * ar;
-      let wr = car * sr - cai * si, wi = car * si + cai * sr;
-      for (let j = 0; j < Tc; j++) {
-        z[j] += 2 * wr;
-        const t = wr * ar - wi * ai;
-        wi = wr * ai + wi * ar;
-        wr = t;
-      }
+      const car = cr[n] * ar[n] - ci[n] * ai[n], cai = cr[n] * ai[n] + ci[n] * ar[n];
+      wr[n] = car * sr[n] - cai * si[n];
+      wi[n] = car * si[n] + cai * sr[n];
     }
-    for (let j = 0; j < Tc; j++) {
-      const t = sr * ar - si * ai + br * x[j];
-      si = sr * ai + si * ar + bi * x[j];
-      sr = t;
-    }
-    st[so + 2 * n] = sr;
-    st[so + 2 * n + 1] = si;
+    addVandermonde(m, Tc, z);
+  }
+  advanceState(m, x, Tc);
+  for (let n = 0; n < N; n++) {
+    st[so + 2 * n] = sr[n];
+    st[so + 2 * n + 1] = si[n];
   }
 }
 
@@ -165,10 +246,12 @@ export function diagSsmConvKernel(
   const z = new Float64Array(T);
   // f64 copy of the states of one (batch row, head block), updated chunk by chunk.
   const st = new Float64Array(HB * P * P * N * 2);
+  const modes = Array.from({ length: HB }, () => new ModeRows(N));
   for (let h0 = 0; h0 < H; h0 += HB) {
     const hb = Math.min(HB, H - h0);
     for (let i = 0; i < hb; i++) {
-      diagSsmTaps(ssm, h0 + i, T, taps);
+      modes[i].setHead(ssm, h0 + i);
+      headTaps(modes[i], T, taps);
       conv.spectrum(taps, T, kRe[i], kIm[i]);
     }
     for (let b = 0; b < B; b++) {
@@ -187,7 +270,7 @@ export function diagSsmConvKernel(
               rows.product(i, P, d1, d2, Tc, x);
               conv.convolve(x, Tc, kRe[i], kIm[i], z);
               for (let j = 0; j < Tc; j++) z[j] += skip * x[j];
-              passState(ssm, h, st, ((i * P + d1) * P + d2) * N * 2, x, Tc, z, carried);
+              passState(modes[i], st, ((i * P + d1) * P + d2) * N * 2, x, Tc, z, carried);
               rows.accumulate(i, P, d1, d2, Tc, z);
             }
           }

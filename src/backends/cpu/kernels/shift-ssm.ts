@@ -26,6 +26,9 @@ export function shiftSsmTapsKernel(B: Float32Array, C: Float32Array, Ch: number,
   }
 }
 
+/** Inputs up to this long are run step by step (see shiftSsmKernel). */
+const SHORT_INPUT = 4;
+
 /** [Ch, N] → [N, Ch] in f64, so that the inner loops run over contiguous channels. */
 function transposed(a: Float32Array, Ch: number, N: number, offset = 0): Float64Array {
   const out = new Float64Array(N * Ch);
@@ -37,13 +40,18 @@ function transposed(a: Float32Array, Ch: number, N: number, offset = 0): Float64
  * Parallel mode over L steps from a carried state:
  *   y[t] = Σ_{j ≤ min(t, N−1)} k[j]·u[t−j] + D·u[t] + Σ_{n > t} C[n]·s[n−t−1]   (the last sum: the old state)
  *   s'[n] = Σ_{m ≤ min(n, L−1)} B[n−m]·u[L−1−m] + (n ≥ L ? s[n−L] : 0)
- * For L = 1 this is exactly one recurrent step, at O(N) per channel.
+ * Short inputs (decoding steps) go through the recurrence, which costs O(L·N) per channel without the
+ * O(N²) state terms above.
  */
 export function shiftSsmKernel(
   u: Float32Array, taps: Float32Array, B: Float32Array, C: Float32Array, D: Float32Array | null,
   state: Float32Array | null, d: ShiftSsmDims, y: Float32Array, stateOut: Float32Array,
 ): void {
   const { Bsz, L, Ch, N } = d;
+  if (L <= SHORT_INPUT) {
+    shiftSsmRecurrenceKernel(u, B, C, D, state, d, y, stateOut);
+    return;
+  }
   const kT = transposed(taps, Ch, N);
   const BT = transposed(B, Ch, N);
   const CT = transposed(C, Ch, N);
@@ -87,7 +95,7 @@ export function shiftSsmKernel(
   }
 }
 
-/** The reference twin: the recurrence itself, step by step. */
+/** The recurrence itself, step by step: the reference twin of shiftSsmKernel, and its path for short inputs. */
 export function shiftSsmRecurrenceKernel(
   u: Float32Array, B: Float32Array, C: Float32Array, D: Float32Array | null,
   state: Float32Array | null, d: ShiftSsmDims, y: Float32Array, stateOut: Float32Array,
