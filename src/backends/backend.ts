@@ -132,8 +132,8 @@ export interface DiagSsmConvArgs extends GatedConvInput {
 export interface ShiftSsmArgs {
   /** [B, L, C] input. */
   u: Tensor;
-  /** [C, N] FIR taps from shiftSsmTaps(B, C). */
-  taps: Tensor;
+  /** [C, N] FIR taps from shiftSsmTaps(B, C), or null: the backend derives (and may cache) them. */
+  taps: Tensor | null;
   /** [C, N] input and output vectors. */
   B: Tensor;
   C: Tensor;

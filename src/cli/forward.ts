@@ -4,6 +4,7 @@ import { toInt32Ids } from "../io/convert.js";
 import { openFileSource } from "../io/node-file-source.js";
 import { writeSafetensorsFile } from "../io/node-files.js";
 import { readSafetensorsHeader, readSafetensorsTensor } from "../io/safetensors.js";
+import { createBackend } from "../backends/registry.js";
 import { loadModel } from "../models/load.js";
 import { tensor } from "../ops/index.js";
 import { HELP_FLAG, parseFlags, requireString } from "./args.js";
@@ -16,7 +17,7 @@ int32) and writes float32 'logits' [batch, length, vocab].
   --model <dir>       model directory
   --input <file>      safetensors file holding input_ids
   --output <file>     where to write logits (written atomically)
-  --backend <name>    cpu (default)`;
+  --backend <name>    auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu`;
 
 const OPTIONS = {
   model: { type: "string" },
@@ -59,7 +60,8 @@ export async function runForward(argv: string[], out: NodeJS.WritableStream, err
   const modelDir = requireString("forward", v.model, "model");
   const input = requireString("forward", v.input, "input");
   const output = requireString("forward", v.output, "output");
-  const { model } = await loadModel(modelDir, { backend: v.backend });
+  const backend = await createBackend(v.backend ?? "auto");
+  const { model } = await loadModel(modelDir, { backend });
   const { ids, shape } = await readInputIds(input, model.vocabSize);
   const started = performance.now();
   const result = model.forward(tensor(ids, shape, { backend: model.backend, dtype: "i32" }), null, { logits: "all" });

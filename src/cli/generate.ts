@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { HippoError } from "../errors.js";
 import { generate, type GenerateResult } from "../generate/generate.js";
+import { createBackend } from "../backends/registry.js";
 import { loadModel } from "../models/load.js";
 import { DEFAULT_MODEL_DIR } from "./default-model.js";
 import { HELP_FLAG, idListFlag, intFlag, numberFlag, parseFlags } from "./args.js";
@@ -25,7 +26,7 @@ Streams a continuation of each prompt. Several --prompt / --prompt-ids run as on
   --ignore-eos              keep going past the end-of-sequence token (default with --prompt-ids)
   --stop-at-eos             stop at the end-of-sequence token (default with --prompt)
   --json                    print one JSON object (tokens, text, ...) instead of streaming
-  --backend <name>          cpu (default)`;
+  --backend <name>          auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu`;
 
 const OPTIONS = {
   model: { type: "string" },
@@ -69,7 +70,8 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream, er
   const seed = intFlag(v.seed, "seed", Math.floor(Math.random() * 2 ** 31));
   textPrompts.forEach((p, i) => { if (p === "") throw new HippoError(`--prompt ${i + 1} is empty`); });
 
-  const { model, tokenizer } = await loadModel(modelDir, { tokenizer: v.tokenizer, backend: v.backend });
+  const backend = await createBackend(v.backend ?? "auto");
+  const { model, tokenizer } = await loadModel(modelDir, { tokenizer: v.tokenizer, backend });
   if (textPrompts.length && !tokenizer) {
     throw new HippoError(`${modelDir}: no tokenizer.json; pass --tokenizer <path> or use --prompt-ids`);
   }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { HippoError } from "../errors.js";
+import { createBackend } from "../backends/registry.js";
 import { loadModel } from "../models/load.js";
 import { formatBytes, memoryReport } from "../models/memory.js";
 import { intFlag, HELP_FLAG, parseFlags, requireString } from "./args.js";
@@ -11,13 +12,15 @@ Transformer of the same width and depth would need at --context tokens (default 
 
   --model <dir>        model directory
   --context <tokens>   context length for the KV-cache comparison (default 2048)
-  --json               print JSON`;
+  --json               print JSON
+  --backend <name>     auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu`;
 
 const OPTIONS = {
   model: { type: "string" },
   context: { type: "string" },
   json: { type: "boolean" },
   tokenizer: { type: "string" },
+  backend: { type: "string" },
 } as const;
 
 export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promise<number> {
@@ -30,12 +33,13 @@ export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promi
   const modelDir = requireString("info", v.model, "model");
   const context = intFlag(v.context, "context", 2048);
   if (context <= 0) throw new HippoError(`--context must be at least 1, got ${context}`);
-  const loaded = await loadModel(modelDir, { tokenizer: v.tokenizer });
+  const backend = await createBackend(v.backend ?? "auto");
+  const loaded = await loadModel(modelDir, { tokenizer: v.tokenizer, backend });
   const desc = loaded.model.describe();
   const mem = memoryReport(desc, context);
   if (v.json) {
     out.write(JSON.stringify({
-      model: modelDir, architecture: desc.architecture, family: desc.family, parameters: desc.parameters,
+      model: modelDir, backend: backend.name, architecture: desc.architecture, family: desc.family, parameters: desc.parameters,
       d_model: desc.dModel, n_layer: desc.nLayer, vocab_size: desc.vocabSize, weights_file: loaded.weightsFile,
       weight_dtypes: loaded.weightDtypes, unused_tensors: loaded.unusedTensors, tokenizer: loaded.tokenizer !== null,
       layers: desc.layers.map((l, i) => ({ ...l, state_bytes: mem.layers[i].stateBytes, kv_cache_bytes: mem.layers[i].kvCacheBytes })),
@@ -49,6 +53,7 @@ export async function runInfo(argv: string[], out: NodeJS.WritableStream): Promi
   const lines: string[] = [];
   lines.push(`model         ${modelDir}`);
   lines.push(`architecture  ${desc.architecture}`);
+  lines.push(`backend       ${backend.name}`);
   lines.push(`parameters    ${desc.parameters.toLocaleString("en-US")} (${(desc.parameters / 1e6).toFixed(1)}M)`);
   lines.push(`shape         d_model ${desc.dModel}, ${desc.nLayer} layers, vocab ${desc.vocabSize}`);
   lines.push(`weights       ${loaded.weightsFile}: ${Object.entries(loaded.weightDtypes).map(([d, n]) => `${n} × ${d}`).join(", ")}`);

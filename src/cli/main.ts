@@ -1,3 +1,4 @@
+import { disposeBackends } from "../backends/registry.js";
 import { HippoError } from "../errors.js";
 import { runForward } from "./forward.js";
 import { runGenerate } from "./generate.js";
@@ -11,6 +12,7 @@ commands:
   generate   stream a continuation of one or more prompts
   forward    full forward pass: input_ids from a safetensors file → logits
   info       architecture, parameters, recurrent state vs a Transformer's KV cache
+  bench      SSMs vs attention op by op: latency, memory, roofline; a report with plots
 
 'hippo <command> --help' lists a command's options.`;
 
@@ -22,11 +24,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case "generate": return await runGenerate(rest, out, err);
       case "forward": return await runForward(rest, out, err);
       case "info": return await runInfo(rest, out);
+      // Loaded on demand: the report's plotting libraries are not needed by the other commands.
+      case "bench": return await (await import("./bench.js")).runBenchCommand(rest, out, err);
       case undefined: case "help": case "--help": case "-h":
         out.write(USAGE + "\n");
         return command === undefined ? 1 : 0;
       default:
-        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info)`);
+        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info, bench)`);
     }
   } catch (e) {
     if (e instanceof HippoError) {
@@ -36,5 +40,8 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
     if (process.env.HIPPO_DEBUG) err.write(`${(e as Error).stack}\n`);
     else err.write(`hippo: internal error: ${(e as Error)?.message ?? e} (set HIPPO_DEBUG=1 for a stack trace)\n`);
     return 2;
+  } finally {
+    // A GPU device keeps Node running; the command is done with it.
+    disposeBackends();
   }
 }

@@ -1,3 +1,4 @@
+import { tokenSamplerOf } from "../backends/sampling.js";
 import { check, HippoError } from "../errors.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { InferenceState } from "../models/state.js";
@@ -114,13 +115,25 @@ export async function* generate(
 
   let active = rows;
   try {
+    // A backend that samples where the logits are (WebGPU) returns token ids, so only those are read back;
+    // it has no repetition penalty, which needs each row's history.
+    const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
     for (let step = 0; step < maxNewTokens; step++) {
-      const logits = await logitsTensor.readFloat32();
+      let tokens: number[];
+      if (sampler) {
+        const uniforms = Float32Array.from(active, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
+        const ids = sampler.sampleTokens(logitsTensor, sampling, uniforms);
+        tokens = Array.from(await ids.read());
+        ids.dispose();
+      } else {
+        const logits = await logitsTensor.readFloat32();
+        const V = logits.length / active.length;
+        tokens = active.map((row, r) => sampleToken(logits.subarray(r * V, (r + 1) * V), row.history, sampling, rng));
+      }
       logitsTensor.dispose();
-      const V = logits.length / active.length;
       for (let r = 0; r < active.length; r++) {
         const row = active[r];
-        const token = sampleToken(logits.subarray(r * V, (r + 1) * V), row.history, sampling, rng);
+        const token = tokens[r];
         row.tokens.push(token);
         row.history.push(token);
         // The end-of-sequence token ends the row; its own text ("<|endoftext|>") is not part of the output.

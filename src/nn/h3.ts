@@ -13,10 +13,9 @@ export interface H3Weights {
   kBias: Tensor | null;
   v: Tensor;
   vBias: Tensor | null;
-  /** Shift SSM on k: input / output vectors [D, N], their FIR taps [D, N], and its skip [D] (ssm_k_D). */
+  /** Shift SSM on k: input / output vectors [D, N] (its FIR taps are derived by the op) and its skip [D] (ssm_k_D). */
   shiftB: Tensor;
   shiftC: Tensor;
-  shiftTaps: Tensor;
   shiftD: Tensor;
   /** Diagonal SSM of each of the H = D / P heads, and its skip [H]. */
   ssm: DiagSsmParams;
@@ -57,7 +56,7 @@ export class H3Mixer implements SequenceLayer {
 
   weights(): Tensor[] {
     const w = this.w;
-    return [w.q, w.qBias, w.k, w.kBias, w.v, w.vBias, w.shiftB, w.shiftC, w.shiftTaps, w.shiftD, ...diagSsmWeights(w.ssm), w.D, w.out, w.outBias]
+    return [w.q, w.qBias, w.k, w.kBias, w.v, w.vBias, w.shiftB, w.shiftC, w.shiftD, ...diagSsmWeights(w.ssm), w.D, w.out, w.outBias]
       .filter((t): t is Tensor => t !== null);
   }
 
@@ -75,7 +74,7 @@ export class H3Mixer implements SequenceLayer {
     const k = linear(x, w.k, w.kBias);
     const v = linear(x, w.v, w.vBias);
     // The shift SSM's parallel mode with L = 1 is exactly its recurrent step.
-    const shifted = shiftSsm({ u: k, taps: w.shiftTaps, B: w.shiftB, C: w.shiftC, D: w.shiftD, state: state?.shift ?? null });
+    const shifted = shiftSsm({ u: k, taps: null, B: w.shiftB, C: w.shiftC, D: w.shiftD, state: state?.shift ?? null });
     const args = {
       u: shifted.y, v, q, headDim: this.shape.headDim, D: w.D, ssm: w.ssm, state: state?.ssm ?? null, chunkSize: this.shape.chunkSize,
     };

@@ -86,9 +86,9 @@ export function shiftSsm(args: ShiftSsmArgs): { y: Tensor; state: Tensor } {
   const b = backendOf("shiftSsm", args.u, args.taps, args.B, args.C, args.D, args.state);
   check(args.u.rank === 3, `shiftSsm: u must be [batch, length, channels], got ${shapeString(args.u.shape)}`);
   const [Bsz, , C] = args.u.shape;
-  check(args.taps.rank === 2 && args.taps.shape[0] === C, `shiftSsm: taps have shape ${shapeString(args.taps.shape)}, expected [${C}, d_state]`);
-  const N = args.taps.shape[1];
-  expectShape("shiftSsm", "B", args.B, [C, N]);
+  check(args.B.rank === 2 && args.B.shape[0] === C, `shiftSsm: B has shape ${shapeString(args.B.shape)}, expected [${C}, d_state]`);
+  const N = args.B.shape[1];
+  if (args.taps) expectShape("shiftSsm", "taps", args.taps, [C, N]);
   expectShape("shiftSsm", "C", args.C, [C, N]);
   if (args.D) expectShape("shiftSsm", "D", args.D, [C]);
   if (args.state) expectShape("shiftSsm", "state", args.state, [Bsz, C, N]);

@@ -18,6 +18,7 @@ import { readSafetensors } from "../../src/io/safetensors.js";
 import { readEntry, readZipDirectory } from "../../src/io/torch/zip.js";
 import { ConfigReader } from "../../src/models/config-json.js";
 import { parseH3Config } from "../../src/models/h3/config.js";
+import { legacyH3Names } from "../../src/models/h3/keys.js";
 import { buildH3LM } from "../../src/models/h3/model.js";
 import { loadModel } from "../../src/models/load.js";
 import { findFamily } from "../../src/models/registry.js";
@@ -122,6 +123,22 @@ test("legacy H3 checkpoints (s4seq.encoder., embedding., ln_0 and the old LayerN
   const out = model.forward(tensor(io.inputIds, io.inputShape, { dtype: "i32" }), null, { logits: "all" });
   const err = relativeL2(await out.logits!.readFloat32(), io.logits);
   assert.ok(err < 1e-4, `relative L2 ${err}`);
+});
+
+test("legacyH3Names: Lightning 'model.' prefix (other entries beside it), old names and LayerNorm order; canonical names untouched", () => {
+  const map = legacyH3Names([
+    "model.s4seq.encoder.layers.0.mixer.D", "model.embedding.weight", "model.s4seq.encoder.norm.weight",
+    "model.s4seq.encoder.layers.0.norm1.weight", "model.s4seq.encoder.layers.0.norm2.weight",
+    "model.s4seq.encoder.layers.1.norm1.weight", "model.s4seq.encoder.layers.1.norm2.weight", "loss_scale",
+  ], 2);
+  assert.equal(map.get("backbone.layers.0.mixer.D"), "model.s4seq.encoder.layers.0.mixer.D");
+  assert.equal(map.get("backbone.embeddings.word_embeddings.weight"), "model.embedding.weight");
+  assert.equal(map.get("backbone.layers.0.norm1.weight"), "model.s4seq.encoder.norm.weight");
+  assert.equal(map.get("backbone.layers.0.norm2.weight"), "model.s4seq.encoder.layers.0.norm1.weight");
+  assert.equal(map.get("backbone.layers.1.norm1.weight"), "model.s4seq.encoder.layers.0.norm2.weight");
+  assert.equal(map.get("backbone.layers.1.norm2.weight"), "model.s4seq.encoder.layers.1.norm1.weight");
+  assert.equal(map.get("backbone.ln_f.weight"), "model.s4seq.encoder.layers.1.norm2.weight");
+  assert.equal(legacyH3Names(["backbone.layers.0.norm1.weight", "backbone.ln_f.weight", "lm_head.weight"], 1).size, 0);
 });
 
 test("family detection: H3 configs with or without model_type; mamba_ssm configs stay mamba_ssm", () => {

@@ -17,7 +17,7 @@ import { loadH3Mixer } from "../../src/models/h3/layers.js";
 import type { LayerState } from "../../src/models/state.js";
 import { WeightLoader } from "../../src/models/weights.js";
 import type { H3Mixer } from "../../src/nn/h3.js";
-import { concat0, diagSsmKernel, reshape, slice0, tensor } from "../../src/ops/index.js";
+import { concat0, diagSsmKernel, reshape, shiftSsmTaps, slice0, tensor } from "../../src/ops/index.js";
 import type { Tensor } from "../../src/tensor/tensor.js";
 import { conformanceDir, relativeL2 } from "../fixtures.js";
 import { assertHippoError } from "../ops/helpers.js";
@@ -101,7 +101,7 @@ for (const [name, dState, headDim] of [["h3-layer-hd1", 16, 1], ["h3-layer-hd8",
     assert.ok(kErr < 1e-4, `aux.ssm_kernel: relative L2 ${kErr}`);
 
     // The shift kernel is the N FIR taps, zero beyond (or cut at L when N > L).
-    const taps = await layer.w.shiftTaps.readFloat32();
+    const taps = await shiftSsmTaps(layer.w.shiftB, layer.w.shiftC).readFloat32();
     const shift = new Float32Array(D * L);
     for (let c = 0; c < D; c++) for (let j = 0; j < Math.min(dState, L); j++) shift[c * L + j] = taps[c * dState + j];
     const sErr = relativeL2(shift, f.get("aux.shift_kernel"));

@@ -282,7 +282,7 @@ test("shiftSsm (parallel, any length, from a carried state) equals the recurrenc
       const u = rng.f32(Bsz * L * Ch);
       const state = withState ? rng.f32(Bsz * Ch * N) : null;
       const out = shiftSsm({
-        u: tensor(u, [Bsz, L, Ch]), taps, B: tensor(B, [Ch, N]), C: tensor(C, [Ch, N]), D: tensor(D, [Ch]),
+        u: tensor(u, [Bsz, L, Ch]), taps: withState ? taps : null, B: tensor(B, [Ch, N]), C: tensor(C, [Ch, N]), D: tensor(D, [Ch]),
         state: state ? tensor(state, [Bsz, Ch, N]) : null,
       });
       const want = shiftRef(u, B, C, D, state, Bsz, L, Ch, N);
@@ -296,6 +296,7 @@ test("shiftSsm (parallel, any length, from a carried state) equals the recurrenc
 test("shiftSsm rejects bad shapes", () => {
   const u = tensor(new Float32Array(2 * 3 * 4), [2, 3, 4]);
   const m = tensor(new Float32Array(4 * 5), [4, 5]);
-  assertHippoError(() => shiftSsm({ u, taps: tensor(new Float32Array(15), [3, 5]), B: m, C: m, D: null, state: null }), "taps have shape [3, 5], expected [4, d_state]");
+  assertHippoError(() => shiftSsm({ u, taps: tensor(new Float32Array(15), [3, 5]), B: m, C: m, D: null, state: null }), "taps has shape [3, 5], expected [4, 5]");
+  assertHippoError(() => shiftSsm({ u, taps: null, B: tensor(new Float32Array(15), [3, 5]), C: m, D: null, state: null }), "B has shape [3, 5], expected [4, d_state]");
   assertHippoError(() => shiftSsm({ u, taps: m, B: m, C: m, D: null, state: tensor(new Float32Array(20), [1, 4, 5]) }), "state has shape [1, 4, 5], expected [2, 4, 5]");
 });

@@ -341,12 +341,26 @@ export class CpuBackend implements Backend {
     return this.make([Ch, N], taps);
   }
 
+  /** FIR taps derived from (B, C), kept while those tensors live (they are immutable). */
+  private readonly shiftTaps = new WeakMap<Tensor, { C: Tensor; taps: Float32Array }>();
+
+  private tapsOf(B: Tensor, C: Tensor): Float32Array {
+    const hit = this.shiftTaps.get(B);
+    if (hit && hit.C === C) return hit.taps;
+    const [Ch, N] = B.shape;
+    const taps = new Float32Array(Ch * N);
+    shiftSsmTapsKernel(this.f32(B), this.f32(C), Ch, N, taps);
+    this.shiftTaps.set(B, { C, taps });
+    return taps;
+  }
+
   shiftSsm(a: ShiftSsmArgs): { y: Tensor; state: Tensor } {
     const [Bsz, L, Ch] = a.u.shape;
-    const N = a.taps.shape[1];
+    const N = a.B.shape[1];
     const y = new Float32Array(a.u.size);
     const state = new Float32Array(Bsz * Ch * N);
-    shiftSsmKernel(this.f32(a.u), this.f32(a.taps), this.f32(a.B), this.f32(a.C), this.opt(a.D), this.opt(a.state),
+    const taps = a.taps ? this.f32(a.taps) : this.tapsOf(a.B, a.C);
+    shiftSsmKernel(this.f32(a.u), taps, this.f32(a.B), this.f32(a.C), this.opt(a.D), this.opt(a.state),
       { Bsz, L, Ch, N }, y, state);
     return { y: this.make(a.u.shape, y), state: this.make([Bsz, Ch, N], state) };
   }

@@ -32,7 +32,9 @@ export function key(prefix: string, name: string): string {
  * Returns canonical name → stored name (only for names that differ).
  */
 export function legacyH3Names(stored: readonly string[], nLayer: number): Map<string, string> {
-  const strip = stored.every((n) => n.startsWith("model.")) ? (n: string) => n.slice("model.".length) : (n: string) => n;
+  // Lightning checkpoints prefix the model's keys with 'model.' (and may hold other entries beside them).
+  const bare = stored.some((n) => /^(backbone|s4seq|embedding)\./.test(n));
+  const strip = (n: string) => (!bare && n.startsWith("model.") ? n.slice("model.".length) : n);
   const step1 = (n: string) => strip(n)
     .replace(/^s4seq\.encoder\./, "backbone.")
     .replace(/^embedding\./, "backbone.embeddings.word_embeddings.")

@@ -2,7 +2,6 @@ import { HippoError, shapeString } from "../../errors.js";
 import type { DiagSsmParams } from "../../backends/backend.js";
 import { H3Mixer } from "../../nn/h3.js";
 import { S4DMixer } from "../../nn/s4d.js";
-import { shiftSsmTaps } from "../../ops/index.js";
 import type { WeightLoader } from "../weights.js";
 import type { H3SsmConfig, RealType } from "./config.js";
 import { H3_MIXER_KEYS as K, key } from "./keys.js";
@@ -93,7 +92,7 @@ export async function loadH3Mixer(
     q: await mat(K.q), qBias: await vec(K.q),
     k: await mat(K.k), kBias: await vec(K.k),
     v: await mat(K.v), vBias: await vec(K.v),
-    shiftB, shiftC, shiftTaps: shiftSsmTaps(shiftB, shiftC),
+    shiftB, shiftC,
     shiftD: await w.vector(at(K.shiftD), [D], why),
     ssm: await loadDiagSsm(w, prefix, H, N / 2, cfg, why, name),
     D: await w.vector(at(K.D), [H], why),

@@ -1,40 +1,50 @@
 /**
  * Causal attention, grouped-query: q [Bsz, L, Hq, D], k [Bsz, T, Hkv, D], v [Bsz, T, Hkv, Dv].
  * Query i of row b sits at absolute position qStart[b] + i and sees keys 0..that position.
- * Softmax in float64 with the running maximum subtracted.
+ * Keys and values are streamed once per query position, all heads together (each cached token's
+ * [Hkv, D] row is contiguous); softmax in float64 with the maximum subtracted.
  */
 export function causalAttentionKernel(
   q: Float32Array, k: Float32Array, v: Float32Array, qStart: Int32Array,
   Bsz: number, L: number, T: number, Hq: number, Hkv: number, D: number, Dv: number, scale: number, out: Float32Array,
 ): void {
   const group = Hq / Hkv;
-  const scores = new Float64Array(T);
-  const acc = new Float64Array(Dv);
+  const scores = new Float64Array(Hq * T);
+  const max = new Float64Array(Hq);
+  const sum = new Float64Array(Hq);
+  const acc = new Float64Array(Hq * Dv);
   for (let b = 0; b < Bsz; b++) {
     for (let i = 0; i < L; i++) {
       const visible = Math.min(T, qStart[b] + i + 1);
-      for (let h = 0; h < Hq; h++) {
-        const kh = Math.floor(h / group);
-        const qo = ((b * L + i) * Hq + h) * D;
-        let max = -Infinity;
-        for (let j = 0; j < visible; j++) {
-          const ko = ((b * T + j) * Hkv + kh) * D;
+      const qo = (b * L + i) * Hq * D;
+      max.fill(-Infinity);
+      for (let j = 0; j < visible; j++) {
+        const kRow = (b * T + j) * Hkv * D;
+        for (let h = 0; h < Hq; h++) {
+          const ko = kRow + Math.floor(h / group) * D;
+          const qh = qo + h * D;
           let s = 0;
-          for (let e = 0; e < D; e++) s += q[qo + e] * k[ko + e];
+          for (let e = 0; e < D; e++) s += q[qh + e] * k[ko + e];
           s *= scale;
-          scores[j] = s;
-          if (s > max) max = s;
+          scores[h * T + j] = s;
+          if (s > max[h]) max[h] = s;
         }
-        acc.fill(0);
-        let sum = 0;
-        for (let j = 0; j < visible; j++) {
-          const w = Math.exp(scores[j] - max);
-          sum += w;
-          const vo = ((b * T + j) * Hkv + kh) * Dv;
-          for (let e = 0; e < Dv; e++) acc[e] += w * v[vo + e];
+      }
+      acc.fill(0);
+      sum.fill(0);
+      for (let j = 0; j < visible; j++) {
+        const vRow = (b * T + j) * Hkv * Dv;
+        for (let h = 0; h < Hq; h++) {
+          const w = Math.exp(scores[h * T + j] - max[h]);
+          sum[h] += w;
+          const vo = vRow + Math.floor(h / group) * Dv;
+          const ao = h * Dv;
+          for (let e = 0; e < Dv; e++) acc[ao + e] += w * v[vo + e];
         }
-        const oo = ((b * L + i) * Hq + h) * Dv;
-        for (let e = 0; e < Dv; e++) out[oo + e] = visible > 0 ? acc[e] / sum : 0;
+      }
+      const oo = (b * L + i) * Hq * Dv;
+      for (let h = 0; h < Hq; h++) {
+        for (let e = 0; e < Dv; e++) out[oo + h * Dv + e] = visible > 0 ? acc[h * Dv + e] / sum[h] : 0;
       }
     }
   }

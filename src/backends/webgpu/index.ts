@@ -1,0 +1,804 @@
+import type {} from "webgpu";
+import { check, HippoError, shapeString } from "../../errors.js";
+import type { DType, HostArray } from "../../tensor/dtype.js";
+import { widenBf16, widenF16 } from "../../tensor/half.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type {
+  AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs, RopeArgs,
+  SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp,
+} from "../backend.js";
+import type { TokenSampler, TokenSamplingOptions } from "../sampling.js";
+import { requestDevice, type GpuHandle } from "./gpu.js";
+import { GpuRuntime, type Kernel, type KernelSpec } from "./runtime.js";
+import { attentionGrid, attentionSpec, ropeSpec } from "./kernels/attention.js";
+import { causalConv1dSpec } from "./kernels/conv.js";
+import {
+  binarySpec, copySpec, embeddingSpec, fillSpec, gatherViewSpec, resizeAxis1Spec, selectPositionsSpec, sliceLastSpec, unarySpec, widenSpec,
+  writeAxis1Spec,
+} from "./kernels/elementwise.js";
+import {
+  DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, directConvSpec, shiftSsmSpec,
+  shiftTapsSpec,
+} from "./kernels/h3.js";
+import { MATVEC_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
+import { gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
+import { sampleSpec } from "./kernels/sampling.js";
+import { scanCarrySpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
+import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkStateSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
+import { grid, type WeightDType } from "./kernels/wgsl.js";
+
+/**
+ * A column slice of wider rows, sharing its source's buffer: logical element e (row-major over the tensor's
+ * shape) sits at off + floor(e / width)·stride + e % width. Reshapes keep the mapping.
+ */
+export interface GpuView {
+  off: number;
+  stride: number;
+  width: number;
+}
+
+/** A tensor's GPU storage. Reshapes and slices share the buffer; `shared.refs` counts the tensors using it. */
+export interface GpuStorage {
+  buffer: GPUBuffer;
+  /** Bytes of data (f16/bf16 are packed two per 32-bit word). */
+  bytes: number;
+  shared: { refs: number };
+  /** Host copy of small i32 tensors made by upload/zeros (ids, positions): ops whose output shape
+   *  depends on their values (writeAxis1) and range checks read it. */
+  host: Int32Array | null;
+  /** Set for zero-copy column slices (sliceLast of f32 data). */
+  view?: GpuView;
+}
+
+const HOST_SHADOW_LIMIT = 1 << 16;
+/** Time steps per chunk of the chunked scans (selective scan, diagonal SSM). */
+const SCAN_CHUNK = 64;
+
+function bytesFor(n: number, dtype: DType): number {
+  return dtype === "f16" || dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
+}
+
+function storageOf(t: Tensor): GpuStorage {
+  t.assertAlive();
+  return t.storage as GpuStorage;
+}
+
+type Params = Record<string, number | boolean>;
+
+/**
+ * The WebGPU backend: the op table as WGSL kernels recorded into one pending command encoder. Ops return at
+ * once; `read` submits and maps. Weights stay in their stored dtype (f16/bf16 packed in u32, widened in the
+ * shaders); everything is computed in f32.
+ */
+export class WebGpuBackend implements Backend, TokenSampler {
+  readonly name = "webgpu";
+  readonly rt: GpuRuntime;
+  private readonly packed = new WeakMap<Tensor, { other: Tensor | null; buffer: GPUBuffer }>();
+  private readonly discretized = new WeakMap<Tensor, { p: DiagSsmParams; buffer: GPUBuffer }>();
+  private readonly invFreqs = new Map<string, GPUBuffer>();
+
+  /** Use subgroup operations where kernels have such a variant (when the device offers them). */
+  useSubgroups: boolean;
+
+  constructor(readonly handle: GpuHandle) {
+    this.rt = new GpuRuntime(handle.device);
+    this.useSubgroups = handle.features.includes("subgroups");
+  }
+
+  /** A backend on the best adapter, or null when there is no WebGPU adapter. */
+  static async create(): Promise<WebGpuBackend | null> {
+    const handle = await requestDevice();
+    return handle ? new WebGpuBackend(handle) : null;
+  }
+
+  get description(): string {
+    const a = this.handle.adapterInfo;
+    return [a.vendor, a.architecture, a.description].filter((s) => s).join(" ") || "unknown adapter";
+  }
+
+  /** Submits recorded work (ops do not need this; benchmarks and interactive use may). */
+  flush(): void {
+    this.rt.flush();
+  }
+
+  /** Waits until the GPU has finished everything recorded so far. */
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+
+  destroy(): void {
+    this.rt.destroy();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Plumbing.
+
+  private kernel(key: string, spec: () => KernelSpec): Kernel {
+    return this.rt.kernel(spec, key);
+  }
+
+  private run(k: Kernel, params: Params, buffers: readonly (GPUBuffer | null)[], groups: readonly number[]): void {
+    const values = k.spec.params.map(([name]) => {
+      const v = params[name];
+      if (v === undefined) throw new Error(`${k.spec.key}: parameter '${name}' missing`);
+      return typeof v === "boolean" ? (v ? 1 : 0) : v;
+    });
+    this.rt.dispatch(k, values, buffers, groups);
+  }
+
+  private make(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const bytes = bytesFor(n, dtype);
+    const storage: GpuStorage = { buffer: this.rt.alloc(Math.max(bytes, 4)), bytes, shared: { refs: 1 }, host: null };
+    return new Tensor(this, [...shape], dtype, storage);
+  }
+
+  private buf(t: Tensor): GPUBuffer {
+    if (t.backend !== this) throw new HippoError(`tensor on backend '${t.backend.name}' used with the webgpu backend`);
+    return storageOf(t).buffer;
+  }
+
+  private opt(t: Tensor | null, temps: Tensor[]): GPUBuffer | null {
+    return t ? this.f32(t, temps) : null;
+  }
+
+  /** The tensor's buffer as dense f32 values (f16/bf16 widened, views gathered into a temporary the caller releases). */
+  private f32(t: Tensor, temps: Tensor[]): GPUBuffer {
+    if (t.dtype === "f32" && !storageOf(t).view) return this.buf(t);
+    if (t.dtype === "f32") {
+      const dense = this.materialize(t);
+      temps.push(dense);
+      return this.buf(dense);
+    }
+    check(t.dtype !== "i32", `expected a float tensor, got i32 ${shapeString(t.shape)}`);
+    const wide = this.toFloat32(t);
+    temps.push(wide);
+    return this.buf(wide);
+  }
+
+  /**
+   * An f32 input as (buffer, off, stride) with rows of `width` elements, for kernels that read column slices in
+   * place; a view with other rows (or a non-f32 tensor) is made dense first.
+   */
+  private strided(t: Tensor, width: number, temps: Tensor[]): { buf: GPUBuffer; off: number; stride: number } {
+    const v = t.dtype === "f32" ? storageOf(t).view : undefined;
+    if (v && v.width === width) return { buf: this.buf(t), off: v.off, stride: v.stride };
+    return { buf: this.f32(t, temps), off: 0, stride: width };
+  }
+
+  private materialize(t: Tensor): Tensor {
+    const v = storageOf(t).view!;
+    const out = this.make(t.shape);
+    const n = t.size;
+    if (n > 0) this.run(this.kernel("gather-view", gatherViewSpec), { n, off: v.off, stride: v.stride, width: v.width }, [this.buf(t), this.buf(out)], grid(n));
+    return out;
+  }
+
+  private done(temps: Tensor[]): void {
+    for (const t of temps) t.dispose();
+  }
+
+  private hostInts(t: Tensor): Int32Array | null {
+    return storageOf(t).host;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Memory.
+
+  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
+    const expected = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint16Array;
+    check(data instanceof expected, `upload: ${dtype} tensor needs a ${expected.name}, got ${data.constructor.name}`);
+    const t = this.make(shape, dtype);
+    check(t.size === data.length, `upload: shape ${shapeString(shape)} needs ${t.size} values, got ${data.length}`);
+    this.rt.write(storageOf(t).buffer, data);
+    if (dtype === "i32" && data.length <= HOST_SHADOW_LIMIT) storageOf(t).host = (data as Int32Array).slice();
+    return t;
+  }
+
+  zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    const t = this.make(shape, dtype);
+    const s = storageOf(t);
+    const words = s.bytes / 4;
+    if (words > 0) this.run(this.kernel("fill", fillSpec), { n: words, value: 0 }, [s.buffer], grid(words));
+    if (dtype === "i32" && t.size <= HOST_SHADOW_LIMIT) s.host = new Int32Array(t.size);
+    return t;
+  }
+
+  async read(t: Tensor): Promise<Float32Array | Int32Array> {
+    if (storageOf(t).view) {
+      const dense = this.materialize(t);
+      try {
+        return await this.read(dense);
+      } finally {
+        dense.dispose();
+      }
+    }
+    const s = storageOf(t);
+    const bytes = await this.rt.readBytes(s.buffer, s.bytes);
+    if (t.dtype === "f32") return new Float32Array(bytes);
+    if (t.dtype === "i32") return new Int32Array(bytes);
+    const out = new Float32Array(t.size);
+    (t.dtype === "f16" ? widenF16 : widenBf16)(new Uint16Array(bytes, 0, t.size), 0, out, 0, t.size);
+    return out;
+  }
+
+  release(t: Tensor): void {
+    const s = t.storage as GpuStorage;
+    if (--s.shared.refs === 0) this.rt.releaseBuffer(s.buffer);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Dense ops.
+
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const [V, D] = table.shape;
+    const host = this.hostInts(ids);
+    if (host) {
+      for (const id of host) check(id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);
+    }
+    const out = this.make([...ids.shape, D]);
+    const dtype = table.dtype as WeightDType;
+    const n = out.size;
+    this.run(this.kernel(`embedding-${dtype}`, () => embeddingSpec(dtype)), { n, dim: D, vocab: V },
+      [this.buf(table), this.buf(ids), this.buf(out)], grid(n));
+    return out;
+  }
+
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    const [N, K] = weight.shape;
+    const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const out = this.make([...x.shape.slice(0, -1), N]);
+    if (M === 0 || N === 0) return out;
+    const temps: Tensor[] = [];
+    const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
+    const bb = this.opt(bias, temps);
+    const dtype = weight.dtype as WeightDType;
+    if (M <= MATVEC_ROWS) {
+      const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
+      const k = this.useSubgroups
+        ? this.kernel(`matvec-sg-${dtype}-${M}-${vec4}`, () => matvecSubgroupSpec(dtype, M, vec4))
+        : this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
+      this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], grid(N, matvecColumnsPerWorkgroup()));
+    } else {
+      const T = tileFor(M, N);
+      const k = this.kernel(`matmul-${dtype}-${T}`, () => matmulSpec(dtype, T));
+      this.run(k, { M, N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))]);
+    }
+    this.done(temps);
+    return out;
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    const D = weight.size;
+    const rows = x.size / Math.max(1, D);
+    const out = this.make(x.shape);
+    const temps: Tensor[] = [];
+    if (rows > 0) this.run(this.kernel("rms-norm", rmsNormSpec), { rows, D, eps }, [this.f32(x, temps), this.f32(weight, temps), this.buf(out)], grid(rows, 1));
+    this.done(temps);
+    return out;
+  }
+
+  layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
+    const D = weight.size;
+    const rows = x.size / Math.max(1, D);
+    const out = this.make(x.shape);
+    const temps: Tensor[] = [];
+    const bb = this.opt(bias, temps);
+    if (rows > 0) {
+      this.run(this.kernel("layer-norm", layerNormSpec), { rows, D, eps, has_bias: bb !== null },
+        [this.f32(x, temps), this.f32(weight, temps), bb, this.buf(out)], grid(rows, 1));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
+    const rows = y.size / groupSize;
+    const out = this.make(y.shape);
+    const temps: Tensor[] = [];
+    const E = z.shape[z.rank - 1];
+    const zv = z.dtype === "f32" ? storageOf(z).view : undefined;
+    const zb = zv ? this.buf(z) : this.f32(z, temps);
+    const { off: z_off, stride: z_stride, width: z_width } = zv ?? { off: 0, stride: E, width: E };
+    if (rows > 0) {
+      this.run(this.kernel("gated-rms-norm", gatedRmsNormSpec), { rows, group: groupSize, wlen: weight.size, eps, z_off, z_stride, z_width },
+        [this.f32(y, temps), zb, this.f32(weight, temps), this.buf(out)], grid(rows, 1));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  unary(op: UnaryOp, x: Tensor): Tensor {
+    const out = this.make(x.shape);
+    const temps: Tensor[] = [];
+    const n = x.size;
+    if (n > 0) this.run(this.kernel(`unary-${op}`, () => unarySpec(op)), { n }, [this.f32(x, temps), this.buf(out)], grid(n));
+    this.done(temps);
+    return out;
+  }
+
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    const out = this.make(a.shape);
+    const temps: Tensor[] = [];
+    const n = a.size;
+    if (n > 0) {
+      this.run(this.kernel(`binary-${op}`, () => binarySpec(op)), { n, nb: b.size }, [this.f32(a, temps), this.f32(b, temps), this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Shapes and copies.
+
+  private copyWords(src: GPUBuffer, srcOff: number, dst: GPUBuffer, dstOff: number, n: number): void {
+    if (n > 0) this.run(this.kernel("copy", copySpec), { n, src_off: srcOff, dst_off: dstOff }, [src, dst], grid(n));
+  }
+
+  /** Column slices of f32 data are zero-copy views of the source buffer; kernels read them in place. */
+  sliceLast(x: Tensor, start: number, length: number): Tensor {
+    const W = x.shape[x.rank - 1];
+    const sv = x.dtype === "f32" ? storageOf(x).view : undefined;
+    if (x.dtype === "f32" && (!sv || sv.width === W) && x.size > 0 && length > 0) {
+      const s = storageOf(x);
+      s.shared.refs++;
+      const view: GpuView = { off: (sv?.off ?? 0) + start, stride: sv?.stride ?? W, width: length };
+      return new Tensor(this, [...x.shape.slice(0, -1), length], "f32", { ...s, view } satisfies GpuStorage);
+    }
+    const rows = W === 0 ? 0 : x.size / W;
+    const out = this.make([...x.shape.slice(0, -1), length]);
+    const temps: Tensor[] = [];
+    const n = rows * length;
+    if (n > 0) {
+      this.run(this.kernel("slice-last", sliceLastSpec), { n, width: W, start, len: length }, [this.f32(x, temps), this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  selectPositions(x: Tensor, positions: Tensor): Tensor {
+    const [B, L] = x.shape;
+    const inner = B * L === 0 ? 0 : x.size / (B * L);
+    const host = this.hostInts(positions);
+    if (host) for (const p of host) check(p >= 0 && p < L, `selectPositions: position ${p} outside [0, ${L})`);
+    const out = this.make([B, ...x.shape.slice(2)]);
+    const temps: Tensor[] = [];
+    const n = B * inner;
+    if (n > 0) {
+      this.run(this.kernel("select-positions", selectPositionsSpec), { n, len: L, inner },
+        [this.f32(x, temps), this.buf(positions), this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  concat0(parts: readonly Tensor[]): Tensor {
+    const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+    const out = this.make([rows, ...parts[0].shape.slice(1)]);
+    const temps: Tensor[] = [];
+    let offset = 0;
+    for (const p of parts) {
+      this.copyWords(this.f32(p, temps), 0, this.buf(out), offset, p.size);
+      offset += p.size;
+    }
+    this.done(temps);
+    return out;
+  }
+
+  slice0(x: Tensor, start: number, length: number): Tensor {
+    const inner = x.shape[0] === 0 ? 0 : x.size / x.shape[0];
+    const out = this.make([length, ...x.shape.slice(1)]);
+    const temps: Tensor[] = [];
+    this.copyWords(this.f32(x, temps), start * inner, this.buf(out), 0, length * inner);
+    this.done(temps);
+    return out;
+  }
+
+  reshape(x: Tensor, shape: readonly number[]): Tensor {
+    const s = storageOf(x);
+    s.shared.refs++;
+    return new Tensor(this, [...shape], x.dtype, { ...s } satisfies GpuStorage);
+  }
+
+  toFloat32(x: Tensor): Tensor {
+    const out = this.make(x.shape);
+    const n = x.size;
+    if (n === 0) return out;
+    if (x.dtype === "f32") {
+      const temps: Tensor[] = [];
+      this.copyWords(this.f32(x, temps), 0, this.buf(out), 0, n);
+      this.done(temps);
+    }
+    else {
+      const dtype = x.dtype === "i32" ? "i32" : (x.dtype as WeightDType);
+      this.run(this.kernel(`widen-${dtype}`, () => widenSpec(dtype)), { n }, [this.buf(x), this.buf(out)], grid(n));
+    }
+    return out;
+  }
+
+  resizeAxis1(x: Tensor, length: number): Tensor {
+    const [B, T] = x.shape;
+    const inner = x.shape.slice(2).reduce((a, b) => a * b, 1);
+    const out = this.make([B, length, ...x.shape.slice(2)]);
+    const temps: Tensor[] = [];
+    const n = out.size;
+    if (n > 0) {
+      this.run(this.kernel("resize-axis1", resizeAxis1Spec), { n, t_in: T, t_out: length, inner }, [this.f32(x, temps), this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
+    const [B, T] = cache.shape;
+    const L = fresh.shape[1];
+    const inner = fresh.shape.slice(2).reduce((a, b) => a * b, 1);
+    const off = this.hostInts(offsets);
+    if (!off) throw new HippoError("writeAxis1: the webgpu backend needs offsets uploaded from the host (their values set the output length)");
+    let length = 0;
+    for (let b = 0; b < B; b++) {
+      check(off[b] >= 0 && off[b] <= T, `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
+      length = Math.max(length, off[b] + L);
+    }
+    const out = this.make([B, length, ...cache.shape.slice(2)]);
+    const temps: Tensor[] = [];
+    const n = out.size;
+    if (n > 0) {
+      this.run(this.kernel("write-axis1", writeAxis1Spec), { n, t_cache: T, l_fresh: L, t_out: length, inner },
+        [this.f32(cache, temps), this.f32(fresh, temps), this.buf(offsets), this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Sequence ops.
+
+  causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const y = this.make(a.x.shape);
+    const state = this.make([B, K - 1, C]);
+    const temps: Tensor[] = [];
+    const n = B * L * C + B * (K - 1) * C;
+    const bias = this.opt(a.bias, temps);
+    const st = this.opt(a.state, temps);
+    const x = this.strided(a.x, C, temps);
+    if (n > 0) {
+      this.run(this.kernel("causal-conv1d", causalConv1dSpec),
+        { B, L, C, K, has_bias: bias !== null, has_state: st !== null, silu: a.activation === "silu", x_off: x.off, x_stride: x.stride },
+        [x.buf, this.f32(a.weight, temps), bias, st, this.buf(y), this.buf(state)], grid(n));
+    }
+    this.done(temps);
+    return { y, state };
+  }
+
+  /** [first (E) | second (E)] packed into one buffer, cached while the tensors live (D and Δ bias of a layer). */
+  private packPair(first: Tensor | null, second: Tensor | null, E: number): GPUBuffer | null {
+    const key = first ?? second;
+    if (!key) return null;
+    const other = first ? second : null;
+    const hit = this.packed.get(key);
+    if (hit && hit.other === other && !key.isDisposed && !other?.isDisposed) return hit.buffer;
+    const buffer = this.rt.alloc(8 * E);
+    this.run(this.kernel("fill", fillSpec), { n: 2 * E, value: 0 }, [buffer], grid(2 * E));
+    const temps: Tensor[] = [];
+    if (first) this.copyWords(this.f32(first, temps), 0, buffer, 0, E);
+    if (second) this.copyWords(this.f32(second, temps), 0, buffer, E, E);
+    this.done(temps);
+    if (hit) this.rt.releaseBuffer(hit.buffer);
+    this.packed.set(key, { other, buffer });
+    return buffer;
+  }
+
+  private scan(a: SelectiveScanArgs, maxChunk: number): { y: Tensor; state: Tensor } {
+    const [B, L, E] = a.u.shape;
+    const N = a.A.shape[1];
+    const y = this.make(a.u.shape);
+    const state = this.make([B, E, N]);
+    const temps: Tensor[] = [];
+    const u = this.strided(a.u, E, temps), delta = this.strided(a.delta, E, temps), A = this.f32(a.A, temps);
+    const Bm = this.strided(a.B, N, temps), Cm = this.strided(a.C, N, temps), st = this.opt(a.state, temps);
+    const z = a.z ? this.strided(a.z, E, temps) : null;
+    const de = this.packPair(a.D, a.deltaBias, E);
+    const chunk = Math.max(1, Math.min(maxChunk, L));
+    const nChunks = Math.max(1, Math.ceil(L / chunk));
+    const base = {
+      B, L, E, chunk, n_chunks: nChunks, has_dbias: a.deltaBias !== null, softplus: a.deltaSoftplus,
+      u_off: u.off, u_stride: u.stride, d_off: delta.off, d_stride: delta.stride, b_off: Bm.off, b_stride: Bm.stride,
+      c_off: Cm.off, c_stride: Cm.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
+    };
+    if (B * E === 0) {
+      this.done(temps);
+      return { y, state };
+    }
+    let hIn = st;
+    let carried: GPUBuffer | null = null;
+    if (nChunks > 1) {
+      const threads = B * nChunks * E;
+      carried = this.rt.alloc(threads * N * 4);
+      const sums = this.rt.alloc(threads * 4);
+      this.run(this.kernel(`scan-local-${N}`, () => scanLocalSpec(N)), base, [u.buf, delta.buf, A, Bm.buf, de, carried, sums], grid(threads, 64));
+      this.run(this.kernel("scan-carry", scanCarrySpec), { B, E, N, n_chunks: nChunks, has_state: st !== null },
+        [A, sums, st, carried], grid(B * E * N));
+      this.rt.releaseBuffer(sums);
+      hIn = carried;
+    }
+    this.run(this.kernel(`scan-output-${N}`, () => scanOutputSpec(N)),
+      { ...base, has_h: hIn !== null, has_d: a.D !== null, has_z: z !== null },
+      [u.buf, delta.buf, A, Bm.buf, Cm.buf, de, z?.buf ?? null, hIn, this.buf(y), this.buf(state)], grid(B * nChunks * E, 64));
+    if (carried) this.rt.releaseBuffer(carried);
+    this.done(temps);
+    return { y, state };
+  }
+
+  selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    return this.scan(a, SCAN_CHUNK);
+  }
+
+  selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    return this.scan(a, 1);
+  }
+
+  ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
+    const [B, L, H, P] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const y = this.make(a.x.shape);
+    const state = this.make([B, H, P, N]);
+    const temps: Tensor[] = [];
+    const x = this.strided(a.x, H * P, temps), dt = this.strided(a.dt, H, temps), A = this.f32(a.A, temps);
+    const Bm = this.strided(a.B, G * N, temps), Cm = this.strided(a.C, G * N, temps), D = this.opt(a.D, temps);
+    const bias = this.opt(a.dtBias, temps), st = this.opt(a.state, temps);
+    const views = { x_off: x.off, x_stride: x.stride, b_off: Bm.off, b_stride: Bm.stride, c_off: Cm.off, c_stride: Cm.stride };
+    if (B * H * P === 0 || L === 0) {
+      this.done(temps);
+      return { y, state };
+    }
+    const chunk = Math.min(SSD_CHUNK, L);
+    const nChunks = Math.ceil(L / chunk);
+    const dims = { B, L, H, P, G, N, chunk, n_chunks: nChunks };
+    const dtEff = this.rt.alloc(B * L * H * 4);
+    const S = this.rt.alloc(B * L * H * 4);
+    this.run(this.kernel("ssd-dt", ssdDtSpec), {
+      B, L, H, chunk, n_chunks: nChunks, has_bias: bias !== null, softplus: a.dtSoftplus,
+      dt_min: a.dtMin, dt_max: Math.min(a.dtMax, 3.4e38), dt_off: dt.off, dt_stride: dt.stride,
+    }, [dt.buf, A, bias, dtEff, S], grid(B * nChunks * H, 64));
+    const groups = grid(B * nChunks * H, 1);
+    const hs = this.rt.alloc(B * nChunks * H * P * N * 4);
+    this.run(this.kernel("ssd-chunk-state", ssdChunkStateSpec), { ...dims, ...views }, [x.buf, Bm.buf, dtEff, S, hs], groups);
+    this.run(this.kernel("ssd-state-pass", ssdStatePassSpec), { ...dims, has_state: st !== null }, [S, st, hs, this.buf(state)], grid(B * H * P * N));
+    this.run(this.kernel("ssd-chunk-out", ssdChunkOutSpec), {
+      ...dims, ...views, has_h: true, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H,
+    }, [x.buf, Bm.buf, Cm.buf, dtEff, S, hs, D, this.buf(y)], groups);
+    for (const b of [dtEff, S, hs]) this.rt.releaseBuffer(b);
+    this.done(temps);
+    return { y, state };
+  }
+
+  ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
+    const [B, , H, P] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const y = this.make(a.x.shape);
+    const state = this.make([B, H, P, N]);
+    const temps: Tensor[] = [];
+    const D = this.opt(a.D, temps), bias = this.opt(a.dtBias, temps), st = this.opt(a.state, temps);
+    const x = this.strided(a.x, H * P, temps), dt = this.strided(a.dt, H, temps);
+    const Bm = this.strided(a.B, G * N, temps), Cm = this.strided(a.C, G * N, temps);
+    const n = B * H * P;
+    if (n > 0) {
+      this.run(this.kernel("ssd-step", ssdStepSpec), {
+        B, H, P, G, N, has_bias: bias !== null, softplus: a.dtSoftplus, dt_min: a.dtMin, dt_max: Math.min(a.dtMax, 3.4e38),
+        has_state: st !== null, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H, dt_off: dt.off, dt_stride: dt.stride,
+        x_off: x.off, x_stride: x.stride, b_off: Bm.off, b_stride: Bm.stride, c_off: Cm.off, c_stride: Cm.stride,
+      }, [x.buf, dt.buf, this.f32(a.A, temps), Bm.buf, Cm.buf, D, bias, st, this.buf(y), this.buf(state)], grid(n, 64));
+    }
+    this.done(temps);
+    return { y, state };
+  }
+
+  causalAttention(a: AttentionArgs): Tensor {
+    const [B, L, Hq, D] = a.q.shape;
+    const [, T, Hkv, Dv] = a.v.shape;
+    const out = this.make([B, L, Hq, Dv]);
+    const temps: Tensor[] = [];
+    if (out.size > 0) {
+      this.run(this.kernel(`attention-${D}-${Dv}`, () => attentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale },
+        [this.f32(a.q, temps), this.f32(a.k, temps), this.f32(a.v, temps), this.buf(a.queryStart), this.buf(out)], attentionGrid(B, L, Hq));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  rope(a: RopeArgs): Tensor {
+    const [B, L, H, D] = a.x.shape;
+    const half = a.rotaryDim / 2;
+    const key = `${a.base}/${a.rotaryDim}`;
+    let freqs = this.invFreqs.get(key);
+    if (!freqs) {
+      // As torch computes inv_freq: in f32 from the f64 power.
+      const f = new Float32Array(Math.max(1, half));
+      for (let i = 0; i < half; i++) f[i] = 1 / Math.pow(a.base, (2 * i) / a.rotaryDim);
+      freqs = this.rt.alloc(f.byteLength);
+      this.rt.write(freqs, f);
+      this.invFreqs.set(key, freqs);
+    }
+    const out = this.make(a.x.shape);
+    const temps: Tensor[] = [];
+    const n = a.x.size;
+    // Positions / scale as torch rounds them, from the host's copy of the starts (integers are exact in f32).
+    const starts = this.hostInts(a.start);
+    let positions: Tensor | null = null;
+    if (a.positionScale !== 1 && starts) {
+      const pos = new Float32Array(B * L);
+      for (let b = 0; b < B; b++) for (let t = 0; t < L; t++) pos[b * L + t] = (starts[b] + t) / a.positionScale;
+      positions = this.upload(pos, [B * L], "f32");
+      temps.push(positions);
+    }
+    if (n > 0) {
+      this.run(this.kernel("rope", ropeSpec), {
+        B, L, H, D, half, inv_scale: 1 / a.positionScale, scaled: a.positionScale !== 1, host_pos: positions !== null, interleaved: a.interleaved,
+      }, [this.f32(a.x, temps), this.buf(a.start), freqs, positions ? this.buf(positions) : null, this.buf(out)], grid(n));
+    }
+    this.done(temps);
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // H3: long convolutions and the diagonal / shift SSMs.
+
+  fftConv(a: FftConvArgs): Tensor {
+    const [B, L, C] = a.u.shape;
+    const P = a.headDim;
+    const H = C / P;
+    const K = a.kernel.shape[1];
+    const y = this.make(a.u.shape);
+    const temps: Tensor[] = [];
+    const v = this.opt(a.v, temps), q = this.opt(a.q, temps), D = this.opt(a.D, temps);
+    if (y.size > 0) {
+      this.run(this.kernel("direct-conv", directConvSpec), { B, L, H, P, K, has_v: v !== null, has_q: q !== null, has_d: D !== null },
+        [this.f32(a.u, temps), v, q, this.f32(a.kernel, temps), D, this.buf(y)], grid(y.size, 64));
+    }
+    this.done(temps);
+    return y;
+  }
+
+  /** The discretised SSM [H, N, 8] (dA, dB, C as complex), cached while its parameter tensors are the same objects. */
+  private discretize(p: DiagSsmParams): GPUBuffer {
+    const hit = this.discretized.get(p.A);
+    if (hit && hit.p.logDt === p.logDt && hit.p.B === p.B && hit.p.C === p.C && hit.p.discretization === p.discretization && !p.A.isDisposed) {
+      return hit.buffer;
+    }
+    const [H, N] = p.A.shape;
+    const buffer = this.rt.alloc(Math.max(4, H * N * 32));
+    const temps: Tensor[] = [];
+    if (H * N > 0) {
+      this.run(this.kernel("diag-discretize", diagDiscretizeSpec), { H, N, zoh: p.discretization === "zoh" },
+        [this.f32(p.logDt, temps), this.f32(p.A, temps), this.f32(p.B, temps), this.f32(p.C, temps), buffer], grid(H * N, 64));
+    }
+    this.done(temps);
+    if (hit) this.rt.releaseBuffer(hit.buffer);
+    this.discretized.set(p.A, { p: { ...p }, buffer });
+    return buffer;
+  }
+
+  diagSsmKernel(p: DiagSsmParams, length: number): Tensor {
+    const [H, N] = p.A.shape;
+    const out = this.make([H, length]);
+    const disc = this.discretize(p);
+    if (out.size > 0) this.run(this.kernel("diag-kernel", diagKernelSpec), { H, N, len: length }, [disc, this.buf(out)], grid(out.size));
+    return out;
+  }
+
+  private diagRun(a: DiagSsmConvArgs, maxChunk: number): { y: Tensor; state: Tensor } {
+    const [B, L, C] = a.u.shape;
+    const P = a.headDim;
+    const H = C / P;
+    const N = a.ssm.A.shape[1];
+    const y = this.make(a.u.shape);
+    const state = this.make([B, H, P, P, N, 2]);
+    const temps: Tensor[] = [];
+    const disc = this.discretize(a.ssm);
+    const u = this.f32(a.u, temps), v = this.opt(a.v, temps), q = this.opt(a.q, temps), D = this.opt(a.D, temps), st = this.opt(a.state, temps);
+    if (B * H === 0) {
+      this.done(temps);
+      return { y, state };
+    }
+    if (L === 0) {
+      if (st) this.copyWords(st, 0, this.buf(state), 0, state.size);
+      else this.run(this.kernel("fill", fillSpec), { n: state.size, value: 0 }, [this.buf(state)], grid(state.size));
+      this.done(temps);
+      return { y, state };
+    }
+    const chunk = Math.max(1, Math.min(maxChunk, L));
+    const nChunks = Math.ceil(L / chunk);
+    const dims = { B, L, H, P, N, chunk, n_chunks: nChunks };
+    let hIn = st;
+    let carried: GPUBuffer | null = null;
+    if (nChunks > 1) {
+      const channels = B * H * P * P;
+      carried = this.rt.alloc(channels * nChunks * N * 8);
+      this.run(this.kernel(`diag-local-${N}`, () => diagLocalSpec(N)), { ...dims, has_v: v !== null }, [u, v, disc, carried], grid(channels * nChunks, 64));
+      this.run(this.kernel("diag-carry", diagCarrySpec), { ...dims, has_state: st !== null }, [disc, st, carried], grid(channels * N));
+      hIn = carried;
+    }
+    this.run(this.kernel(`diag-output-${N}`, () => diagOutputSpec(N)),
+      { ...dims, has_v: v !== null, has_q: q !== null, has_h: hIn !== null, has_d: D !== null },
+      [u, v, q, disc, hIn, D, this.buf(y), this.buf(state)], grid(B * H * P * nChunks, 64));
+    if (carried) this.rt.releaseBuffer(carried);
+    this.done(temps);
+    return { y, state };
+  }
+
+  diagSsmConv(a: DiagSsmConvArgs): { y: Tensor; state: Tensor } {
+    return this.diagRun(a, DIAG_CHUNK);
+  }
+
+  diagSsmStep(a: DiagSsmConvArgs): { y: Tensor; state: Tensor } {
+    return this.diagRun(a, 1);
+  }
+
+  shiftSsmTaps(B: Tensor, C: Tensor): Tensor {
+    const [Ch, N] = B.shape;
+    const out = this.make([Ch, N]);
+    this.tapsInto(B, C, this.buf(out));
+    return out;
+  }
+
+  /** Taps derived from (B, C) when the caller passes none, kept while those tensors live. */
+  private readonly shiftTaps = new WeakMap<Tensor, { C: Tensor; taps: GPUBuffer }>();
+
+  private tapsOf(B: Tensor, C: Tensor): GPUBuffer {
+    const hit = this.shiftTaps.get(B);
+    if (hit && hit.C === C && !B.isDisposed && !C.isDisposed) return hit.taps;
+    const [Ch, N] = B.shape;
+    const taps = this.rt.alloc(Math.max(4, Ch * N * 4));
+    this.tapsInto(B, C, taps);
+    if (hit) this.rt.releaseBuffer(hit.taps);
+    this.shiftTaps.set(B, { C, taps });
+    return taps;
+  }
+
+  private tapsInto(B: Tensor, C: Tensor, out: GPUBuffer): void {
+    const [Ch, N] = B.shape;
+    const temps: Tensor[] = [];
+    if (Ch * N > 0) this.run(this.kernel("shift-taps", shiftTapsSpec), { C: Ch, N }, [this.f32(B, temps), this.f32(C, temps), out], grid(Ch * N));
+    this.done(temps);
+  }
+
+  shiftSsm(a: ShiftSsmArgs): { y: Tensor; state: Tensor } {
+    const [B, L, Ch] = a.u.shape;
+    const N = a.B.shape[1];
+    const temps: Tensor[] = [];
+    const taps = a.taps ? this.f32(a.taps, temps) : this.tapsOf(a.B, a.C);
+    const y = this.make(a.u.shape);
+    const state = this.make([B, Ch, N]);
+    const D = this.opt(a.D, temps), st = this.opt(a.state, temps);
+    const n = B * L * Ch + B * Ch * N;
+    if (n > 0 && N > 0) {
+      this.run(this.kernel("shift-ssm", shiftSsmSpec), { B, L, C: Ch, N, has_d: D !== null, has_state: st !== null },
+        [this.f32(a.u, temps), taps, this.f32(a.B, temps), this.f32(a.C, temps), D, st, this.buf(y), this.buf(state)], grid(n));
+    }
+    this.done(temps);
+    return { y, state };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Sampling (TokenSampler): decoding reads back token ids, not logits.
+
+  sampleTokens(logits: Tensor, opts: TokenSamplingOptions, uniforms: Float32Array): Tensor {
+    check(logits.rank === 2, `sampleTokens: logits must be [batch, vocab], got ${shapeString(logits.shape)}`);
+    const [B, V] = logits.shape;
+    check(uniforms.length === B, `sampleTokens: ${uniforms.length} uniform numbers for ${B} rows`);
+    const ids = this.make([B], "i32");
+    const temps: Tensor[] = [];
+    const u = this.upload(uniforms, [B], "f32");
+    temps.push(u);
+    if (B > 0 && V > 0) {
+      this.run(this.kernel("sample-tokens", sampleSpec), {
+        V, temperature: opts.temperature, top_k: opts.topK, top_p: opts.topP, min_p: opts.minP,
+      }, [this.f32(logits, temps), this.buf(u), this.buf(ids)], [B]);
+    }
+    this.done(temps);
+    return ids;
+  }
+}

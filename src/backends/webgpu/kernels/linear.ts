@@ -1,0 +1,214 @@
+import type { KernelSpec } from "../runtime.js";
+import { bindType, loadFn, type WeightDType } from "./wgsl.js";
+
+/**
+ * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
+ *
+ * - matvec (M ≤ MATVEC_ROWS, decoding): a 32-lane group per output column streams its weight row once,
+ *   in 16-byte (f32) or 8-byte (f16/bf16) pieces when K % 4 = 0, for all M rows at once.
+ * - tiled (larger M, prefill): BM×BN output tiles, BK-deep slices of x and w staged in workgroup memory,
+ *   each of 256 threads accumulating a T×T block in registers.
+ */
+
+export const MATVEC_ROWS = 8;
+const GROUPS_PER_WG = 8;
+
+export function matvecColumnsPerWorkgroup(): number {
+  return GROUPS_PER_WG;
+}
+
+/** vec4 of weights at element k (multiple of 4) of the flat weight array. */
+function loadW4(dtype: WeightDType): string {
+  if (dtype === "f32") return "fn load_w4(e: u32) -> vec4<f32> { return w4[e / 4u]; }\n";
+  if (dtype === "f16") {
+    return `fn load_w4(e: u32) -> vec4<f32> {
+  let q = w4[e / 4u];
+  return vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+}\n`;
+  }
+  return `fn load_w4(e: u32) -> vec4<f32> {
+  let q = w4[e / 4u];
+  return vec4<f32>(bitcast<f32>(q.x << 16u), bitcast<f32>(q.x & 0xffff0000u), bitcast<f32>(q.y << 16u), bitcast<f32>(q.y & 0xffff0000u));
+}\n`;
+}
+
+export function matvecSpec(dtype: WeightDType, rows: number, vec4: boolean): KernelSpec {
+  const M = rows;
+  const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
+  const accInit = Array.from({ length: M }, () => "0.0").join(", ");
+  const inner = vec4
+    ? `for (var k = lane * 4u; k < p.K; k = k + 128u) {
+      let wv = load_w4(n * p.K + k);
+      for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(wv, xv[(p.x_off + m * p.x_stride + k) / 4u]); }
+    }`
+    : `for (var k = lane; k < p.K; k = k + 32u) {
+      let wv = load_w(n * p.K + k);
+      for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + m * p.x_stride + k]; }
+    }`;
+  return {
+    key: `matvec-${dtype}-${M}-${vec4 ? "v4" : "s"}`,
+    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
+      { name: vec4 ? "w4" : "w", type: wType },
+      { name: "bias", type: "f32" },
+      { name: "out", type: "f32", write: true },
+    ],
+    body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
+var<workgroup> partial: array<f32, ${256 * M}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = lid / 32u;
+  let lane = lid % 32u;
+  let n = (wid.y * nwg.x + wid.x) * ${GROUPS_PER_WG}u + g;
+  var acc = array<f32, ${M}>(${accInit});
+  if (n < p.N) {
+    ${inner}
+  }
+  for (var m = 0u; m < ${M}u; m = m + 1u) { partial[m * 256u + lid] = acc[m]; }
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s = s / 2u) {
+    if (lane < s) {
+      for (var m = 0u; m < ${M}u; m = m + 1u) { partial[m * 256u + lid] = partial[m * 256u + lid] + partial[m * 256u + lid + s]; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    var b = 0.0;
+    if (p.has_bias != 0u) { b = bias[n]; }
+    for (var m = 0u; m < ${M}u; m = m + 1u) { out[m * p.N + n] = partial[m * 256u + lid] + b; }
+  }
+}`,
+  };
+}
+
+/** Tile sizes of the tiled kernel: T×T per thread, 16×16 threads. */
+export function tileFor(M: number, N: number): number {
+  return M >= 256 && N >= 256 ? 8 : 4;
+}
+
+/**
+ * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
+ * marker invocation it holds (so no assumption about how invocations form subgroups), its lanes stream the weight row in 16- or 8-byte pieces and `subgroupAdd` sums them: no barriers.
+ */
+export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean): KernelSpec {
+  const M = rows;
+  const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
+  const accInit = Array.from({ length: M }, () => "0.0").join(", ");
+  const inner = vec4
+    ? `for (var k = lane * 4u; k < p.K; k = k + sgs * 4u) {
+        let wv = load_w4(n * p.K + k);
+        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(wv, xv[(p.x_off + m * p.x_stride + k) / 4u]); }
+      }`
+    : `for (var k = lane; k < p.K; k = k + sgs) {
+        let wv = load_w(n * p.K + k);
+        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + m * p.x_stride + k]; }
+      }`;
+  return {
+    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}`,
+    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
+      { name: vec4 ? "w4" : "w", type: wType },
+      { name: "bias", type: "f32" },
+      { name: "out", type: "f32", write: true },
+    ],
+    enables: ["subgroups"],
+    directives: ["diagnostic(off, subgroup_uniformity)"],
+    body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let wg = wid.y * nwg.x + wid.x;
+  for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
+    // Row r belongs to the subgroup holding invocation r·(256 / rows): exactly one, however the
+    // invocations are grouped.
+    if (!subgroupAny(lid == r * ${256 / GROUPS_PER_WG}u)) { continue; }
+    let n = wg * ${GROUPS_PER_WG}u + r;
+    if (n >= p.N) { break; }
+    var acc = array<f32, ${M}>(${accInit});
+    ${inner}
+    var b = 0.0;
+    if (p.has_bias != 0u) { b = bias[n]; }
+    for (var m = 0u; m < ${M}u; m = m + 1u) {
+      let total = subgroupAdd(acc[m]);
+      if (lane == 0u) { out[m * p.N + n] = total + b; }
+    }
+  }
+}`,
+  };
+}
+
+export function matmulSpec(dtype: WeightDType, T: number): KernelSpec {
+  const BM = 16 * T;
+  const BK = 16;
+  const loads = (BM * BK) / 256;
+  return {
+    key: `matmul-${dtype}-${T}`,
+    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "xv", type: "f32" },
+      { name: "w", type: bindType(dtype) },
+      { name: "bias", type: "f32" },
+      { name: "out", type: "f32", write: true },
+    ],
+    body: `${loadFn("load_w", "w", dtype)}
+const T: u32 = ${T}u;
+const BM: u32 = ${BM}u;
+const BK: u32 = ${BK}u;
+const BMP: u32 = ${BM + 1}u;
+var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
+var<workgroup> Bs: array<f32, ${BK * (BM + 1)}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let m0 = wid.y * BM;
+  let n0 = wid.x * BM;
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  var acc: array<array<f32, ${T}>, ${T}>;
+  for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }
+  for (var k0 = 0u; k0 < p.K; k0 = k0 + BK) {
+    for (var l = 0u; l < ${loads}u; l = l + 1u) {
+      let idx = lid + l * 256u;
+      let r = idx / BK;
+      let c = idx % BK;
+      let k = k0 + c;
+      var a = 0.0;
+      if (m0 + r < p.M && k < p.K) { a = xv[p.x_off + (m0 + r) * p.x_stride + k]; }
+      As[c * BMP + r] = a;
+      var b = 0.0;
+      if (n0 + r < p.N && k < p.K) { b = load_w((n0 + r) * p.K + k); }
+      Bs[c * BMP + r] = b;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk = kk + 1u) {
+      var av: array<f32, ${T}>;
+      var bv: array<f32, ${T}>;
+      for (var t = 0u; t < T; t = t + 1u) {
+        av[t] = As[kk * BMP + ty * T + t];
+        bv[t] = Bs[kk * BMP + tx * T + t];
+      }
+      for (var i = 0u; i < T; i = i + 1u) {
+        for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < T; i = i + 1u) {
+    let m = m0 + ty * T + i;
+    if (m >= p.M) { continue; }
+    for (var j = 0u; j < T; j = j + 1u) {
+      let n = n0 + tx * T + j;
+      if (n < p.N) {
+        var b = 0.0;
+        if (p.has_bias != 0u) { b = bias[n]; }
+        out[m * p.N + n] = acc[i][j] + b;
+      }
+    }
+  }
+}`,
+  };
+}

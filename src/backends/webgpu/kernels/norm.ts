@@ -1,0 +1,89 @@
+import type { KernelSpec } from "../runtime.js";
+
+/** Norms over the last axis: one 256-thread workgroup per row (or per group of the gated norm). */
+
+const REDUCE = `
+var<workgroup> red: array<f32, 256>;
+fn block_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+`;
+
+const MAIN_ROW = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= p.rows) { return; }`;
+
+export function rmsNormSpec(): KernelSpec {
+  return {
+    key: "rms-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"]], workgroupSize: 256,
+    bindings: [{ name: "x", type: "f32" }, { name: "w", type: "f32" }, { name: "out", type: "f32", write: true }],
+    body: `${REDUCE}
+${MAIN_ROW}
+  let o = row * p.D;
+  var ss = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { let v = x[o + i]; ss = ss + v * v; }
+  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.D) + p.eps);
+  for (var i = lid; i < p.D; i = i + 256u) { out[o + i] = x[o + i] * inv * w[i]; }
+}`,
+  };
+}
+
+export function layerNormSpec(): KernelSpec {
+  return {
+    key: "layer-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"], ["has_bias", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "x", type: "f32" }, { name: "w", type: "f32" }, { name: "bias", type: "f32" }, { name: "out", type: "f32", write: true }],
+    body: `${REDUCE}
+${MAIN_ROW}
+  let o = row * p.D;
+  var s = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { s = s + x[o + i]; }
+  let mean = block_sum(s, lid) / f32(p.D);
+  var v = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { let d = x[o + i] - mean; v = v + d * d; }
+  let inv = 1.0 / sqrt(block_sum(v, lid) / f32(p.D) + p.eps);
+  for (var i = lid; i < p.D; i = i + 256u) {
+    var b = 0.0;
+    if (p.has_bias != 0u) { b = bias[i]; }
+    out[o + i] = (x[o + i] - mean) * inv * w[i] + b;
+  }
+}`,
+  };
+}
+
+/** v = y·silu(z), RMS-normalised over consecutive groups of `group` channels, times w. */
+export function gatedRmsNormSpec(): KernelSpec {
+  return {
+    key: "gated-rms-norm",
+    params: [["rows", "u32"], ["group", "u32"], ["wlen", "u32"], ["eps", "f32"], ["z_off", "u32"], ["z_stride", "u32"], ["z_width", "u32"]],
+    workgroupSize: 256,
+    bindings: [{ name: "y", type: "f32" }, { name: "z", type: "f32" }, { name: "w", type: "f32" }, { name: "out", type: "f32", write: true }],
+    body: `${REDUCE}
+// z may be a column slice of wider rows: element e at off + (e / width)·stride + e % width.
+fn zat(e: u32) -> u32 { return p.z_off + (e / p.z_width) * p.z_stride + e % p.z_width; }
+${MAIN_ROW}
+  let o = row * p.group;
+  let wo = o % p.wlen;
+  var ss = 0.0;
+  for (var i = lid; i < p.group; i = i + 256u) {
+    let zi = z[zat(o + i)];
+    let v = y[o + i] * (zi / (1.0 + exp(-zi)));
+    ss = ss + v * v;
+  }
+  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.group) + p.eps);
+  for (var i = lid; i < p.group; i = i + 256u) {
+    let zi = z[zat(o + i)];
+    let v = y[o + i] * (zi / (1.0 + exp(-zi)));
+    out[o + i] = v * inv * w[wo + i];
+  }
+}`,
+  };
+}

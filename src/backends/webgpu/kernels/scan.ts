@@ -1,0 +1,139 @@
+import type { KernelSpec } from "../runtime.js";
+import { MAIN_1D } from "./wgsl.js";
+
+/**
+ * Mamba's selective scan, chunked over time (reduce, then scan, then re-run; no workgroup waits on another):
+ *   1. local:  per (batch, chunk, channel), the state a chunk reaches from zero, and Σ Δ over the chunk;
+ *   2. carry:  per (batch, channel, state entry), a short sequential pass over the chunks turns local
+ *              states into the state entering each chunk: h_in[c+1] = exp(A·ΣΔ_c)·h_in[c] + local_c;
+ *   3. output: per (batch, chunk, channel), the chunk again from its entering state, writing y (with D skip
+ *              and silu(z) gate) and, for the last chunk, the final state.
+ * A single chunk (short prompts, the decoding step) is pass 3 alone, entering from the carried state.
+ * Packed `de` holds [D (E), Δ bias (E)].
+ */
+
+const COMMON = `
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  let e = exp(x);
+  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
+  return log(1.0 + e);
+}
+fn delta_at(row: u32, e: u32) -> f32 {
+  var d = delta[p.d_off + row * p.d_stride + e];
+  if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
+  if (p.softplus != 0u) { d = softplus(d); }
+  return d;
+}
+`;
+
+const PARAMS = [
+  ["B", "u32"], ["L", "u32"], ["E", "u32"], ["chunk", "u32"], ["n_chunks", "u32"], ["has_dbias", "u32"], ["softplus", "u32"],
+  // Inputs may be column slices of wider rows (zero-copy views): element (row, col) at off + row·stride + col.
+  ["u_off", "u32"], ["u_stride", "u32"], ["d_off", "u32"], ["d_stride", "u32"], ["b_off", "u32"], ["b_stride", "u32"],
+  ["c_off", "u32"], ["c_stride", "u32"], ["z_off", "u32"], ["z_stride", "u32"],
+] as const;
+
+export function scanLocalSpec(N: number): KernelSpec {
+  return {
+    key: `scan-local-${N}`, params: PARAMS, workgroupSize: 64,
+    bindings: [
+      { name: "u", type: "f32" }, { name: "delta", type: "f32" }, { name: "A", type: "f32" }, { name: "Bm", type: "f32" },
+      { name: "de", type: "f32" }, { name: "h_local", type: "f32", write: true }, { name: "sum_delta", type: "f32", write: true },
+    ],
+    body: `${COMMON}
+const N: u32 = ${N}u;
+${MAIN_1D}
+  if (i >= p.B * p.n_chunks * p.E) { return; }
+  let e = i % p.E;
+  let c = (i / p.E) % p.n_chunks;
+  let b = i / (p.E * p.n_chunks);
+  var h: array<f32, ${N}>;
+  var a: array<f32, ${N}>;
+  for (var n = 0u; n < N; n = n + 1u) { a[n] = A[e * N + n]; h[n] = 0.0; }
+  var total = 0.0;
+  let t1 = min(p.L, (c + 1u) * p.chunk);
+  for (var t = c * p.chunk; t < t1; t = t + 1u) {
+    let row = b * p.L + t;
+    let d = delta_at(row, e);
+    let du = d * u[p.u_off + row * p.u_stride + e];
+    total = total + d;
+    for (var n = 0u; n < N; n = n + 1u) { h[n] = exp(d * a[n]) * h[n] + du * Bm[p.b_off + row * p.b_stride + n]; }
+  }
+  for (var n = 0u; n < N; n = n + 1u) { h_local[i * N + n] = h[n]; }
+  sum_delta[i] = total;
+}`,
+  };
+}
+
+export function scanCarrySpec(): KernelSpec {
+  return {
+    key: "scan-carry", params: [["B", "u32"], ["E", "u32"], ["N", "u32"], ["n_chunks", "u32"], ["has_state", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "A", type: "f32" }, { name: "sum_delta", type: "f32" }, { name: "state", type: "f32" }, { name: "h", type: "f32", write: true }],
+    body: `${MAIN_1D}
+  if (i >= p.B * p.E * p.N) { return; }
+  let n = i % p.N;
+  let e = (i / p.N) % p.E;
+  let b = i / (p.N * p.E);
+  var carry = 0.0;
+  if (p.has_state != 0u) { carry = state[i]; }
+  let a = A[e * p.N + n];
+  for (var c = 0u; c < p.n_chunks; c = c + 1u) {
+    let at = ((b * p.n_chunks + c) * p.E + e) * p.N + n;
+    let loc = h[at];
+    h[at] = carry;
+    carry = exp(a * sum_delta[(b * p.n_chunks + c) * p.E + e]) * carry + loc;
+  }
+}`,
+  };
+}
+
+export function scanOutputSpec(N: number): KernelSpec {
+  return {
+    key: `scan-output-${N}`,
+    params: [...PARAMS, ["has_h", "u32"], ["has_d", "u32"], ["has_z", "u32"]],
+    workgroupSize: 64,
+    bindings: [
+      { name: "u", type: "f32" }, { name: "delta", type: "f32" }, { name: "A", type: "f32" }, { name: "Bm", type: "f32" },
+      { name: "Cm", type: "f32" }, { name: "de", type: "f32" }, { name: "z", type: "f32" }, { name: "h_in", type: "f32" },
+      { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
+    ],
+    body: `${COMMON}
+const N: u32 = ${N}u;
+${MAIN_1D}
+  if (i >= p.B * p.n_chunks * p.E) { return; }
+  let e = i % p.E;
+  let c = (i / p.E) % p.n_chunks;
+  let b = i / (p.E * p.n_chunks);
+  var h: array<f32, ${N}>;
+  var a: array<f32, ${N}>;
+  for (var n = 0u; n < N; n = n + 1u) {
+    a[n] = A[e * N + n];
+    h[n] = 0.0;
+    if (p.has_h != 0u) { h[n] = h_in[i * N + n]; }
+  }
+  var dskip = 0.0;
+  if (p.has_d != 0u) { dskip = de[e]; }
+  let t1 = min(p.L, (c + 1u) * p.chunk);
+  for (var t = c * p.chunk; t < t1; t = t + 1u) {
+    let row = b * p.L + t;
+    let idx = row * p.E + e;
+    let d = delta_at(row, e);
+    let ue = u[p.u_off + row * p.u_stride + e];
+    let du = d * ue;
+    var acc = 0.0;
+    for (var n = 0u; n < N; n = n + 1u) {
+      let hn = exp(d * a[n]) * h[n] + du * Bm[p.b_off + row * p.b_stride + n];
+      h[n] = hn;
+      acc = acc + hn * Cm[p.c_off + row * p.c_stride + n];
+    }
+    acc = acc + dskip * ue;
+    if (p.has_z != 0u) { let zz = z[p.z_off + row * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
+    y[idx] = acc;
+  }
+  if (c == p.n_chunks - 1u) {
+    for (var n = 0u; n < N; n = n + 1u) { state_out[(b * p.E + e) * N + n] = h[n]; }
+  }
+}`,
+  };
+}

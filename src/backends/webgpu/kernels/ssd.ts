@@ -1,0 +1,232 @@
+import type { KernelSpec } from "../runtime.js";
+import { MAIN_1D } from "./wgsl.js";
+
+/**
+ * Mamba-2's SSD by the chunked algorithm, in four passes over chunks of Q ≤ 64 steps (the same split as
+ * mamba_ssm's Triton kernels, with no workgroup waiting on another):
+ *   1. dt:     effective dt (bias, softplus, clamp) and its running sum S = Σ dt·A within each chunk;
+ *   2. state:  per (batch, chunk, head) the state the chunk builds from zero: Σ_s exp(S_end − S_s)·dt_s·x_s ⊗ B_s;
+ *   3. pass:   per state entry, sequentially over chunks: state entering chunk c+1 = exp(S_end)·(entering c) + local c;
+ *   4. output: per (batch, chunk, head), y_t = Σ_{s≤t} (C_t·B_s)·exp(S_t − S_s)·dt_s·x_s + exp(S_t)·C_t·state + D·x_t,
+ *              the causal mixing matrix held in workgroup memory.
+ * Layouts: x [B, L, H, P], dt [B, L, H], B and C [B, L, G, N], state [B, H, P, N].
+ */
+
+export const SSD_CHUNK = 64;
+
+export function ssdDtSpec(): KernelSpec {
+  return {
+    key: "ssd-dt",
+    params: [["B", "u32"], ["L", "u32"], ["H", "u32"], ["chunk", "u32"], ["n_chunks", "u32"], ["has_bias", "u32"], ["softplus", "u32"], ["dt_min", "f32"], ["dt_max", "f32"],
+      ["dt_off", "u32"], ["dt_stride", "u32"]],
+    workgroupSize: 64,
+    bindings: [{ name: "dt", type: "f32" }, { name: "A", type: "f32" }, { name: "bias", type: "f32" }, { name: "dt_eff", type: "f32", write: true }, { name: "S", type: "f32", write: true }],
+    body: `
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  let e = exp(x);
+  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
+  return log(1.0 + e);
+}
+${MAIN_1D}
+  if (i >= p.B * p.n_chunks * p.H) { return; }
+  let h = i % p.H;
+  let c = (i / p.H) % p.n_chunks;
+  let b = i / (p.H * p.n_chunks);
+  let a = A[h];
+  var run = 0.0;
+  let t1 = min(p.L, (c + 1u) * p.chunk);
+  for (var t = c * p.chunk; t < t1; t = t + 1u) {
+    let idx = (b * p.L + t) * p.H + h;
+    var d = dt[p.dt_off + (b * p.L + t) * p.dt_stride + h];
+    if (p.has_bias != 0u) { d = d + bias[h]; }
+    if (p.softplus != 0u) { d = softplus(d); }
+    d = min(max(d, p.dt_min), p.dt_max);
+    dt_eff[idx] = d;
+    run = run + d * a;
+    S[idx] = run;
+  }
+}`,
+  };
+}
+
+const DIMS = [["B", "u32"], ["L", "u32"], ["H", "u32"], ["P", "u32"], ["G", "u32"], ["N", "u32"], ["chunk", "u32"], ["n_chunks", "u32"]] as const;
+/** x, B, C may be column slices of wider rows (zero-copy views): element (row, col) at off + row·stride + col. */
+const VIEWS = [["x_off", "u32"], ["x_stride", "u32"], ["b_off", "u32"], ["b_stride", "u32"], ["c_off", "u32"], ["c_stride", "u32"]] as const;
+
+const MAIN_WG = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.y * nwg.x + wid.x;
+  if (wg >= p.B * p.n_chunks * p.H) { return; }
+  let h = wg % p.H;
+  let c = (wg / p.H) % p.n_chunks;
+  let b = wg / (p.H * p.n_chunks);
+  let g = h / (p.H / p.G);
+  let t0 = c * p.chunk;
+  let q = min(p.chunk, p.L - t0);`;
+
+export function ssdChunkStateSpec(): KernelSpec {
+  return {
+    key: "ssd-chunk-state", params: [...DIMS, ...VIEWS], workgroupSize: 256,
+    bindings: [
+      { name: "x", type: "f32" }, { name: "Bm", type: "f32" }, { name: "dt_eff", type: "f32" }, { name: "S", type: "f32" },
+      { name: "local_state", type: "f32", write: true },
+    ],
+    body: `
+var<workgroup> wsh: array<f32, ${SSD_CHUNK}>;
+${MAIN_WG}
+  let s_end = S[(b * p.L + t0 + q - 1u) * p.H + h];
+  if (lid < q) {
+    let idx = (b * p.L + t0 + lid) * p.H + h;
+    wsh[lid] = exp(s_end - S[idx]) * dt_eff[idx];
+  }
+  workgroupBarrier();
+  let PN = p.P * p.N;
+  let base = wg * PN;
+  for (var e = lid; e < PN; e = e + 256u) {
+    let pp = e / p.N;
+    let n = e % p.N;
+    var acc = 0.0;
+    for (var s = 0u; s < q; s = s + 1u) {
+      let row = b * p.L + t0 + s;
+      acc = acc + wsh[s] * x[p.x_off + row * p.x_stride + h * p.P + pp] * Bm[p.b_off + row * p.b_stride + g * p.N + n];
+    }
+    local_state[base + e] = acc;
+  }
+}`,
+  };
+}
+
+/** In place: local chunk states → the state entering each chunk; also the final state. */
+export function ssdStatePassSpec(): KernelSpec {
+  return {
+    key: "ssd-state-pass", params: [...DIMS, ["has_state", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "S", type: "f32" }, { name: "state", type: "f32" }, { name: "h", type: "f32", write: true }, { name: "state_out", type: "f32", write: true }],
+    body: `${MAIN_1D}
+  let PN = p.P * p.N;
+  if (i >= p.B * p.H * PN) { return; }
+  let e = i % PN;
+  let hd = (i / PN) % p.H;
+  let b = i / (PN * p.H);
+  var carry = 0.0;
+  if (p.has_state != 0u) { carry = state[i]; }
+  for (var c = 0u; c < p.n_chunks; c = c + 1u) {
+    let at = ((b * p.n_chunks + c) * p.H + hd) * PN + e;
+    let loc = h[at];
+    h[at] = carry;
+    let t_end = min(p.L, (c + 1u) * p.chunk) - 1u;
+    carry = exp(S[(b * p.L + t_end) * p.H + hd]) * carry + loc;
+  }
+  state_out[i] = carry;
+}`,
+  };
+}
+
+export function ssdChunkOutSpec(): KernelSpec {
+  const Q = SSD_CHUNK;
+  return {
+    key: "ssd-chunk-out", params: [...DIMS, ["has_h", "u32"], ["has_d", "u32"], ["d_per_p", "u32"], ...VIEWS], workgroupSize: 256,
+    bindings: [
+      { name: "x", type: "f32" }, { name: "Bm", type: "f32" }, { name: "Cm", type: "f32" }, { name: "dt_eff", type: "f32" },
+      { name: "S", type: "f32" }, { name: "h_in", type: "f32" }, { name: "Dv", type: "f32" }, { name: "y", type: "f32", write: true },
+    ],
+    body: `
+var<workgroup> M: array<f32, ${Q * Q}>;
+var<workgroup> s_sh: array<f32, ${Q}>;
+${MAIN_WG}
+  if (lid < q) { s_sh[lid] = S[(b * p.L + t0 + lid) * p.H + h]; }
+  workgroupBarrier();
+  // M[t, s] = (C_t · B_s) · exp(S_t − S_s) · dt_s for s ≤ t.
+  for (var e = lid; e < q * q; e = e + 256u) {
+    let t = e / q;
+    let s = e % q;
+    var v = 0.0;
+    if (s <= t) {
+      let ct = p.c_off + (b * p.L + t0 + t) * p.c_stride + g * p.N;
+      let bs = p.b_off + (b * p.L + t0 + s) * p.b_stride + g * p.N;
+      var cb = 0.0;
+      for (var n = 0u; n < p.N; n = n + 1u) { cb = cb + Cm[ct + n] * Bm[bs + n]; }
+      v = cb * exp(s_sh[t] - s_sh[s]) * dt_eff[(b * p.L + t0 + s) * p.H + h];
+    }
+    M[t * ${Q}u + s] = v;
+  }
+  workgroupBarrier();
+  let hbase = wg * p.P * p.N;
+  for (var e = lid; e < q * p.P; e = e + 256u) {
+    let t = e / p.P;
+    let pp = e % p.P;
+    let row = b * p.L + t0 + t;
+    var acc = 0.0;
+    if (p.has_h != 0u) {
+      let ct = p.c_off + row * p.c_stride + g * p.N;
+      let ho = hbase + pp * p.N;
+      var off = 0.0;
+      for (var n = 0u; n < p.N; n = n + 1u) { off = off + h_in[ho + n] * Cm[ct + n]; }
+      acc = off * exp(s_sh[t]);
+    }
+    for (var s = 0u; s <= t; s = s + 1u) {
+      acc = acc + M[t * ${Q}u + s] * x[p.x_off + (b * p.L + t0 + s) * p.x_stride + h * p.P + pp];
+    }
+    let xi = (row * p.H + h) * p.P + pp;
+    if (p.has_d != 0u) {
+      var dd = Dv[h];
+      if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
+      acc = acc + dd * x[p.x_off + row * p.x_stride + h * p.P + pp];
+    }
+    y[xi] = acc;
+  }
+}`,
+  };
+}
+
+/** One recurrent step per (batch, head, p): state = exp(dt·A)·state + dt·x ⊗ B; y = state·C + D·x. */
+export function ssdStepSpec(): KernelSpec {
+  return {
+    key: "ssd-step",
+    params: [["B", "u32"], ["H", "u32"], ["P", "u32"], ["G", "u32"], ["N", "u32"], ["has_bias", "u32"], ["softplus", "u32"],
+      ["dt_min", "f32"], ["dt_max", "f32"], ["has_state", "u32"], ["has_d", "u32"], ["d_per_p", "u32"], ["dt_off", "u32"], ["dt_stride", "u32"], ...VIEWS],
+    workgroupSize: 64,
+    bindings: [
+      { name: "x", type: "f32" }, { name: "dt", type: "f32" }, { name: "A", type: "f32" }, { name: "Bm", type: "f32" },
+      { name: "Cm", type: "f32" }, { name: "Dv", type: "f32" }, { name: "bias", type: "f32" }, { name: "state", type: "f32" },
+      { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
+    ],
+    body: `
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  let e = exp(x);
+  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
+  return log(1.0 + e);
+}
+${MAIN_1D}
+  if (i >= p.B * p.H * p.P) { return; }
+  let pp = i % p.P;
+  let h = (i / p.P) % p.H;
+  let b = i / (p.P * p.H);
+  let g = h / (p.H / p.G);
+  var d = dt[p.dt_off + b * p.dt_stride + h];
+  if (p.has_bias != 0u) { d = d + bias[h]; }
+  if (p.softplus != 0u) { d = softplus(d); }
+  d = min(max(d, p.dt_min), p.dt_max);
+  let decay = exp(d * A[h]);
+  let xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
+  let bo = p.b_off + b * p.b_stride + g * p.N;
+  let co = p.c_off + b * p.c_stride + g * p.N;
+  let so = i * p.N;
+  var acc = 0.0;
+  for (var n = 0u; n < p.N; n = n + 1u) {
+    var s = 0.0;
+    if (p.has_state != 0u) { s = state[so + n]; }
+    let v = s * decay + d * xv * Bm[bo + n];
+    state_out[so + n] = v;
+    acc = acc + v * Cm[co + n];
+  }
+  if (p.has_d != 0u) {
+    var dd = Dv[h];
+    if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
+    acc = acc + dd * xv;
+  }
+  y[i] = acc;
+}`,
+  };
+}

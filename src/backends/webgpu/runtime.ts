@@ -1,0 +1,416 @@
+import { MAP_READ, USAGE } from "./gpu.js";
+
+/**
+ * The GPU side of the WebGPU backend: one pending command encoder that ops record dispatches into, a
+ * buffer pool, per-dispatch uniform parameters, and pipelines compiled once per kernel variant.
+ *
+ * - Ops never block: they record into the pending encoder (one compute pass kept open across dispatches;
+ *   WebGPU orders dispatches, so a buffer released by one op can be reused by the next at once).
+ * - `flush()` submits; `read()` submits and maps a staging copy (the only await).
+ * - Uniform parameters live in a ring buffer, 256 bytes per dispatch, bound with a dynamic offset; a batch's
+ *   slots are written once, just before the submit that reads them, and reused once that submit completed.
+ * - Bind groups are cached by (layout, buffers): a decoding step allocates the same pooled buffers in the
+ *   same order every token, so its bind groups are built once.
+ */
+
+export type BufferType = "f32" | "u32" | "i32" | "vec4<f32>" | "vec2<u32>" | "vec4<u32>";
+
+export interface BindingSpec {
+  name: string;
+  type: BufferType;
+  /** read-only storage, or read_write. */
+  write?: boolean;
+}
+
+export type ParamType = "u32" | "i32" | "f32";
+
+export interface KernelSpec {
+  /** Unique per variant (the pipeline cache key). */
+  key: string;
+  params: readonly (readonly [string, ParamType])[];
+  bindings: readonly BindingSpec[];
+  workgroupSize: number | readonly [number, number, number];
+  /** WGSL after the generated declarations; must define `@compute fn main(...)`. */
+  body: string;
+  /** WGSL extensions the body needs (`enable …;`), e.g. "subgroups". */
+  enables?: readonly string[];
+  /** Other global directives, e.g. "diagnostic(off, subgroup_uniformity)". */
+  directives?: readonly string[];
+}
+
+export interface Kernel {
+  spec: KernelSpec;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  /** Binding signature ("rrw"): kernels with equal signatures share layouts and bind groups. */
+  layoutKey: string;
+  id: number;
+}
+
+/** A ring of per-dispatch uniform slots: its buffer, a host shadow, and which bytes the GPU may still read. */
+class UniformRing {
+  readonly buffer: GPUBuffer;
+  readonly shadow: ArrayBuffer;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly f32: Float32Array;
+  /** Absolute byte counters: slots [tail, head) are in use (recorded or in flight); head − tail ≤ size. */
+  head = 0;
+  tail = 0;
+  /** Start of the slots recorded since the last submit. */
+  batchStart = 0;
+
+  constructor(device: GPUDevice, readonly size: number, readonly id: number) {
+    this.buffer = device.createBuffer({ size, usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    this.shadow = new ArrayBuffer(size);
+    this.u32 = new Uint32Array(this.shadow);
+    this.i32 = new Int32Array(this.shadow);
+    this.f32 = new Float32Array(this.shadow);
+  }
+}
+
+/** Pool size classes: 4 steps per power of two, at least 256 bytes. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, bytes);
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = p / 4;
+  return Math.ceil(b / step) * step;
+}
+
+let nextBufferId = 1;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(b, id);
+  }
+  return id;
+}
+
+export function wgslDeclarations(spec: KernelSpec): string {
+  const lines: string[] = [...(spec.enables ?? []).map((e) => `enable ${e};`), ...(spec.directives ?? []).map((d) => `${d};`)];
+  const fields = spec.params.map(([n, t]) => `  ${n}: ${t},`);
+  if (fields.length === 0) fields.push("  _unused: u32,");
+  lines.push(`struct Params {\n${fields.join("\n")}\n}`);
+  lines.push("@group(0) @binding(0) var<uniform> p: Params;");
+  spec.bindings.forEach((b, i) => {
+    lines.push(`@group(0) @binding(${i + 1}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: array<${b.type}>;`);
+  });
+  const [x, y, z] = typeof spec.workgroupSize === "number" ? [spec.workgroupSize, 1, 1] : spec.workgroupSize;
+  lines.push(`const WG_X: u32 = ${x}u;\nconst WG_Y: u32 = ${y}u;\nconst WG_Z: u32 = ${z}u;`);
+  return lines.join("\n") + "\n";
+}
+
+export class GpuRuntime {
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private recorded = 0;
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private freeBytes = 0;
+  /** Buffers to destroy once the pending encoder has been submitted. */
+  private doomed: GPUBuffer[] = [];
+  private ring: UniformRing;
+  private nextRingId = 1;
+  private readonly stagingFree = new Map<number, GPUBuffer[]>();
+  /** Small buffers standing in for absent optional inputs. */
+  readonly dummy: GPUBuffer;
+  readonly uniformAlign: number;
+  /** Dispatches recorded since the runtime started (for tests and benchmarks). */
+  dispatchCount = 0;
+  submitCount = 0;
+  /** Bytes allocated from the device (pooled or live). */
+  allocatedBytes = 0;
+  /** Released buffers beyond this many bytes are destroyed rather than pooled. */
+  poolLimitBytes = 4 * 2 ** 30;
+  private lost: string | null = null;
+
+  constructor(readonly device: GPUDevice) {
+    this.uniformAlign = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
+    this.dummy = this.createBuffer(256);
+    this.ring = new UniformRing(device, 1 << 20, this.nextRingId++);
+    device.lost?.then((info) => { this.lost = `${info.reason}: ${info.message}`; }).catch(() => {});
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      if (this.errors.length < 8) this.errors.push(ev.error.message);
+    };
+  }
+
+  /** Validation / out-of-memory errors the device reported since the last read (a bug if any). */
+  private errors: string[] = [];
+
+  get isLost(): string | null {
+    return this.lost;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Buffers.
+
+  private createBuffer(bytes: number): GPUBuffer {
+    this.allocatedBytes += bytes;
+    return this.device.createBuffer({ size: bytes, usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST });
+  }
+
+  /** A storage buffer of at least `bytes` (from the pool when one of its size class is free). */
+  alloc(bytes: number): GPUBuffer {
+    const size = sizeClass(bytes);
+    const list = this.free.get(size);
+    const hit = list?.pop();
+    if (hit) {
+      this.freeBytes -= size;
+      return hit;
+    }
+    return this.createBuffer(size);
+  }
+
+  /** Returns a buffer to the pool (reuse is safe: later dispatches run after earlier ones). */
+  releaseBuffer(buffer: GPUBuffer): void {
+    const size = buffer.size;
+    if (this.freeBytes + size > this.poolLimitBytes) {
+      this.allocatedBytes -= size;
+      this.doomed.push(buffer);
+      this.dropBindGroups();
+      return;
+    }
+    let list = this.free.get(size);
+    if (!list) {
+      list = [];
+      this.free.set(size, list);
+    }
+    list.push(buffer);
+    this.freeBytes += size;
+  }
+
+  /** Destroys every pooled buffer (after the pending work is submitted). */
+  trim(): void {
+    for (const list of this.free.values()) {
+      for (const b of list) {
+        this.allocatedBytes -= b.size;
+        this.doomed.push(b);
+      }
+    }
+    this.free.clear();
+    this.freeBytes = 0;
+    this.dropBindGroups();
+    this.flush();
+  }
+
+  private dropBindGroups(): void {
+    this.bindGroups.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Recording.
+
+  private ensurePass(): GPUComputePassEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.pass;
+  }
+
+  /** The pending encoder with no compute pass open (for copies). */
+  private copyEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  get hasPendingWork(): boolean {
+    return this.recorded > 0;
+  }
+
+  kernel(spec: KernelSpec | (() => KernelSpec), key?: string): Kernel {
+    const k = key ?? (spec as KernelSpec).key;
+    const hit = this.kernels.get(k);
+    if (hit) return hit;
+    const s = typeof spec === "function" ? spec() : spec;
+    const layoutKey = s.bindings.map((b) => (b.write ? "w" : "r")).join("");
+    let layout = this.layouts.get(layoutKey);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: 4 /* COMPUTE */, buffer: { type: "uniform", hasDynamicOffset: true } },
+        ...s.bindings.map((b, i): GPUBindGroupLayoutEntry => ({
+          binding: i + 1, visibility: 4, buffer: { type: b.write ? "storage" : "read-only-storage" },
+        })),
+      ];
+      layout = this.device.createBindGroupLayout({ entries });
+      this.layouts.set(layoutKey, layout);
+    }
+    const code = wgslDeclarations(s) + s.body;
+    const module = this.device.createShaderModule({ code, label: s.key });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+      label: s.key,
+    });
+    const kernel: Kernel = { spec: s, pipeline, layout, layoutKey, id: this.kernels.size + 1 };
+    this.kernels.set(k, kernel);
+    return kernel;
+  }
+
+  /** A free uniform slot: flushes when the ring is full of recorded work, grows it when in-flight work fills it. */
+  private uniformSlot(): { ring: UniformRing; offset: number } {
+    let ring = this.ring;
+    if (ring.head + this.uniformAlign - ring.tail > ring.size) {
+      this.flush();
+      ring = this.ring;
+      if (ring.head + this.uniformAlign - ring.tail > ring.size) {
+        // The GPU still reads all of it: a larger ring (the old one is destroyed once its work is done).
+        this.doomed.push(ring.buffer);
+        ring = this.ring = new UniformRing(this.device, ring.size * 2, this.nextRingId++);
+        this.dropBindGroups();
+      }
+    }
+    const offset = ring.head % ring.size;
+    ring.head += this.uniformAlign;
+    return { ring, offset };
+  }
+
+  /**
+   * Records one dispatch. `params` follow the kernel's param list; `buffers` its bindings (null: the dummy
+   * buffer, for absent optional inputs the kernel does not read); `groups` workgroup counts.
+   */
+  dispatch(kernel: Kernel, params: readonly number[], buffers: readonly (GPUBuffer | null)[], groups: readonly number[]): void {
+    const spec = kernel.spec;
+    if (buffers.length !== spec.bindings.length) throw new Error(`${spec.key}: ${buffers.length} buffers for ${spec.bindings.length} bindings`);
+    if (params.length !== spec.params.length) throw new Error(`${spec.key}: ${params.length} params for ${spec.params.length}`);
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (gx > max || gy > max || gz > max) throw new Error(`${spec.key}: grid ${gx}×${gy}×${gz} exceeds ${max} workgroups per dimension`);
+    const { ring, offset } = this.uniformSlot();
+    const base = offset / 4;
+    spec.params.forEach(([, t], i) => {
+      const v = params[i];
+      if (t === "f32") ring.f32[base + i] = v;
+      else if (t === "i32") ring.i32[base + i] = v;
+      else ring.u32[base + i] = v;
+    });
+    const bufs = buffers.map((b) => b ?? this.dummy);
+    const bgKey = `${kernel.layoutKey}|${ring.id}|${bufs.map(bufferId).join(",")}`;
+    let bg = this.bindGroups.get(bgKey);
+    if (!bg) {
+      bg = this.device.createBindGroup({
+        layout: kernel.layout,
+        entries: [
+          { binding: 0, resource: { buffer: ring.buffer, offset: 0, size: this.uniformAlign } },
+          ...bufs.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+        ],
+      });
+      if (this.bindGroups.size > 20000) this.bindGroups.clear();
+      this.bindGroups.set(bgKey, bg);
+    }
+    const pass = this.ensurePass();
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bg, [offset]);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    this.recorded++;
+    this.dispatchCount++;
+  }
+
+  /** Copies bytes between buffers in queue order. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    if (bytes === 0) return;
+    this.copyEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.recorded++;
+  }
+
+  /** Writes host bytes into a buffer, ordered after everything recorded so far. */
+  write(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    if (bytes === 0) return;
+    const src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (!this.hasPendingWork) {
+      if (bytes === data.byteLength) this.device.queue.writeBuffer(dst, dstOffset, src);
+      else {
+        const padded = new Uint8Array(bytes);
+        padded.set(src);
+        this.device.queue.writeBuffer(dst, dstOffset, padded);
+      }
+      return;
+    }
+    // queue.writeBuffer would overtake the pending commands; stage the bytes and copy them in order instead.
+    const staging = this.device.createBuffer({ size: bytes, usage: USAGE.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(src);
+    staging.unmap();
+    this.copy(staging, 0, dst, dstOffset, bytes);
+    this.doomed.push(staging);
+  }
+
+  /** Submits everything recorded. */
+  flush(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    const ring = this.ring;
+    // This batch's uniform slots, written just before the submit that reads them (in one or two pieces).
+    const from = ring.batchStart, to = ring.head;
+    if (to > from) {
+      const a = from % ring.size;
+      const b = to % ring.size;
+      if (a < b) this.device.queue.writeBuffer(ring.buffer, a, ring.shadow, a, b - a);
+      else {
+        this.device.queue.writeBuffer(ring.buffer, a, ring.shadow, a, ring.size - a);
+        if (b > 0) this.device.queue.writeBuffer(ring.buffer, 0, ring.shadow, 0, b);
+      }
+    }
+    ring.batchStart = to;
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.submitCount++;
+      this.encoder = null;
+    }
+    this.recorded = 0;
+    const doomed = this.doomed;
+    this.doomed = [];
+    if (to === from && doomed.length === 0) return;
+    this.device.queue.onSubmittedWorkDone().then(() => {
+      // Submissions complete in order: every slot before `to` is free again.
+      ring.tail = Math.max(ring.tail, to);
+      for (const b of doomed) b.destroy();
+    }, () => {});
+  }
+
+  /** Copies `bytes` of a buffer to the host (submits the pending work and waits for it). */
+  async readBytes(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+    const cls = sizeClass(size);
+    const staging = this.stagingFree.get(cls)?.pop() ?? this.device.createBuffer({ size: cls, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    if (bytes > 0) this.copy(src, 0, staging, 0, size);
+    this.flush();
+    await staging.mapAsync(MAP_READ, 0, size);
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    let list = this.stagingFree.get(cls);
+    if (!list) {
+      list = [];
+      this.stagingFree.set(cls, list);
+    }
+    if (list.length < 4) list.push(staging);
+    else staging.destroy();
+    if (this.lost) throw new Error(`WebGPU device lost (${this.lost})`);
+    if (this.errors.length) {
+      const first = this.errors[0];
+      this.errors = [];
+      throw new Error(`WebGPU error: ${first}`);
+    }
+    return out;
+  }
+
+  /** Waits for all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  destroy(): void {
+    this.flush();
+    this.device.destroy();
+  }
+}

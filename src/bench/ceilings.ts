@@ -1,0 +1,86 @@
+import type { Backend } from "../backends/backend.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/**
+ * The device's ceilings, measured through the backend's own op table so that any backend measures
+ * itself: memory bandwidth from a large copy (toFloat32 of an f32 tensor is a plain copy), FLOP/s from a
+ * large linear. A tiny readback after each op makes asynchronous backends finish before the clock stops.
+ */
+export interface Ceilings {
+  /** Best copy rate, counting bytes read + written. */
+  bytesPerS: number;
+  copyBytes: number;
+  /** How bytesPerS was measured. */
+  copyMethod: string;
+  /** The backend's copy op into a freshly allocated tensor (what an op that allocates its output can reach). */
+  allocatingCopyBytesPerS: number;
+  /** Best linear rate: 2·M·N·K / s on x [M, K] · W [N, K]ᵀ. */
+  flopsPerS: number;
+  linearShape: [number, number, number];
+  /** What the elementwise kernels stream (a + b, 3 × bytes / s): for context, not a ceiling. */
+  elementwiseBytesPerS: number;
+  /** Matrix–vector rate (M = 1, the decode shape): for context. */
+  matvecFlopsPerS: number;
+}
+
+function filled(backend: Backend, shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = (i & 1023) / 1024 - 0.5;
+  return backend.upload(data, shape, "f32");
+}
+
+async function best(reps: number, run: () => Tensor): Promise<number> {
+  let bestS = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    const out = run();
+    const flat = out.backend.reshape(out, [out.size]);
+    await out.backend.read(out.backend.slice0(flat, 0, 1));
+    bestS = Math.min(bestS, (performance.now() - t0) / 1000);
+    out.dispose();
+  }
+  return bestS;
+}
+
+/** Copy between two existing host buffers: the memory ceiling of a backend whose tensors live in host memory. */
+function hostCopySeconds(n: number, reps: number): number {
+  const src = new Float32Array(n).fill(1);
+  const dst = new Float32Array(n);
+  let bestS = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    dst.set(src);
+    bestS = Math.min(bestS, (performance.now() - t0) / 1000);
+  }
+  return bestS;
+}
+
+export async function measureCeilings(backend: Backend, quick: boolean): Promise<Ceilings> {
+  const n = (quick ? 16 : 64) * 1024 * 1024;
+  const big = filled(backend, [n]);
+  const allocS = await best(quick ? 3 : 5, () => backend.toFloat32(big));
+  // The CPU backend's storage is host memory, so the host's copy rate is its ceiling; other backends are
+  // measured through their copy op (which allocates its output, as every op does).
+  const host = backend.name === "cpu";
+  const copyS = host ? hostCopySeconds(n, quick ? 3 : 5) : allocS;
+  const addS = await best(3, () => backend.binary("add", big, big));
+  big.dispose();
+  const [M, N, K] = quick ? [512, 768, 768] : [1024, 1024, 1024];
+  const x = filled(backend, [M, K]);
+  const w = filled(backend, [N, K]);
+  const linS = await best(quick ? 2 : 3, () => backend.linear(x, w, null));
+  const v = filled(backend, [1, K]);
+  const mvS = await best(20, () => backend.linear(v, w, null));
+  for (const t of [x, w, v]) t.dispose();
+  return {
+    bytesPerS: (2 * 4 * n) / copyS,
+    copyBytes: 4 * n,
+    copyMethod: host ? "host memory copy into an existing buffer (Float32Array.set)" : "the backend's toFloat32 copy",
+    allocatingCopyBytesPerS: (2 * 4 * n) / allocS,
+    flopsPerS: (2 * M * N * K) / linS,
+    linearShape: [M, N, K],
+    elementwiseBytesPerS: (3 * 4 * n) / addS,
+    matvecFlopsPerS: (2 * N * K) / mvS,
+  };
+}

@@ -1,0 +1,56 @@
+import type { OpProfiler } from "../backends/profiling.js";
+import type { LayerContext } from "../nn/layer.js";
+import type { SequenceLM } from "../models/sequence-lm.js";
+import type { LayerState } from "../models/state.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** The scope ops outside every layer run under: embedding, final norm, LM head, readback, sampling. */
+export const HEAD_SCOPE = "head";
+
+/**
+ * Labels a model's op calls by layer kind for a profiler: each residual layer's norm and layer run under
+ * its kind (e.g. "mamba2"), the residual add after it under "<kind>/residual", and the final norm and LM
+ * head under "head". Works by wrapping the norm and layer objects of this model instance (nothing else
+ * is touched); returns a function that removes the wrappers.
+ */
+export function attributeLayers(model: SequenceLM, profiler: OpProfiler): () => void {
+  const undo: (() => void)[] = [];
+  const wrap = <T extends object, K extends keyof T & string>(obj: T, key: K, make: (original: T[K]) => T[K]) => {
+    const original = obj[key];
+    (obj as Record<string, unknown>)[key] = make((original as (...a: unknown[]) => unknown).bind(obj) as T[K]);
+    undo.push(() => delete (obj as Record<string, unknown>)[key]);
+  };
+  for (const { norm, layer } of model.parts.layers) {
+    const kind = layer.kind;
+    wrap(norm, "apply", (apply) => (x) => {
+      profiler.scope = kind;
+      return apply(x);
+    });
+    for (const mode of ["forward", "step"] as const) {
+      wrap(layer, mode, (run) => (x: Tensor, state: LayerState, ctx: LayerContext) => {
+        profiler.scope = kind;
+        const out = run(x, state, ctx);
+        profiler.scope = `${kind}/residual`;
+        return out;
+      });
+    }
+  }
+  wrap(model.parts.finalNorm, "apply", (apply) => (x) => {
+    profiler.scope = HEAD_SCOPE;
+    return apply(x);
+  });
+  return () => {
+    for (const u of undo.reverse()) u();
+  };
+}
+
+/** Residual layers per kind: { mamba2: 24 } or { h3: 11, attention: 1, mlp: 12 }. */
+export function layerCounts(kinds: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const k of kinds) counts[k] = (counts[k] ?? 0) + 1;
+  return counts;
+}
+
+export function modelKinds(model: SequenceLM): string[] {
+  return model.parts.layers.map((l) => l.layer.kind);
+}

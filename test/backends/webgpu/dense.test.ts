@@ -1,0 +1,157 @@
+// WebGPU dense and shape kernels against the CPU backend, on random inputs with awkward shapes; and the
+// runtime's behaviour (buffer reuse across released tensors, shared reshapes, uploads between dispatches).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { UnaryOp } from "../../../src/backends/backend.js";
+import { compareOp, Inputs } from "./harness.js";
+import { gpu, skip } from "./setup.js";
+
+test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async () => {
+  const r = new Inputs(1);
+  const ids = r.i32([3, 7], 0, 50);
+  for (const table of [r.f32([50, 33]), r.half([50, 33], "f16"), r.half([50, 33], "bf16"), r.f32([50, 1])]) {
+    await compareOp(`embedding ${table.dtype} ${table.shape}`, (b) => b.embedding(table.on(b), ids.on(b)));
+  }
+});
+
+test("linear: matvec (M ≤ 8) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
+  const r = new Inputs(2);
+  const hasSubgroups = gpu!.useSubgroups;
+  const cases: [number, number, number][] = [
+    [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [130, 100, 300], [300, 260, 270], [2, 768, 40],
+  ];
+  for (const [M, K, N] of cases) {
+    const x = r.f32([M, K]);
+    const bias = r.f32([N]);
+    for (const dtype of ["f32", "f16", "bf16"] as const) {
+      const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
+      const withBias = (M + N) % 2 === 0;
+      // The matvec has a subgroup variant and a workgroup-memory one; both are checked where the device has subgroups.
+      for (const subgroups of hasSubgroups && M <= 8 ? [true, false] : [hasSubgroups]) {
+        gpu!.useSubgroups = subgroups;
+        await compareOp(`linear ${M}×${K}·${N} ${dtype}${withBias ? " +bias" : ""}${subgroups ? " (subgroups)" : ""}`,
+          (b) => b.linear(x.on(b), w.on(b), withBias ? bias.on(b) : null), { tol: 1e-4 });
+      }
+      gpu!.useSubgroups = hasSubgroups;
+    }
+  }
+  const x3 = r.f32([2, 3, 24]);
+  const w3 = r.f32([10, 24]);
+  await compareOp("linear over [2, 3, K]", (b) => b.linear(x3.on(b), w3.on(b), null));
+  const empty = r.f32([4, 0]);
+  const bias = r.f32([5]);
+  await compareOp("linear with K = 0 gives the bias", (b) => b.linear(empty.on(b), r.f32([5, 0]).on(b), bias.on(b)));
+});
+
+test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over groups", { skip }, async () => {
+  const r = new Inputs(3);
+  for (const D of [1, 7, 64, 300, 1000]) {
+    const x = r.f32([3, 5, D], -3, 3);
+    const w = r.f32([D]);
+    const bias = r.f32([D]);
+    await compareOp(`rmsNorm D=${D}`, (b) => b.rmsNorm(x.on(b), w.on(b), 1e-5));
+    await compareOp(`layerNorm D=${D}`, (b) => b.layerNorm(x.on(b), w.on(b), bias.on(b), 1e-5));
+    await compareOp(`layerNorm D=${D} no bias`, (b) => b.layerNorm(x.on(b), w.on(b), null, 1e-6));
+  }
+  for (const [E, g] of [[128, 128], [128, 32], [96, 3], [600, 300]]) {
+    const y = r.f32([2, 9, E], -2, 2);
+    const z = r.f32([2, 9, E], -4, 4);
+    const w = r.f32([E]);
+    await compareOp(`gatedRmsNorm E=${E} group=${g}`, (b) => b.gatedRmsNorm(y.on(b), z.on(b), w.on(b), g, 1e-5));
+  }
+});
+
+test("elementwise: every unary op over a wide range, binary ops with broadcasting", { skip }, async () => {
+  const r = new Inputs(4);
+  const x = r.f32([3, 1001], -30, 30);
+  const small = r.f32([4, 77], -3, 3);
+  for (const op of ["silu", "softplus", "exp", "neg", "gelu", "relu", "relu2", "gelu_tanh"] as UnaryOp[]) {
+    const input = op === "exp" ? small : x;
+    await compareOp(`unary ${op}`, (b) => b.unary(op, input.on(b)), { tol: 2e-6 });
+  }
+  const a = r.f32([2, 3, 17]);
+  for (const bShape of [[2, 3, 17], [3, 17], [17]]) {
+    const bb = r.f32(bShape);
+    for (const op of ["add", "mul", "sub"] as const) await compareOp(`binary ${op} ${bShape}`, (b) => b.binary(op, a.on(b), bb.on(b)));
+  }
+});
+
+test("shape ops: sliceLast, selectPositions, concat0, slice0, reshape, toFloat32, resizeAxis1, writeAxis1", { skip }, async () => {
+  const r = new Inputs(5);
+  const x = r.f32([3, 5, 23]);
+  await compareOp("sliceLast", (b) => [b.sliceLast(x.on(b), 0, 7), b.sliceLast(x.on(b), 7, 16), b.sliceLast(x.on(b), 22, 1)]);
+  const pos = r.ints([4, 0, 2]);
+  await compareOp("selectPositions", (b) => b.selectPositions(x.on(b), pos.on(b)));
+  const y = r.f32([2, 5, 23]);
+  const h = r.half([1, 5, 23], "bf16");
+  await compareOp("concat0 (an f16/bf16 part is widened)", (b) => b.concat0([x.on(b), y.on(b), h.on(b)]));
+  await compareOp("slice0", (b) => [b.slice0(x.on(b), 1, 2), b.slice0(x.on(b), 0, 3), b.slice0(x.on(b), 2, 0)]);
+  await compareOp("reshape", (b) => b.reshape(x.on(b), [15, 23]));
+  for (const dtype of ["f16", "bf16"] as const) {
+    const half = r.half([7, 9], dtype);
+    await compareOp(`toFloat32 ${dtype}`, (b) => b.toFloat32(half.on(b)));
+  }
+  const ints = r.i32([5, 3], -1000, 1000);
+  await compareOp("toFloat32 i32", (b) => b.toFloat32(ints.on(b)));
+  const kv = r.f32([3, 6, 2, 4]);
+  await compareOp("resizeAxis1 pad and truncate", (b) => [b.resizeAxis1(kv.on(b), 9), b.resizeAxis1(kv.on(b), 2), b.resizeAxis1(kv.on(b), 0)]);
+  const fresh = r.f32([3, 2, 2, 4]);
+  const offsets = r.ints([6, 0, 3]);
+  await compareOp("writeAxis1", (b) => b.writeAxis1(kv.on(b), fresh.on(b), offsets.on(b)));
+  const empty = r.f32([3, 0, 2, 4]);
+  await compareOp("writeAxis1 into an empty cache", (b) => b.writeAxis1(empty.on(b), fresh.on(b), r.ints([0, 0, 0]).on(b)));
+});
+
+test("runtime: released buffers are reused safely, reshapes share storage, uploads keep queue order", { skip }, async () => {
+  const b = gpu!;
+  const r = new Inputs(6);
+  const x = r.f32([64, 64]);
+  // A chain of ops whose intermediates are released at once: later ops reuse their buffers while earlier
+  // dispatches that read them are still unsubmitted.
+  let cur = x.on(b);
+  let host = Float32Array.from(x.data as Float32Array);
+  for (let i = 0; i < 20; i++) {
+    const next = b.binary("add", cur, cur);
+    cur.dispose();
+    const bump = b.upload(new Float32Array(64).fill(i), [64], "f32");
+    const bumped = b.binary("sub", next, bump);
+    next.dispose();
+    bump.dispose();
+    cur = bumped;
+    host = host.map((v, j) => v + v - i + 0 * j);
+  }
+  const got = await cur.read();
+  for (let j = 0; j < host.length; j++) assert.ok(Math.abs(got[j] - host[j]) <= 1e-3 * Math.max(1, Math.abs(host[j])), `element ${j}: ${got[j]} vs ${host[j]}`);
+  // A reshape outlives its source: the buffer is shared and freed with the last user.
+  const a = x.on(b);
+  const view = b.reshape(a, [4096]);
+  a.dispose();
+  const filler = b.zeros([64, 64]);
+  assert.deepEqual(Array.from(await view.read()), Array.from(x.data));
+  view.dispose();
+  filler.dispose();
+  // Zero-size tensors.
+  const z = b.zeros([0, 5]);
+  assert.equal((await z.read()).length, 0);
+  assert.equal((await b.zeros([3], "i32").read()).length, 3);
+});
+
+test("column slices are zero-copy views: read, reshaped, sliced again, and consumed by every kind of op", { skip }, async () => {
+  const r = new Inputs(7);
+  const x = r.f32([2, 3, 40]);
+  const w = r.f32([9, 12]);
+  const w4 = r.f32([5, 16]);
+  const cw = r.f32([12, 4]);
+  await compareOp("views", (b) => {
+    const t = x.on(b);
+    const a = b.sliceLast(t, 4, 12);
+    const aligned = b.sliceLast(t, 8, 16);
+    const nested = b.sliceLast(b.sliceLast(t, 10, 20), 3, 12);
+    const conv = b.causalConv1d({ x: a, weight: cw.on(b), bias: null, state: null, activation: "silu" });
+    return [
+      a, nested, b.reshape(a, [6, 12]), b.linear(a, w.on(b), null), b.linear(aligned, w4.on(b), null),
+      b.linear(b.reshape(nested, [6, 12]), w.on(b), null), b.unary("exp", a), b.concat0([a, nested]), b.slice0(a, 1, 1),
+      b.toFloat32(a), conv.y, b.sliceLast(b.reshape(a, [6, 3, 4]), 1, 2), b.selectPositions(a, b.upload(Int32Array.from([2, 0]), [2], "i32")),
+    ];
+  });
+});

@@ -1,0 +1,118 @@
+// WebGPU sequence kernels against the CPU backend: causal conv1d, the selective scan (one chunk and chunked)
+// and its step, SSD (chunked algorithm and step), causal GQA attention with per-row query starts, RoPE.
+import { test } from "node:test";
+import { compareOp, Inputs } from "./harness.js";
+import { skip } from "./setup.js";
+
+test("causalConv1d: with and without state, bias and silu; kernel widths 1, 3, 4", { skip }, async () => {
+  const r = new Inputs(11);
+  for (const [B, L, C, K] of [[2, 9, 13, 4], [1, 1, 40, 4], [3, 37, 5, 3], [2, 5, 6, 1], [1, 2, 7, 4]]) {
+    const x = r.f32([B, L, C], -2, 2);
+    const w = r.f32([C, K]);
+    const bias = r.f32([C]);
+    const state = r.f32([B, K - 1, C]);
+    for (const withState of [false, true]) {
+      await compareOp(`conv B${B} L${L} C${C} K${K} state=${withState}`, (b) => {
+        const out = b.causalConv1d({ x: x.on(b), weight: w.on(b), bias: withState ? bias.on(b) : null, state: withState ? state.on(b) : null, activation: withState ? "silu" : null });
+        return [out.y, out.state];
+      });
+    }
+  }
+});
+
+test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; selectiveStateUpdate", { skip }, async () => {
+  const r = new Inputs(12);
+  for (const [B, L, E, N] of [[1, 1, 8, 16], [2, 37, 24, 16], [1, 150, 17, 5], [2, 300, 9, 16], [1, 64, 8, 4], [1, 65, 8, 4]]) {
+    const u = r.f32([B, L, E], -2, 2);
+    const delta = r.f32([B, L, E], -3, 1);
+    const rawDelta = r.f32([B, L, E], 0.01, 1);
+    const A = r.f32([E, N], -2, -0.1);
+    const Bm = r.f32([B, L, N]);
+    const Cm = r.f32([B, L, N]);
+    const D = r.f32([E]);
+    const z = r.f32([B, L, E], -3, 3);
+    const bias = r.f32([E], -1, 1);
+    const state = r.f32([B, E, N]);
+    for (const full of [false, true]) {
+      await compareOp(`scan B${B} L${L} E${E} N${N} full=${full}`, (b) => {
+        const out = b.selectiveScan({
+          u: u.on(b), delta: (full ? delta : rawDelta).on(b), A: A.on(b), B: Bm.on(b), C: Cm.on(b), D: full ? D.on(b) : null, z: full ? z.on(b) : null,
+          deltaBias: full ? bias.on(b) : null, deltaSoftplus: full, state: full ? state.on(b) : null,
+        });
+        return [out.y, out.state];
+      }, { tol: 1e-4 });
+    }
+    if (L === 1) {
+      await compareOp(`selectiveStateUpdate B${B} E${E} N${N}`, (b) => {
+        const out = b.selectiveStateUpdate({
+          u: u.on(b), delta: delta.on(b), A: A.on(b), B: Bm.on(b), C: Cm.on(b), D: D.on(b), z: z.on(b), deltaBias: bias.on(b), deltaSoftplus: true, state: state.on(b),
+        });
+        return [out.y, out.state];
+      });
+    }
+  }
+  const r2 = new Inputs(13);
+  const [B, E, N] = [3, 20, 16];
+  const args = [r2.f32([B, 1, E]), r2.f32([B, 1, E], -3, 1), r2.f32([E, N], -2, -0.1), r2.f32([B, 1, N]), r2.f32([B, 1, N]), r2.f32([E]), r2.f32([B, 1, E]), r2.f32([E]), r2.f32([B, E, N])];
+  await compareOp("selectiveStateUpdate batch 3", (b) => {
+    const [u, delta, A, Bm, Cm, D, z, bias, state] = args.map((a) => a.on(b));
+    const out = b.selectiveStateUpdate({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, deltaSoftplus: true, state });
+    return [out.y, out.state];
+  });
+});
+
+test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths across chunk boundaries", { skip }, async () => {
+  const r = new Inputs(14);
+  for (const [B, L, H, P, G, N] of [[1, 37, 4, 8, 2, 16], [2, 150, 2, 5, 1, 7], [1, 64, 3, 4, 3, 8], [1, 130, 4, 16, 1, 32], [2, 1, 4, 8, 2, 16]]) {
+    const x = r.f32([B, L, H, P], -2, 2);
+    const dt = r.f32([B, L, H], -3, 1);
+    const A = r.f32([H], -2, -0.1);
+    const Bm = r.f32([B, L, G, N]);
+    const Cm = r.f32([B, L, G, N]);
+    const Dh = r.f32([H]);
+    const Dp = r.f32([H * P]);
+    const bias = r.f32([H]);
+    const state = r.f32([B, H, P, N]);
+    for (const variant of [0, 1, 2]) {
+      const run = (b: import("../../../src/backends/backend.js").Backend, step: boolean) => {
+        const args = {
+          x: x.on(b), dt: dt.on(b), A: A.on(b), B: Bm.on(b), C: Cm.on(b),
+          D: variant === 0 ? null : variant === 1 ? Dh.on(b) : Dp.on(b), dtBias: variant === 0 ? null : bias.on(b),
+          dtSoftplus: variant !== 0, dtMin: variant === 2 ? 0.05 : 0, dtMax: variant === 2 ? 2 : Infinity,
+          state: variant === 0 ? null : state.on(b), chunkSize: 16,
+        };
+        const out = step ? b.ssdStep(args) : b.ssdChunked(args);
+        return [out.y, out.state];
+      };
+      await compareOp(`ssdChunked B${B} L${L} H${H} P${P} G${G} N${N} variant ${variant}`, (b) => run(b, false), { tol: 2e-4 });
+      if (L === 1) await compareOp(`ssdStep variant ${variant}`, (b) => run(b, true));
+    }
+  }
+});
+
+test("causalAttention: GQA, per-row query starts (KV cache), single-query decoding, D ≠ Dv", { skip }, async () => {
+  const r = new Inputs(15);
+  for (const [B, L, T, Hq, Hkv, D, Dv, starts] of [
+    [2, 9, 9, 4, 2, 16, 16, [0, 0]], [2, 1, 12, 4, 1, 8, 8, [11, 5]], [1, 70, 70, 2, 2, 32, 16, [0]], [3, 3, 10, 6, 3, 16, 16, [7, 2, 0]],
+    [1, 130, 130, 1, 1, 64, 64, [0]],
+  ] as [number, number, number, number, number, number, number, number[]][]) {
+    const q = r.f32([B, L, Hq, D], -2, 2);
+    const k = r.f32([B, T, Hkv, D], -2, 2);
+    const v = r.f32([B, T, Hkv, Dv]);
+    const qs = r.ints(starts);
+    await compareOp(`attention B${B} L${L} T${T} Hq${Hq} Hkv${Hkv} D${D} Dv${Dv}`,
+      (b) => b.causalAttention({ q: q.on(b), k: k.on(b), v: v.on(b), queryStart: qs.on(b), scale: 1 / Math.sqrt(D) }), { tol: 1e-4 });
+  }
+});
+
+test("rope: halves and interleaved pairs, partial rotary, linear scaling, large positions", { skip }, async () => {
+  const r = new Inputs(16);
+  const x = r.f32([2, 5, 3, 16]);
+  for (const [rotaryDim, interleaved, positionScale, starts] of [
+    [16, false, 1, [0, 3]], [8, true, 1, [0, 0]], [12, false, 4, [17, 1]], [16, false, 1, [8000, 32760]], [16, true, 2.5, [100000, 7]],
+  ] as [number, boolean, number, number[]][]) {
+    const start = r.ints(starts);
+    await compareOp(`rope dim ${rotaryDim} interleaved=${interleaved} scale ${positionScale} starts ${starts}`,
+      (b) => b.rope({ x: x.on(b), start: start.on(b), rotaryDim, base: 10000, positionScale, interleaved }), { tol: 1e-5 });
+  }
+});
