@@ -31,6 +31,7 @@ function hybridConfig(pattern: string, extra: Record<string, unknown> = {}): Rec
     mamba2: { state_size: 8, head_dim: 8, n_groups: 2, expand: 2, conv_kernel: 4, chunk_size: 5 },
     attention: { num_heads: 4, num_kv_heads: 2, head_dim: 8, rotary_dim: 6, rope_theta: 1000 },
     mlp: { intermediate_size: 48, activation: "silu", gated: true },
+    h3: { d_state: 8, head_dim: 2, chunk_size: 4 },
     ...extra,
   };
 }
@@ -78,7 +79,7 @@ test("a NemotronH checkpoint re-described as a Hippo hybrid 'M*M-' gives the ref
   assert.ok(relativeL2(logits, io.logits) < 1e-4);
 });
 
-for (const pattern of ["m*M-", "*-*-", "M-m", "MM*"]) {
+for (const pattern of ["m*M-", "*-*-", "M-m", "MM*", "H*S-", "HmM"]) {
   test(`pattern '${pattern}': parallel prefill and recurrent steps agree on random lengths`, async () => {
     const model = await randomHybrid(pattern, pattern.length * 7);
     const rng = new Rng(pattern.charCodeAt(0));

@@ -189,6 +189,16 @@ export function parseH3Config(c: ConfigReader): H3Config {
 }
 
 /** config.json for an H3Config, in the H3 repo's layout plus model_type (what Hippo writes). */
+/** The ssm_cfg section of an H3SsmConfig (what parseH3SsmConfig reads back). */
+export function h3SsmConfigJson(s: H3SsmConfig): Record<string, unknown> {
+  return {
+    mode: "diag", measure: s.measure, d_state: s.dState, head_dim: s.headDim, disc: s.discretization, real_type: s.realType,
+    dt_min: s.dtMin, dt_max: s.dtMax, use_fast_fftconv: s.outputOrder === "h d2",
+    ...(s.bandlimit !== null ? { bandlimit: s.bandlimit } : {}), ...(s.forceReal ? { force_real: true } : {}),
+    ...(s.chunkSize !== DEFAULT_SSM_CHUNK ? { chunk_size: s.chunkSize } : {}),
+  };
+}
+
 export function h3ConfigJson(config: H3Config): Record<string, unknown> {
   const s = config.ssm;
   return {
@@ -199,12 +209,7 @@ export function h3ConfigJson(config: H3Config): Record<string, unknown> {
     d_inner: config.dInner,
     vocab_size: config.vocabSize,
     ...(config.ssmLayer === "s4d" ? { ssm_layer: "s4d" } : {}),
-    ssm_cfg: {
-      mode: "diag", measure: s.measure, d_state: s.dState, head_dim: s.headDim, disc: s.discretization, real_type: s.realType,
-      dt_min: s.dtMin, dt_max: s.dtMax, use_fast_fftconv: s.outputOrder === "h d2",
-      ...(s.bandlimit !== null ? { bandlimit: s.bandlimit } : {}), ...(s.forceReal ? { force_real: true } : {}),
-      ...(s.chunkSize !== DEFAULT_SSM_CHUNK ? { chunk_size: s.chunkSize } : {}),
-    },
+    ssm_cfg: h3SsmConfigJson(s),
     attn_layer_idx: config.attnLayerIdx,
     attn_cfg: {
       num_heads: config.attn.numHeads, bias: config.attn.bias,

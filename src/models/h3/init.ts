@@ -23,6 +23,26 @@ function diagKernel(init: WeightInit, m: string, H: number, s: H3SsmConfig): voi
   init.put(`${m}.${K.C}`, [1, H, N, 2], init.normal(Math.SQRT1_2));
 }
 
+/** An H3 mixer's weights under `m` (q/k/v projections, shift SSM, diagonal SSM, skips, output). */
+export function initH3Mixer(init: WeightInit, m: string, D: number, ssm: H3SsmConfig): void {
+  const H = D / ssm.headDim;
+  const N = ssm.dState;
+  for (const proj of [K.q, K.k, K.v]) init.linear(`${m}.${proj}`, D, D, true);
+  init.put(`${m}.${K.shiftB}`, [D, N], (j) => (j % N === 0 ? 1 : 0));
+  init.put(`${m}.${K.shiftC}`, [1, D, N], init.uniform(1 / Math.sqrt(N)));
+  init.put(`${m}.${K.shiftD}`, [D], init.normal(1));
+  diagKernel(init, m, H, ssm);
+  init.put(`${m}.${K.D}`, [H], init.normal(1));
+  init.linear(`${m}.${K.out}`, D, D, true);
+}
+
+/** The S4D-only mixer's weights under `m` (one diagonal SSM per channel, skip, output). */
+export function initS4DMixer(init: WeightInit, m: string, D: number, ssm: H3SsmConfig): void {
+  diagKernel(init, m, D, ssm);
+  init.put(`${m}.${K.D}`, [D], init.normal(1));
+  init.linear(`${m}.${K.out}`, D, D, true);
+}
+
 /**
  * Fresh weights for an H3 (or S4D-only) LM under SSMLMHeadModel's key names: linear layers
  * uniform(±1/√fan_in) (WeightInit's scheme), embeddings N(0, 0.02²), LayerNorms (1, 0); SSM parameters as
@@ -32,8 +52,6 @@ function diagKernel(init: WeightInit, m: string, H: number, s: H3SsmConfig): voi
 export function initH3Weights(config: H3Config, seed: number, dtype: "F32" | "F16" | "BF16" = "F32"): Map<string, RawTensor> {
   const init = new WeightInit(seed, dtype);
   const { dModel: D, dInner, ssm } = config;
-  const H = D / ssm.headDim;
-  const N = ssm.dState;
   init.put(H3_KEYS.embedding, [config.vocabSize, D], init.normal(0.02), true);
   const attnAt = new Set(config.attnLayerIdx);
   for (let i = 0; i < config.nLayer; i++) {
@@ -43,17 +61,9 @@ export function initH3Weights(config: H3Config, seed: number, dtype: "F32" | "F1
       init.linear(`${m}.Wqkv`, 3 * D, D, config.attn.bias);
       init.linear(`${m}.out_proj`, D, D, config.attn.bias);
     } else if (config.ssmLayer === "s4d") {
-      diagKernel(init, m, D, ssm);
-      init.put(`${m}.${K.D}`, [D], init.normal(1));
-      init.linear(`${m}.${K.out}`, D, D, true);
+      initS4DMixer(init, m, D, ssm);
     } else {
-      for (const proj of [K.q, K.k, K.v]) init.linear(`${m}.${proj}`, D, D, true);
-      init.put(`${m}.${K.shiftB}`, [D, N], (j) => (j % N === 0 ? 1 : 0));
-      init.put(`${m}.${K.shiftC}`, [1, D, N], init.uniform(1 / Math.sqrt(N)));
-      init.put(`${m}.${K.shiftD}`, [D], init.normal(1));
-      diagKernel(init, m, H, ssm);
-      init.put(`${m}.${K.D}`, [H], init.normal(1));
-      init.linear(`${m}.${K.out}`, D, D, true);
+      initH3Mixer(init, m, D, ssm);
     }
     init.linear(`${p}.mlp.fc1`, dInner, D, true);
     init.linear(`${p}.mlp.fc2`, D, dInner, true);

@@ -2,16 +2,17 @@ import { HippoError } from "../../errors.js";
 import type { ConfigReader } from "../config-json.js";
 import type { MlpActivation } from "../../nn/mlp.js";
 import { mamba2Shape } from "../mamba2/model.js";
+import { h3SsmConfigJson, parseH3SsmConfig, type H3SsmConfig } from "../h3/config.js";
 
 /**
  * Hippo's own hybrid format: a layer pattern, one letter per pre-norm residual layer —
- *   M  Mamba-2 mixer      m  Mamba (v1) mixer      *  attention      -  MLP
+ *   M  Mamba-2 mixer   m  Mamba (v1) mixer   H  H3 mixer   S  S4D mixer   *  attention   -  MLP
  * plus one settings section per layer kind. Checkpoint keys follow NemotronH
  * (backbone.layers.<i>.norm / .mixer.*), so a NemotronH checkpoint is also a valid Hippo hybrid.
  */
-export const PATTERN_LETTERS: Record<string, HybridLayerKind> = { M: "mamba2", m: "mamba", "*": "attention", "-": "mlp" };
+export const PATTERN_LETTERS: Record<string, HybridLayerKind> = { M: "mamba2", m: "mamba", H: "h3", S: "s4d", "*": "attention", "-": "mlp" };
 
-export type HybridLayerKind = "mamba2" | "mamba" | "attention" | "mlp";
+export type HybridLayerKind = "mamba2" | "mamba" | "h3" | "s4d" | "attention" | "mlp";
 
 export interface HybridConfig {
   pattern: string;
@@ -26,6 +27,8 @@ export interface HybridConfig {
   mamba2: { dState: number; headDim: number; nGroups: number; expand: number; dConv: number; chunkSize: number; dtMin: number; dtMax: number; bias: boolean; convBias: boolean; perGroupNorm: boolean };
   attention: { numHeads: number; numKvHeads: number; headDim: number; ropeTheta: number; rotaryDim: number; bias: boolean };
   mlp: { intermediateSize: number; activation: MlpActivation; gated: boolean; bias: boolean };
+  /** H3 and S4D mixers: H3's ssm_cfg settings (d_state, head_dim, measure, disc, …). */
+  h3: H3SsmConfig | null;
 }
 
 export function parsePattern(pattern: string, file: string): HybridLayerKind[] {
@@ -38,7 +41,7 @@ export function parsePattern(pattern: string, file: string): HybridLayerKind[] {
 }
 
 function letterList(): string {
-  return "M Mamba-2, m Mamba, * attention, - MLP";
+  return "M Mamba-2, m Mamba, H H3, S S4D, * attention, - MLP";
 }
 
 export function parseHybridConfig(c: ConfigReader): HybridConfig {
@@ -91,8 +94,10 @@ export function parseHybridConfig(c: ConfigReader): HybridConfig {
       intermediateSize: mlp.positiveInt("intermediate_size", 4 * dModel), activation: activation as MlpActivation,
       gated: mlp.bool("gated", false), bias: mlp.bool("bias", false),
     },
+    h3: null,
   };
   if (uses("mamba2")) hybridMamba2Shape(config, m2.file);
+  if (uses("h3") || uses("s4d")) config.h3 = parseH3SsmConfig(c.section("h3"), dModel);
   return config;
 }
 
@@ -125,5 +130,6 @@ export function hybridConfigJson(h: HybridConfig): Record<string, unknown> {
     },
     attention: { num_heads: h.attention.numHeads, num_kv_heads: h.attention.numKvHeads, head_dim: h.attention.headDim, rope_theta: h.attention.ropeTheta, rotary_dim: h.attention.rotaryDim, bias: h.attention.bias },
     mlp: { intermediate_size: h.mlp.intermediateSize, activation: h.mlp.activation, gated: h.mlp.gated, bias: h.mlp.bias },
+    ...(h.h3 ? { h3: h3SsmConfigJson(h.h3) } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import type { RawTensor } from "../../io/raw-tensor.js";
 import { WeightInit } from "../init-weights.js";
 import type { HybridConfig } from "./config.js";
+import { initH3Mixer, initS4DMixer } from "../h3/init.js";
 
 /** Fresh weights for a Hippo hybrid, layer by layer as its pattern says (see WeightInit for the scheme). */
 export function initHybridWeights(h: HybridConfig, seed: number, dtype: "F32" | "F16" | "BF16" = "F32"): Map<string, RawTensor> {
@@ -17,7 +18,9 @@ export function initHybridWeights(h: HybridConfig, seed: number, dtype: "F32" | 
       const s = h.mamba2;
       const dInner = s.expand * D;
       init.mamba2Mixer(m, D, { dInner, nHeads: dInner / s.headDim, nGroups: s.nGroups, dState: s.dState, dConv: s.dConv, bias: s.bias, convBias: s.convBias });
-    } else if (kind === "attention") init.attention(m, D, h.attention);
+    } else if (kind === "h3") initH3Mixer(init, m, D, h.h3!);
+    else if (kind === "s4d") initS4DMixer(init, m, D, h.h3!);
+    else if (kind === "attention") init.attention(m, D, h.attention);
     else init.mlp(m, D, h.mlp);
   });
   init.ones("backbone.norm_f.weight", D);

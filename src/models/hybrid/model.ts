@@ -1,5 +1,6 @@
 import type { SequenceLayer } from "../../nn/layer.js";
 import type { ConfigReader } from "../config-json.js";
+import { loadH3Mixer, loadS4DMixer } from "../h3/layers.js";
 import { loadAttention, loadMamba2Mixer, loadMambaMixer, loadMlp, loadNorm } from "../layer-loaders.js";
 import { SequenceLM, type ResidualLayer } from "../sequence-lm.js";
 import type { WeightLoader } from "../weights.js";
@@ -25,6 +26,10 @@ export async function buildHybrid(c: ConfigReader, w: WeightLoader): Promise<Seq
           numHeads: at.numHeads, numKvHeads: at.numKvHeads, headDim: at.headDim, scale: at.headDim ** -0.5,
           rotary: at.rotaryDim > 0 ? { dim: at.rotaryDim, base: at.ropeTheta, interleaved: false, positionScale: 1 } : null,
         }, { q: "q_proj", k: "k_proj", v: "v_proj", o: "o_proj" }, { qkv: at.bias, o: at.bias }, why);
+      case "h3":
+        return loadH3Mixer(w, m, D, h.h3!, why);
+      case "s4d":
+        return loadS4DMixer(w, m, D, h.h3!, why);
       case "mlp":
         return loadMlp(w, m, D, h.mlp.intermediateSize, h.mlp.activation, h.mlp.gated ? "gated" : "plain",
           { up: "up_proj", gate: "gate_proj", down: "down_proj" }, h.mlp.bias, why);
