@@ -67,6 +67,11 @@ export class OpProfiler {
   scope = "other";
   /** While false, ops run untimed and unrecorded (memory is still tracked). */
   recording = true;
+  /**
+   * When an array, every recorded call also appends its host-clock interval (performance.now() ms), so
+   * that host events such as garbage-collection pauses can be matched to the calls they fell into.
+   */
+  callLog: { scope: string; op: string; start: number; end: number }[] | null = null;
   readonly timer: OpTimer;
   private readonly totals = new Map<string, OpTotals>();
   private readonly live = new Map<number, number>();
@@ -158,6 +163,7 @@ export class OpProfiler {
     this.depth++;
     let handle: unknown;
     let result: unknown;
+    const hostStart = this.callLog ? performance.now() : 0;
     try {
       handle = this.timer.begin(op);
       result = fn(...args);
@@ -165,6 +171,7 @@ export class OpProfiler {
       this.depth--;
     }
     const elapsed = this.timer.end(handle);
+    this.callLog?.push({ scope: this.scope, op, start: hostStart, end: performance.now() });
     const alloc = this.track(result, args);
     const cost = opCost(op, args, result);
     const scope = this.scope;

@@ -6,7 +6,7 @@
  */
 export const OP_CLASSES = [
   "projection", "mlp", "attention", "kv_cache", "fft_conv", "scan", "short_conv", "norm", "elementwise", "memory",
-  "embedding", "lm_head", "sampling", "readback", "overhead",
+  "embedding", "lm_head", "sampling", "readback", "gc", "overhead",
 ] as const;
 
 export type OpClass = (typeof OP_CLASSES)[number];
@@ -26,6 +26,7 @@ export const CLASS_LABELS: Record<OpClass, string> = {
   lm_head: "LM head",
   sampling: "sampling",
   readback: "logits readback",
+  gc: "garbage collection",
   overhead: "untimed host work",
 };
 
@@ -33,7 +34,7 @@ export const CLASS_LABELS: Record<OpClass, string> = {
 export const CLASS_COLORS: Record<OpClass, string> = {
   projection: "#4e79a7", mlp: "#a0cbe8", attention: "#e15759", kv_cache: "#ff9d9a", fft_conv: "#f28e2b",
   scan: "#59a14f", short_conv: "#8cd17d", norm: "#b6992d", elementwise: "#f1ce63", memory: "#bab0ac",
-  embedding: "#86bcb6", lm_head: "#499894", sampling: "#d37295", readback: "#fabfd2", overhead: "#79706e",
+  embedding: "#86bcb6", lm_head: "#499894", sampling: "#d37295", readback: "#fabfd2", gc: "#9d7660", overhead: "#79706e",
 };
 
 const BY_OP: Record<string, OpClass> = {
@@ -48,6 +49,7 @@ const BY_OP: Record<string, OpClass> = {
   embedding: "embedding",
   read: "readback",
   sample: "sampling",
+  gc: "gc",
 };
 
 /** The layer kind a scope belongs to ("mlp/residual" → "mlp"). */

@@ -141,18 +141,26 @@ export function evaluate(coef: number[], basis: Basis, x: number): number {
   return basis(x).reduce((s, v, j) => s + v * coef[j], 0);
 }
 
-/** A fitted model of prefill time vs length: per (layer kind, op class), full depth. */
+/**
+ * A fitted model of prefill time vs length: per (layer kind, op class), full depth. Each curve has its
+ * class's growth law (basisFor) fitted to the measured lengths, then is scaled to pass through the longest
+ * measured point: the cost per unit of work there (e.g. attention once its keys no longer fit in cache)
+ * is the best guide to longer prompts, and the projection continues the measured curve without a jump.
+ */
 export interface PrefillFit {
-  terms: { kind: string; cls: OpClass; coef: number[] }[];
+  terms: { kind: string; cls: OpClass; coef: number[]; scale: number }[];
 }
 
 export function fitPrefill(profiles: { length: number; profile: Profile }[]): PrefillFit {
   const keys = new Map<string, { kind: string; cls: OpClass }>();
   for (const { profile } of profiles) for (const r of profile.rows) keys.set(`${r.kind}\u0000${r.cls}`, { kind: r.kind, cls: r.cls });
   const xs = profiles.map((p) => p.length);
+  const last = xs.indexOf(Math.max(...xs));
   const terms = [...keys.values()].map(({ kind, cls }) => {
     const ys = profiles.map((p) => p.profile.rows.filter((r) => r.kind === kind && r.cls === cls).reduce((s, r) => s + r.ms, 0));
-    return { kind, cls, coef: fitNonNegative(xs, ys, basisFor(cls)) };
+    const coef = fitNonNegative(xs, ys, basisFor(cls));
+    const atLast = evaluate(coef, basisFor(cls), xs[last]);
+    return { kind, cls, coef, scale: atLast > 0 ? ys[last] / atLast : 1 };
   });
   return { terms };
 }
@@ -160,7 +168,7 @@ export function fitPrefill(profiles: { length: number; profile: Profile }[]): Pr
 /** Projected milliseconds per op class at `length`. */
 export function projectPrefill(fit: PrefillFit, length: number): Record<OpClass, number> {
   const out = emptyByClass();
-  for (const t of fit.terms) out[t.cls] += evaluate(t.coef, basisFor(t.cls), length);
+  for (const t of fit.terms) out[t.cls] += t.scale * evaluate(t.coef, basisFor(t.cls), length);
   return out;
 }
 

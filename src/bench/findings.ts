@@ -162,10 +162,11 @@ export function deriveFindings(r: BenchResults): string[] {
     const ms = rows.reduce((s, x) => s + x.ms, 0);
     const floor = rows.reduce((s, x) => s + x.floorMs, 0);
     const mem = rows.filter((x) => x.bound === "memory").reduce((s, x) => s + x.ms, 0);
-    const worst = [...rows].filter((x) => x.ms > 0.02 * ms / r.models.length).sort((a, b) => b.timesFloor - a.timesFloor)[0];
+    const modelMs = (name: string) => rows.filter((x) => x.model === name).reduce((t, x) => t + x.ms, 0);
+    const worst = [...rows].filter((x) => x.ms >= 0.05 * modelMs(x.model)).sort((a, b) => b.timesFloor - a.timesFloor)[0];
     out.push(`Roofline (${phase}, ridge point ${ridge.toFixed(2)} FLOP/byte): ${percent(mem, ms)} of op time is in memory-bound ops; ` +
       `all ops together run ${fmtRatio(ms / floor)} their floor` +
-      (worst ? `; furthest from it among ops that matter: ${worst.op} in ${label(worst.model)} (${worst.kind}), ${fmtRatio(worst.timesFloor)}.` : "."));
+      (worst ? `; furthest from it among ops taking ≥ 5% of a model's time: ${worst.op} in ${label(worst.model)} (${worst.kind}), ${fmtRatio(worst.timesFloor)}.` : "."));
   }
 
   // 8. Activations and the composition check.

@@ -1,3 +1,4 @@
+import { PerformanceObserver, type PerformanceObserverEntryList } from "node:perf_hooks";
 import type { OpProfiler, OpTotals } from "../backends/profiling.js";
 import { Rng } from "../generate/rng.js";
 import { sampleToken, type SamplingOptions } from "../generate/sampling.js";
@@ -5,6 +6,7 @@ import type { SequenceLM } from "../models/sequence-lm.js";
 import { InferenceState, type LayerState } from "../models/state.js";
 import { tensor } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { collectGarbage } from "./gc.js";
 import { HEAD_SCOPE } from "./instrument.js";
 
 /** One measured run: wall time of one prefill (or one decode step), the op totals behind it, peak activations. */
@@ -58,10 +60,17 @@ function idsTensor(model: SequenceLM, ids: Int32Array, shape: number[]): Tensor 
   return tensor(ids, shape, { backend: model.backend, dtype: "i32" });
 }
 
-/** Runs fn with the profiler recording from a clean slate; returns wall ms, op totals and peak bytes. */
+/**
+ * Runs fn with the profiler recording from a clean slate (and a clean heap); returns wall ms, op totals and
+ * peak bytes. Garbage-collection pauses that fall inside an op call are moved out of that op into a "gc" op
+ * of the same scope: they are a cost of allocating, not of the op's arithmetic.
+ */
 async function recorded(profiler: OpProfiler, fn: () => Promise<void>): Promise<RunStats> {
+  collectGarbage();
+  const pauses = await watchGc();
   profiler.reset();
   profiler.resetPeak();
+  profiler.callLog = [];
   const base = profiler.liveBytes;
   profiler.recording = true;
   profiler.scope = HEAD_SCOPE;
@@ -73,7 +82,57 @@ async function recorded(profiler: OpProfiler, fn: () => Promise<void>): Promise<
   }
   const wallMs = now() - t0;
   await profiler.flush();
-  return { wallMs, ops: profiler.snapshot(), peakBytes: profiler.peakBytes - base };
+  const ops = profiler.snapshot();
+  moveGcPauses(ops, profiler.callLog, await pauses.stop());
+  profiler.callLog = null;
+  return { wallMs, ops, peakBytes: profiler.peakBytes - base };
+}
+
+interface Pause { start: number; end: number }
+
+/** Collects the main thread's garbage-collection pauses (performance.now() times) until stop(). */
+async function watchGc(): Promise<{ stop(): Promise<Pause[]> }> {
+  const pauses: Pause[] = [];
+  const add = (list: PerformanceObserverEntryList) => {
+    for (const e of list.getEntries()) pauses.push({ start: e.startTime, end: e.startTime + e.duration });
+  };
+  const observer = new PerformanceObserver(add);
+  observer.observe({ entryTypes: ["gc"] });
+  // Entries of the collection just forced arrive on a later tick; drop them.
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  pauses.length = 0;
+  return {
+    async stop() {
+      // Entries are delivered on a timer tick after the pause.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      observer.disconnect();
+      return pauses;
+    },
+  };
+}
+
+function moveGcPauses(ops: OpTotals[], calls: { scope: string; op: string; start: number; end: number }[], pauses: Pause[]): void {
+  if (pauses.length === 0) return;
+  const find = (scope: string, op: string): OpTotals => {
+    let t = ops.find((o) => o.scope === scope && o.op === op);
+    if (!t) {
+      t = { scope, op, calls: 0, ms: 0, flops: 0, bytes: 0, allocBytes: 0 };
+      ops.push(t);
+    }
+    return t;
+  };
+  for (const call of calls) {
+    for (const p of pauses) {
+      const overlap = Math.min(call.end, p.end) - Math.max(call.start, p.start);
+      if (overlap <= 0) continue;
+      const from = find(call.scope, call.op);
+      const moved = Math.min(overlap, from.ms);
+      from.ms -= moved;
+      const gc = find(call.scope, "gc");
+      gc.ms += moved;
+      gc.calls += 1;
+    }
+  }
 }
 
 /** Prefill of `batch` random prompts of `length` tokens, logits of the last position read back; best of `reps`. */

@@ -80,7 +80,7 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
   })]), ["l", ...lengths.map(() => "r" as const)]));
   blocks.push(p(`Batch 1, full depth. \\* projected: beyond the longest measured prompt, each (layer kind, op class) is extrapolated by a ` +
     "non-negative least-squares fit of its measured times to its growth law (attention a + b·L + c·L², FFT convolution a + b·L + c·L·log L, " +
-    "everything else a + b·L)."));
+    "everything else a + b·L), scaled to pass through the longest measured point (so the cost per unit of work there carries on)."));
 
   // Decode.
   blocks.push(h2("Decode: latency per token vs context length"));
@@ -92,7 +92,8 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
   })]), ["l", ...contexts.map(() => "r" as const)]));
   blocks.push(p("Batch 1, full depth; one step = the model's recurrent step, reading the logits back, and sampling (temperature 0.8, top-k 40, " +
     "top-p 0.95, min-p 0.05). The state before the timed steps is synthetic (a KV cache of the given length filled with ordinary values), " +
-    `so contexts of ${formatTokens(Math.max(...contexts))} tokens cost no prefill. Median of ${o.decodeSteps} timed steps.`));
+    `so contexts of ${formatTokens(Math.max(...contexts))} tokens cost no prefill. Median of ${o.decodeSteps} timed steps` +
+    `${o.reps > 1 ? `, best of ${o.reps} passes` : ""}.`));
 
   // Batches.
   blocks.push(h2("Batch sweeps"));
@@ -129,23 +130,28 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
   blocks.push(p("Shares of the full-depth time. Classes: projections = linear layers of mixers; MLP = everything inside MLP layers; attention = " +
     "scores, softmax, weighted sum and RoPE; KV-cache append = writing the new keys and values; FFT convolution = H3's long convolution " +
     "(kernel generation, FFTs, state passing); scan = Mamba's selective scan, Mamba-2's SSD, H3's recurrent step; short conv = causal conv1d " +
-    "and H3's shift SSM; LM head includes the final projection to the vocabulary; untimed host work = wall time no op accounts for."));
+    "and H3's shift SSM; LM head includes the final projection to the vocabulary; garbage collection = pauses of the JavaScript garbage " +
+    "collector that fell inside op calls (they are moved out of the op they interrupted); untimed host work = wall time no op accounts for " +
+    "(scheduling, bookkeeping, pauses between op calls)."));
   if (has("layer-kinds")) blocks.push(fig("layer-kinds"));
-  const kindRows: string[][] = [];
-  const usedCls = new Set<OpClass>();
-  const perLayerPts = r.prefill.filter((x) => x.batch === 1 && x.source === "measured" && x.length === refL);
-  for (const pt of perLayerPts) for (const byCls of Object.values(pt.perLayer ?? {})) for (const cl of OP_CLASSES) if (byCls[cl] > 0) usedCls.add(cl);
-  const cols = OP_CLASSES.filter((cl) => usedCls.has(cl));
-  for (const pt of perLayerPts) {
-    for (const [kind, byCls] of Object.entries(pt.perLayer ?? {})) {
+  const perLayerTable = (pts: { model: string; perLayer?: Record<string, ByClass> }[]): Block => {
+    const used = new Set<OpClass>();
+    for (const pt of pts) for (const byCls of Object.values(pt.perLayer ?? {})) for (const cl of OP_CLASSES) if (byCls[cl] > 0) used.add(cl);
+    const cols = OP_CLASSES.filter((cl) => used.has(cl));
+    const rows: string[][] = [];
+    for (const pt of pts) {
       const m = r.models.find((x) => x.name === pt.model)!;
-      const count = kind === "head" ? 1 : m.layers[kind] ?? 0;
-      kindRows.push([label(pt.model), kind === "head" ? "embedding + LM head" : kind, String(count), formatMs(total(byCls)),
-        ...cols.map((cl) => (byCls[cl] > 0 ? formatMs(byCls[cl]) : "–"))]);
+      for (const [kind, byCls] of Object.entries(pt.perLayer ?? {})) {
+        rows.push([label(pt.model), kind === "head" ? "embedding + LM head" : kind, String(kind === "head" ? 1 : m.layers[kind] ?? 0),
+          formatMs(total(byCls)), ...cols.map((cl) => (byCls[cl] > 0 ? formatMs(byCls[cl]) : "–"))]);
+      }
     }
-  }
+    return table(["model", "layer kind", "layers", "ms per layer", ...cols.map((cl) => CLASS_LABELS[cl])], rows, ["l", "l", "r", "r", ...cols.map(() => "r" as const)]);
+  };
   blocks.push(h3(`One layer of each kind, prefill of ${formatTokens(refL)} tokens`),
-    table(["model", "layer kind", "layers", "ms per layer", ...cols.map((cl) => CLASS_LABELS[cl])], kindRows, ["l", "l", "r", "r", ...cols.map(() => "r" as const)]));
+    perLayerTable(r.prefill.filter((x) => x.batch === 1 && x.source === "measured" && x.length === refL)));
+  blocks.push(h3(`One layer of each kind, one decode step at ${formatTokens(refC)} tokens of context`),
+    perLayerTable(r.decode.filter((x) => x.batch === 1 && x.context === refC)));
 
   // Memory.
   blocks.push(h2("Memory"));
@@ -217,9 +223,11 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
     "Every op-table call runs through a profiling wrapper of the backend (src/backends/profiling.ts): it is timed, its FLOPs and bytes are " +
       "counted from shapes (src/backends/op-cost.ts), and the tensors it creates are tracked until released. The bench labels calls by the " +
       "layer they run in, so time is known per op, op class and layer kind.",
-    `Prefill: ${o.reps > 1 ? `best of ${o.reps} runs up to 1K tokens, one run beyond` : "one run per length"}, after a ${64}-token warm-up; ` +
-      "logits of the last position are computed and read back.",
-    `Decode: ${o.decodeSteps} timed steps after untimed warm-up steps, the median step reported; synthetic states of the requested context.`,
+    `Prefill: ${o.reps > 1 ? `best of ${o.reps} runs (in passes minutes apart) up to 1K tokens, one run beyond` : "one run per length"}, ` +
+      "after a 64-token warm-up; logits of the last position are computed and read back. Models take turns at each length.",
+    `Decode: ${o.decodeSteps} timed steps after an untimed warm-up step, the median step kept${o.reps > 1 ? `, the best of ${o.reps} passes over all points` : ""}; ` +
+      "synthetic states of the requested context.",
+    "A full garbage collection runs before each timed prefill and decode step, so a pause owed to earlier work is not charged to it.",
     ...(o.depth === "unit" ? ["Full-depth numbers are composed from one layer of each kind (the composition check above compares them with full-depth runs)."] : []),
     "Ceilings are measured through the same backend (copy via toFloat32, a large linear).",
     "Tests never assert on these timings; shared machines are noisy (see the load averages above).",

@@ -93,14 +93,15 @@ function atMost(xs: number[], limit: number): number {
 }
 
 function rooflineRows(model: string, phase: "prefill" | "decode", tokens: number, p: Profile, peakF: number, peakB: number): RooflineRow[] {
-  return p.rows.filter((r) => r.cls !== "overhead" && r.ms > 0).map((r) => {
+  // Only ops that do work have a floor (not views, garbage collection or untimed host work).
+  return p.rows.filter((r) => r.ms > 0 && (r.flops > 0 || r.bytes > 0)).map((r) => {
     const floorMs = Math.max(r.flops / peakF, r.bytes / peakB) * 1000;
     return {
       model, phase, tokens, cls: r.cls, kind: r.kind, op: r.op, calls: r.calls, ms: r.ms, flops: r.flops, bytes: r.bytes,
       intensity: r.bytes > 0 ? r.flops / r.bytes : 0,
       flopsPerS: r.flops / (r.ms / 1000), bytesPerS: r.bytes / (r.ms / 1000),
       floorMs, bound: r.flops / peakF >= r.bytes / peakB ? "compute" : "memory",
-      timesFloor: floorMs > 0 ? r.ms / floorMs : Infinity,
+      timesFloor: r.ms / floorMs,
     };
   });
 }
@@ -142,7 +143,9 @@ export async function runBench(o: BenchOptions, stderr: NodeJS.WritableStream | 
   const extraPrefillBatches = sorted(o.prefillBatches).filter((b) => !(b === 1 && prefillLengths.includes(o.prefillBatchLength)));
   const extraDecodeBatches = sorted(o.decodeBatches).filter((b) => !(b === 1 && decodeContexts.includes(o.decodeBatchContext)));
   const checkSpecs = o.check && o.depth === "unit" ? specs.filter((s) => s.name === "mamba2" || s.name === "transformer") : [];
-  const perModelTasks = 1 + prefillLengths.length + extraPrefillBatches.length + decodeContexts.length + extraDecodeBatches.length;
+  const repeated = prefillLengths.filter((L) => L <= REPEATED_PREFILL).length;
+  const perModelTasks = 1 + prefillLengths.length + (o.reps - 1) * repeated + extraPrefillBatches.length +
+    o.reps * (decodeContexts.length + extraDecodeBatches.length);
   const progress = new Progress(stderr, 1 + specs.length * perModelTasks + checkSpecs.length);
   const notes: string[] = [];
 
@@ -235,9 +238,14 @@ function checkMachineMemory(o: BenchOptions, built: Built[], lengths: number[], 
 
 type Draft = Omit<BenchResults, "findings" | "seconds" | "machine" | "date">;
 
+/** Prompts up to this long are measured `reps` times (longer ones once: they take minutes). */
+const REPEATED_PREFILL = 1024;
+
 /**
  * Every measurement, interleaved across models (each prompt length for all models, then the next), so
- * that a slow spell of a shared machine falls on all models alike rather than on one.
+ * that a slow spell of a shared machine falls on all models alike rather than on one. Repetitions are
+ * whole passes minutes apart (prefill, decode, then prefill and decode again), the fastest kept per point:
+ * a slow spell then spoils at most one of them.
  */
 async function measureAll(
   built: Built[], o: BenchOptions, profiler: OpProfiler, rng: Rng, progress: Progress, results: Draft,
@@ -245,56 +253,66 @@ async function measureAll(
 ): Promise<void> {
   const { flopsPerS, bytesPerS } = results.ceilings;
   const undo = built.map((b) => attributeLayers(b.model, profiler));
+  const compose = (b: Built, run: RunStats) => composeRun(run, b.measured, b.full);
+  const best = new Map<string, Profile>();
+  const keep = (key: string, p: Profile) => {
+    if (!best.has(key) || p.wallMs < best.get(key)!.wallMs) best.set(key, p);
+  };
+  const passNote = (pass: number) => (o.reps > 1 ? ` (pass ${pass + 1} of ${o.reps})` : "");
+  const decodePoints = [...contexts.map((C) => ({ B: 1, C })), ...decodeBatches.map((B) => ({ B, C: o.decodeBatchContext }))];
   try {
     for (const b of built) results.models.push(modelInfo(b));
-    const compose = (b: Built, run: RunStats) => composeRun(run, b.measured, b.full);
-    const prefillProfiles = new Map<Built, { length: number; profile: Profile }[]>(built.map((b) => [b, []]));
-    const refLength = atMost(lengths, ROOFLINE_PREFILL);
-    for (const L of lengths) {
-      for (const b of built) {
-        const name = b.spec.name;
-        progress.task(`${name}: prefill ${L} tokens`);
-        const p = compose(b, await measurePrefill(b.model, profiler, 1, L, L <= 1024 ? o.reps : 1, rng));
-        prefillProfiles.get(b)!.push({ length: L, profile: p });
-        results.prefill.push(prefillPoint(name, 1, L, p, b.full));
-        results.activations.push({ model: name, length: L, peakBytes: p.peakBytes, bytesPerToken: p.peakBytes / L });
-        if (L === refLength) results.roofline.push(...rooflineRows(name, "prefill", L, p, flopsPerS, bytesPerS));
+    for (let pass = 0; pass < o.reps; pass++) {
+      for (const L of lengths.filter((L) => pass === 0 || L <= REPEATED_PREFILL)) {
+        for (const b of built) {
+          progress.task(`${b.spec.name}: prefill ${L} tokens${passNote(pass)}`);
+          keep(`${b.spec.name}|prefill|${L}`, compose(b, await measurePrefill(b.model, profiler, 1, L, 1, rng)));
+        }
       }
-    }
-    for (const B of prefillBatches) {
-      for (const b of built) {
-        progress.task(`${b.spec.name}: prefill ${B} × ${o.prefillBatchLength} tokens`);
-        const p = compose(b, await measurePrefill(b.model, profiler, B, o.prefillBatchLength, 1, rng));
-        results.prefill.push(prefillPoint(b.spec.name, B, o.prefillBatchLength, p, b.full));
+      if (pass === 0) {
+        for (const B of prefillBatches) {
+          for (const b of built) {
+            progress.task(`${b.spec.name}: prefill ${B} × ${o.prefillBatchLength} tokens`);
+            const p = compose(b, await measurePrefill(b.model, profiler, B, o.prefillBatchLength, 1, rng));
+            results.prefill.push(prefillPoint(b.spec.name, B, o.prefillBatchLength, p, b.full));
+          }
+        }
       }
-    }
-    // Projection beyond the longest measured prompt, from growth laws fitted per layer kind and op class.
-    for (const b of built) {
-      const fit = fitPrefill(prefillProfiles.get(b)!);
-      for (let L = 2 * Math.max(...lengths); L <= o.projectTo; L *= 2) {
-        const cls = projectPrefill(fit, L);
-        const ms = total(cls);
-        results.prefill.push({ model: b.spec.name, batch: 1, length: L, source: "projected", ms, tokensPerS: L / (ms / 1000), byClass: cls });
-      }
-    }
-    const refContext = atMost(contexts, ROOFLINE_DECODE);
-    for (const C of contexts) {
-      for (const b of built) {
-        progress.task(`${b.spec.name}: decode at ${C} tokens of context`);
-        const p = compose(b, await measureDecode(b.model, profiler, 1, C, o.decodeSteps, rng, 1));
-        results.decode.push(decodePoint(b.spec.name, 1, C, p, b.full));
-        if (C === refContext) results.roofline.push(...rooflineRows(b.spec.name, "decode", C, p, flopsPerS, bytesPerS));
-      }
-    }
-    for (const B of decodeBatches) {
-      for (const b of built) {
-        progress.task(`${b.spec.name}: decode ${B} rows at ${o.decodeBatchContext} tokens of context`);
-        const p = compose(b, await measureDecode(b.model, profiler, B, o.decodeBatchContext, o.decodeSteps, rng, 1));
-        results.decode.push(decodePoint(b.spec.name, B, o.decodeBatchContext, p, b.full));
+      for (const { B, C } of decodePoints) {
+        for (const b of built) {
+          progress.task(`${b.spec.name}: decode ${B > 1 ? `${B} rows ` : ""}at ${C} tokens of context${passNote(pass)}`);
+          keep(`${b.spec.name}|decode|${B}|${C}`, compose(b, await measureDecode(b.model, profiler, B, C, o.decodeSteps, rng, 1)));
+        }
       }
     }
   } finally {
     for (const u of undo) u();
+  }
+
+  const refLength = atMost(lengths, ROOFLINE_PREFILL);
+  const refContext = atMost(contexts, ROOFLINE_DECODE);
+  for (const b of built) {
+    const name = b.spec.name;
+    const measured: { length: number; profile: Profile }[] = [];
+    for (const L of lengths) {
+      const p = best.get(`${name}|prefill|${L}`)!;
+      measured.push({ length: L, profile: p });
+      results.prefill.push(prefillPoint(name, 1, L, p, b.full));
+      results.activations.push({ model: name, length: L, peakBytes: p.peakBytes, bytesPerToken: p.peakBytes / L });
+      if (L === refLength) results.roofline.push(...rooflineRows(name, "prefill", L, p, flopsPerS, bytesPerS));
+    }
+    // Projection beyond the longest measured prompt, from growth laws fitted per layer kind and op class.
+    const fit = fitPrefill(measured);
+    for (let L = 2 * Math.max(...lengths); L <= o.projectTo; L *= 2) {
+      const cls = projectPrefill(fit, L);
+      const ms = total(cls);
+      results.prefill.push({ model: name, batch: 1, length: L, source: "projected", ms, tokensPerS: L / (ms / 1000), byClass: cls });
+    }
+    for (const { B, C } of decodePoints) {
+      const p = best.get(`${name}|decode|${B}|${C}`)!;
+      results.decode.push(decodePoint(name, B, C, p, b.full));
+      if (B === 1 && C === refContext) results.roofline.push(...rooflineRows(name, "decode", C, p, flopsPerS, bytesPerS));
+    }
   }
 }
 
@@ -310,7 +328,7 @@ function modelInfo(b: Built): ModelInfo {
 
 /**
  * Runs a model at full depth and compares it with the numbers composed from its unit model, measured right
- * next to it (alternating, best of two prefills, median decode step), so both see the same machine.
+ * next to it (alternating, best of two runs each), so both see the same machine.
  */
 async function compositionCheck(b: Built, backend: Backend, profiler: OpProfiler, o: BenchOptions, length: number, context: number, rng: Rng): Promise<CheckRow[]> {
   const model = await b.spec.build("full", backend);
@@ -319,14 +337,13 @@ async function compositionCheck(b: Built, backend: Backend, profiler: OpProfiler
   try {
     await measurePrefill(model, profiler, 1, WARMUP_LENGTH, 1, rng);
     await measureDecode(model, profiler, 1, WARMUP_LENGTH, 1, rng, 3);
-    let unitPrefill = Infinity;
-    let fullPrefill = Infinity;
+    let [unitPrefill, fullPrefill, unitDecode, fullDecode] = [Infinity, Infinity, Infinity, Infinity];
     for (let rep = 0; rep < 2; rep++) {
       unitPrefill = Math.min(unitPrefill, composeRun(await measurePrefill(b.model, profiler, 1, length, 1, rng), b.measured, fullCounts).wallMs);
       fullPrefill = Math.min(fullPrefill, (await measurePrefill(model, profiler, 1, length, 1, rng)).wallMs);
+      unitDecode = Math.min(unitDecode, composeRun(await measureDecode(b.model, profiler, 1, context, o.decodeSteps, rng, 1), b.measured, fullCounts).wallMs);
+      fullDecode = Math.min(fullDecode, (await measureDecode(model, profiler, 1, context, o.decodeSteps, rng, 1)).wallMs);
     }
-    const unitDecode = composeRun(await measureDecode(b.model, profiler, 1, context, o.decodeSteps, rng, 1), b.measured, fullCounts).wallMs;
-    const fullDecode = (await measureDecode(model, profiler, 1, context, o.decodeSteps, rng, 1)).wallMs;
     const row = (test: string, composedMs: number, measuredMs: number): CheckRow => ({ model: b.spec.name, test, composedMs, measuredMs, error: (composedMs - measuredMs) / measuredMs });
     return [row(`prefill ${length} tokens`, unitPrefill, fullPrefill), row(`decode step at ${context} tokens`, unitDecode, fullDecode)];
   } finally {

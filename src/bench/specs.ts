@@ -89,6 +89,7 @@ function hybridJson(size: SizePreset, pattern: string): Record<string, unknown> 
       rotary_dim: size.headDim, rope_theta: 10000,
     },
     mlp: { intermediate_size: size.mlpHidden, activation: "silu", gated: true },
+    h3: { d_state: size.h3.dState, head_dim: 1 },
   };
 }
 
@@ -98,6 +99,8 @@ async function buildHybridModel(size: SizePreset, pattern: string, backend: Back
   return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, `random ${name} weights`));
 }
 
+const PATTERN_HELP = "M Mamba-2, m Mamba, H H3, S S4D, * attention, - MLP";
+
 /** One layer of each letter, in order of first appearance: "M-M-*-" → "M-*". */
 export function unitPattern(pattern: string): string {
   return [...new Set(pattern)].join("");
@@ -106,7 +109,7 @@ export function unitPattern(pattern: string): string {
 function patternKinds(pattern: string): string[] {
   return [...pattern].map((ch) => {
     const kind = PATTERN_LETTERS[ch];
-    if (!kind) throw new HippoError(`hybrid pattern '${pattern}': unknown letter '${ch}' (M Mamba-2, m Mamba, * attention, - MLP)`);
+    if (!kind) throw new HippoError(`hybrid pattern '${pattern}': unknown letter '${ch}' (${PATTERN_HELP})`);
     return kind;
   });
 }
@@ -179,7 +182,7 @@ function builtinSpec(name: string, size: SizePreset): BenchModelSpec | null {
       if (name.startsWith("hybrid:")) {
         const pattern = name.slice("hybrid:".length);
         if (pattern.length === 0) throw new HippoError(`model 'hybrid:' needs a layer pattern after the colon, e.g. hybrid:M-M*-`);
-        return patternSpec(name, `Hybrid ${pattern}`, `pattern '${pattern}' (M Mamba-2, m Mamba, * attention, - MLP)`, size, pattern);
+        return patternSpec(name, `Hybrid ${pattern}`, `pattern '${pattern}' (${PATTERN_HELP})`, size, pattern);
       }
       return null;
   }

@@ -22,7 +22,8 @@ depth (--full-depth runs every layer).
   --quick                     short prompts and contexts, no repetitions: about a minute
   --backend <name>            backend to measure (default cpu)
   --models <list>             built-in models: h3, mamba, mamba2, transformer, hybrid, hybrid:<pattern>
-                              (pattern letters: M Mamba-2, m Mamba, * attention, - MLP); default all five
+                              (pattern letters: M Mamba-2, m Mamba, H H3, S S4D, * attention, - MLP);
+                              default all five
   --model <dir>               also (or, without --models, only) a model directory, every layer (repeatable)
   --size <name>               ${Object.keys(SIZES).join(", ")} (default 125m: d_model 768, 12 blocks / 24 SSM layers)
   --prefill-lengths <list>    measured prompt lengths (default 256,512,1024,2048,4096; quick 128,256,512)
@@ -35,7 +36,8 @@ depth (--full-depth runs every layer).
   --decode-batch-context <n>
   --memory-budget <size>      e.g. 16GiB, 80GB (default: this machine's memory)
   --memory-contexts <list>    contexts of the budget table (default 1024,4096,16384,65536,262144)
-  --reps <n>                  prefill repetitions up to 1K tokens, best kept (default 2; quick 1)
+  --reps <n>                  repetitions of prefills up to 1K tokens and passes over the decode points,
+                              best kept (default 2; quick 1)
   --full-depth                run every layer instead of one layer per kind (slow)
   --no-check                  skip the full-depth composition check
   --seed <n>                  seed for token ids and sampling (default 1)

@@ -2,7 +2,7 @@ import { tokenSamplerOf } from "../backends/sampling.js";
 import { check, HippoError } from "../errors.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { InferenceState } from "../models/state.js";
-import { concat0, tensor } from "../ops/index.js";
+import { concat0, reshape, tensor } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { IncrementalDecoder, type TextTokenizer } from "../tokenizer/tokenizer.js";
 import { Rng } from "./rng.js";
@@ -114,23 +114,41 @@ export async function* generate(
   let logitsTensor = firstLogits.length === 1 ? firstLogits[0] : stackLogits(firstLogits);
 
   let active = rows;
+  // A backend that samples where the logits are (WebGPU) reads back only token ids, and decoding is pipelined:
+  // step t+1 is recorded from the ids the device chose at step t before they are read, so the device computes
+  // it while the host handles step t's tokens; a row that finishes invalidates that step, which is then redone
+  // for the remaining rows (with the same random numbers). No repetition penalty there: it needs the history.
+  const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
+  const draw = (n: number) => Float32Array.from({ length: n }, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
+  let chosen: Tensor | null = null;
+  let ahead: { state: InferenceState; chosen: Tensor; rng: number[] } | null = null;
   try {
-    // A backend that samples where the logits are (WebGPU) returns token ids, so only those are read back;
-    // it has no repetition penalty, which needs each row's history.
-    const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
+    if (sampler) {
+      chosen = sampler.sampleTokens(logitsTensor, sampling, draw(active.length));
+      logitsTensor.dispose();
+    }
     for (let step = 0; step < maxNewTokens; step++) {
       let tokens: number[];
       if (sampler) {
-        const uniforms = Float32Array.from(active, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
-        const ids = sampler.sampleTokens(logitsTensor, sampling, uniforms);
-        tokens = Array.from(await ids.read());
-        ids.dispose();
+        // Reading submits what is recorded (this step) before the next step is recorded behind it.
+        const read = chosen!.read();
+        if (step + 1 < maxNewTokens) {
+          const rngState = rng.getState();
+          const ids = reshape(chosen!, [active.length, 1]);
+          const next = model.step(ids, state);
+          ids.dispose();
+          ahead = { state: next.state, chosen: sampler.sampleTokens(next.logits, sampling, draw(active.length)), rng: rngState };
+          next.logits.dispose();
+        }
+        tokens = Array.from(await read);
+        chosen!.dispose();
+        chosen = null;
       } else {
         const logits = await logitsTensor.readFloat32();
+        logitsTensor.dispose();
         const V = logits.length / active.length;
         tokens = active.map((row, r) => sampleToken(logits.subarray(r * V, (r + 1) * V), row.history, sampling, rng));
       }
-      logitsTensor.dispose();
       for (let r = 0; r < active.length; r++) {
         const row = active[r];
         const token = tokens[r];
@@ -144,6 +162,19 @@ export async function* generate(
       }
       const remaining = active.filter((r) => r.finish === null);
       if (remaining.length === 0) break;
+      if (ahead && remaining.length === active.length) {
+        state.dispose();
+        state = ahead.state;
+        chosen = ahead.chosen;
+        ahead = null;
+        continue;
+      }
+      if (ahead) {
+        ahead.state.dispose();
+        ahead.chosen.dispose();
+        rng.setState(ahead.rng);
+        ahead = null;
+      }
       if (remaining.length < active.length) {
         const kept = InferenceState.stack(remaining.map((r) => state.rows(active.indexOf(r), 1)));
         state.dispose();
@@ -155,10 +186,18 @@ export async function* generate(
       ids.dispose();
       state.dispose();
       state = next.state;
-      logitsTensor = next.logits;
+      if (sampler) {
+        chosen = sampler.sampleTokens(next.logits, sampling, draw(active.length));
+        next.logits.dispose();
+      } else logitsTensor = next.logits;
     }
   } finally {
     state.dispose();
+    chosen?.dispose();
+    if (ahead) {
+      ahead.state.dispose();
+      ahead.chosen.dispose();
+    }
   }
   return rows.map((r) => ({ tokens: r.tokens, text: r.text, finishReason: r.finish ?? "length" }));
 }

@@ -28,7 +28,9 @@ export async function gpuEntryPoint(): Promise<GPU | null> {
     try {
       // Browser bundles never get here (navigator.gpu); mark `webgpu` external when bundling for them.
       const mod = (await import("webgpu")) as { create(options: string[]): GPU };
-      return mod.create([]);
+      // HIPPO_WEBGPU_FLAGS: Dawn options, e.g. "disable-dawn-features=timestamp_quantization" for profiling.
+      const flags = proc.env.HIPPO_WEBGPU_FLAGS ? proc.env.HIPPO_WEBGPU_FLAGS.split(/\s+/).filter(Boolean) : [];
+      return mod.create(flags);
     } catch {
       return null;
     }

@@ -20,11 +20,11 @@ import {
   DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, directConvSpec, shiftSsmSpec,
   shiftTapsSpec,
 } from "./kernels/h3.js";
-import { MATVEC_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
+import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
 import { gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
-import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkStateSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
+import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
 /**
@@ -118,11 +118,13 @@ export class WebGpuBackend implements Backend, TokenSampler {
   }
 
   private run(k: Kernel, params: Params, buffers: readonly (GPUBuffer | null)[], groups: readonly number[]): void {
-    const values = k.spec.params.map(([name]) => {
-      const v = params[name];
-      if (v === undefined) throw new Error(`${k.spec.key}: parameter '${name}' missing`);
-      return typeof v === "boolean" ? (v ? 1 : 0) : v;
-    });
+    const names = k.spec.params;
+    const values: number[] = new Array(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const v = params[names[i][0]];
+      if (v === undefined) throw new Error(`${k.spec.key}: parameter '${names[i][0]}' missing`);
+      values[i] = typeof v === "boolean" ? (v ? 1 : 0) : v;
+    }
     this.rt.dispatch(k, values, buffers, groups);
   }
 
@@ -253,11 +255,14 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
     const bb = this.opt(bias, temps);
     const dtype = weight.dtype as WeightDType;
-    if (M <= MATVEC_ROWS) {
-      const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
-      const k = this.useSubgroups
-        ? this.kernel(`matvec-sg-${dtype}-${M}-${vec4}`, () => matvecSubgroupSpec(dtype, M, vec4))
-        : this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
+    const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
+    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
+    if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535) {
+      const rows = Math.min(M, MATVEC_ROWS);
+      const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}`, () => matvecSubgroupSpec(dtype, rows, vec4));
+      this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
+    } else if (M <= MATVEC_ROWS) {
+      const k = this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], grid(N, matvecColumnsPerWorkgroup()));
     } else {
       const T = tileFor(M, N);
@@ -565,9 +570,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
     }, [dt.buf, A, bias, dtEff, S], grid(B * nChunks * H, 64));
     const groups = grid(B * nChunks * H, 1);
     const hs = this.rt.alloc(B * nChunks * H * P * N * 4);
-    this.run(this.kernel("ssd-chunk-state", ssdChunkStateSpec), { ...dims, ...views }, [x.buf, Bm.buf, dtEff, S, hs], groups);
+    const state1 = P <= 64 ? this.kernel("ssd-chunk-state-tiled", ssdChunkStateTiledSpec) : this.kernel("ssd-chunk-state", ssdChunkStateSpec);
+    this.run(state1, { ...dims, ...views }, [x.buf, Bm.buf, dtEff, S, hs], groups);
     this.run(this.kernel("ssd-state-pass", ssdStatePassSpec), { ...dims, has_state: st !== null }, [S, st, hs, this.buf(state)], grid(B * H * P * N));
-    this.run(this.kernel("ssd-chunk-out", ssdChunkOutSpec), {
+    const out = P <= 64 ? this.kernel("ssd-chunk-out-tiled", ssdChunkOutTiledSpec) : this.kernel("ssd-chunk-out", ssdChunkOutSpec);
+    this.run(out, {
       ...dims, ...views, has_h: true, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H,
     }, [x.buf, Bm.buf, Cm.buf, dtEff, S, hs, D, this.buf(y)], groups);
     for (const b of [dtEff, S, hs]) this.rt.releaseBuffer(b);

@@ -102,9 +102,72 @@ export function wgslDeclarations(spec: KernelSpec): string {
   return lines.join("\n") + "\n";
 }
 
+/**
+ * Per-dispatch GPU times from timestamp queries (feature `timestamp-query`): while enabled, every dispatch
+ * runs in its own compute pass whose begin and end are timestamped, and times are summed per kernel key.
+ * For finding where time goes; it changes what it measures a little (a pass per dispatch).
+ */
+class DispatchProfiler {
+  private readonly querySet: GPUQuerySet;
+  private readonly resolve: GPUBuffer;
+  private labels: string[] = [];
+  private pending: Promise<void>[] = [];
+  readonly totals = new Map<string, { ms: number; count: number }>();
+  static readonly CAPACITY = 2048;
+
+  constructor(private readonly device: GPUDevice) {
+    this.querySet = device.createQuerySet({ type: "timestamp", count: 2 * DispatchProfiler.CAPACITY });
+    this.resolve = device.createBuffer({ size: 16 * DispatchProfiler.CAPACITY, usage: 0x200 /* QUERY_RESOLVE */ | USAGE.COPY_SRC });
+  }
+
+  get full(): boolean {
+    return this.labels.length >= DispatchProfiler.CAPACITY;
+  }
+
+  /** Timestamp writes for the next dispatch's pass. */
+  next(label: string): GPUComputePassTimestampWrites {
+    const i = this.labels.length;
+    this.labels.push(label);
+    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+
+  /** Resolves this batch's timestamps into a readback buffer (before the submit). */
+  resolveInto(encoder: GPUCommandEncoder): (() => void) | null {
+    const n = this.labels.length;
+    if (n === 0) return null;
+    const labels = this.labels;
+    this.labels = [];
+    const read = this.device.createBuffer({ size: 16 * n, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+    encoder.resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
+    encoder.copyBufferToBuffer(this.resolve, 0, read, 0, 16 * n);
+    return () => {
+      this.pending.push(read.mapAsync(MAP_READ).then(() => {
+        const t = new BigUint64Array(read.getMappedRange());
+        labels.forEach((label, j) => {
+          const ms = Number(t[2 * j + 1] - t[2 * j]) / 1e6;
+          const e = this.totals.get(label) ?? { ms: 0, count: 0 };
+          e.ms += ms > 0 && ms < 1e5 ? ms : 0;
+          e.count++;
+          this.totals.set(label, e);
+        });
+        read.unmap();
+        read.destroy();
+      }));
+    };
+  }
+
+  async settle(): Promise<void> {
+    const p = this.pending;
+    this.pending = [];
+    await Promise.all(p);
+  }
+}
+
 export class GpuRuntime {
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set in the open pass. */
+  private passPipeline: GPUComputePipeline | null = null;
   private recorded = 0;
   private readonly kernels = new Map<string, Kernel>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
@@ -124,9 +187,14 @@ export class GpuRuntime {
   submitCount = 0;
   /** Bytes allocated from the device (pooled or live). */
   allocatedBytes = 0;
-  /** Released buffers beyond this many bytes are destroyed rather than pooled. */
-  poolLimitBytes = 4 * 2 ** 30;
+  /**
+   * Released buffers beyond this many bytes are destroyed rather than pooled. A forward pass keeps its
+   * intermediates until it returns (several GB for a 130M model at 8K tokens); re-creating them each pass
+   * costs far more than keeping them, so the pool holds up to 16 GiB by default.
+   */
+  poolLimitBytes = 16 * 2 ** 30;
   private lost: string | null = null;
+  private profiler: DispatchProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
     this.uniformAlign = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
@@ -206,7 +274,10 @@ export class GpuRuntime {
 
   private ensurePass(): GPUComputePassEncoder {
     if (!this.encoder) this.encoder = this.device.createCommandEncoder();
-    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    if (!this.pass) {
+      this.pass = this.encoder.beginComputePass();
+      this.passPipeline = null;
+    }
     return this.pass;
   }
 
@@ -222,6 +293,23 @@ export class GpuRuntime {
 
   get hasPendingWork(): boolean {
     return this.recorded > 0;
+  }
+
+  /** Starts per-dispatch GPU timing (needs the `timestamp-query` feature); see DispatchProfiler. */
+  startProfile(): void {
+    this.flush();
+    this.profiler = new DispatchProfiler(this.device);
+  }
+
+  /** Stops timing and returns GPU milliseconds and dispatch counts per kernel key. */
+  async stopProfile(): Promise<Map<string, { ms: number; count: number }>> {
+    this.flush();
+    const p = this.profiler;
+    this.profiler = null;
+    if (!p) return new Map();
+    await this.device.queue.onSubmittedWorkDone();
+    await p.settle();
+    return p.totals;
   }
 
   kernel(spec: KernelSpec | (() => KernelSpec), key?: string): Kernel {
@@ -285,14 +373,20 @@ export class GpuRuntime {
     if (gx > max || gy > max || gz > max) throw new Error(`${spec.key}: grid ${gx}×${gy}×${gz} exceeds ${max} workgroups per dimension`);
     const { ring, offset } = this.uniformSlot();
     const base = offset / 4;
-    spec.params.forEach(([, t], i) => {
-      const v = params[i];
-      if (t === "f32") ring.f32[base + i] = v;
-      else if (t === "i32") ring.i32[base + i] = v;
-      else ring.u32[base + i] = v;
-    });
-    const bufs = buffers.map((b) => b ?? this.dummy);
-    const bgKey = `${kernel.layoutKey}|${ring.id}|${bufs.map(bufferId).join(",")}`;
+    const types = spec.params;
+    for (let i = 0; i < types.length; i++) {
+      const t = types[i][1];
+      if (t === "f32") ring.f32[base + i] = params[i];
+      else if (t === "i32") ring.i32[base + i] = params[i];
+      else ring.u32[base + i] = params[i];
+    }
+    const bufs: GPUBuffer[] = new Array(buffers.length);
+    let bgKey = `${kernel.layoutKey}|${ring.id}`;
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i] ?? this.dummy;
+      bufs[i] = b;
+      bgKey += `,${bufferId(b)}`;
+    }
     let bg = this.bindGroups.get(bgKey);
     if (!bg) {
       bg = this.device.createBindGroup({
@@ -305,10 +399,23 @@ export class GpuRuntime {
       if (this.bindGroups.size > 20000) this.bindGroups.clear();
       this.bindGroups.set(bgKey, bg);
     }
-    const pass = this.ensurePass();
-    pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, bg, [offset]);
-    pass.dispatchWorkgroups(gx, gy, gz);
+    if (this.profiler) {
+      if (this.profiler.full) this.flush();
+      const encoder = this.copyEncoder();
+      const timed = encoder.beginComputePass({ timestampWrites: this.profiler.next(spec.key) });
+      timed.setPipeline(kernel.pipeline);
+      timed.setBindGroup(0, bg, [offset]);
+      timed.dispatchWorkgroups(gx, gy, gz);
+      timed.end();
+    } else {
+      const pass = this.ensurePass();
+      if (this.passPipeline !== kernel.pipeline) {
+        pass.setPipeline(kernel.pipeline);
+        this.passPipeline = kernel.pipeline;
+      }
+      pass.setBindGroup(0, bg, [offset]);
+      pass.dispatchWorkgroups(gx, gy, gz);
+    }
     this.recorded++;
     this.dispatchCount++;
   }
@@ -361,8 +468,10 @@ export class GpuRuntime {
       }
     }
     ring.batchStart = to;
+    const afterSubmit = this.encoder && this.profiler ? this.profiler.resolveInto(this.encoder) : null;
     if (this.encoder) {
       this.device.queue.submit([this.encoder.finish()]);
+      afterSubmit?.();
       this.submitCount++;
       this.encoder = null;
     }

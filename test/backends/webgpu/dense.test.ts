@@ -14,11 +14,11 @@ test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async ()
   }
 });
 
-test("linear: matvec (M ≤ 8) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
+test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
   const r = new Inputs(2);
   const hasSubgroups = gpu!.useSubgroups;
   const cases: [number, number, number][] = [
-    [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [130, 100, 300], [300, 260, 270], [2, 768, 40],
+    [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [64, 48, 33], [65, 32, 20], [130, 100, 300], [300, 260, 270], [2, 768, 40],
   ];
   for (const [M, K, N] of cases) {
     const x = r.f32([M, K]);
@@ -27,7 +27,7 @@ test("linear: matvec (M ≤ 8) and tiled paths, f32/f16/bf16 weights, bias, K no
       const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
       const withBias = (M + N) % 2 === 0;
       // The matvec has a subgroup variant and a workgroup-memory one; both are checked where the device has subgroups.
-      for (const subgroups of hasSubgroups && M <= 8 ? [true, false] : [hasSubgroups]) {
+      for (const subgroups of hasSubgroups && M <= 64 ? [true, false] : [hasSubgroups]) {
         gpu!.useSubgroups = subgroups;
         await compareOp(`linear ${M}×${K}·${N} ${dtype}${withBias ? " +bias" : ""}${subgroups ? " (subgroups)" : ""}`,
           (b) => b.linear(x.on(b), w.on(b), withBias ? bias.on(b) : null), { tol: 1e-4 });

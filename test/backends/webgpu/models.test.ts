@@ -29,3 +29,27 @@ for (const dir of dirs) {
     model.dispose();
   });
 }
+
+test("batched generation on WebGPU (pipelined, ids sampled on the GPU): rows ending at different steps", { skip }, async () => {
+  const dir = conformanceDir("mamba-tiny");
+  const cpuModel = (await loadModel(dir)).model;
+  const gpuModel = (await loadModel(dir, { backend: gpu! })).model;
+  const prompts = [[5, 6, 7, 8, 9, 10, 11], [300], [42, 43, 44]];
+  const greedy = { maxNewTokens: 12, sampling: { temperature: 0 } };
+  const free = await generateAll(cpuModel, prompts, { ...greedy, eosTokenId: null });
+  // An end-of-sequence token that some rows produce early: they leave the batch mid-way.
+  const eos = free[1].tokens[3];
+  for (const eosTokenId of [null, eos]) {
+    const want = await generateAll(cpuModel, prompts, { ...greedy, eosTokenId });
+    const got = await generateAll(gpuModel, prompts, { ...greedy, eosTokenId });
+    assert.deepEqual(got.map((r) => r.tokens), want.map((r) => r.tokens), `eos ${eosTokenId}`);
+    assert.deepEqual(got.map((r) => r.finishReason), want.map((r) => r.finishReason));
+  }
+  // Sampling: the same seed gives the same tokens (the redone step after a row ends reuses its random numbers).
+  const sampled = { maxNewTokens: 10, sampling: { temperature: 1.5, topK: 50, topP: 0.9 }, seed: 3, eosTokenId: eos };
+  const a = await generateAll(gpuModel, prompts, sampled);
+  const b = await generateAll(gpuModel, prompts, sampled);
+  assert.deepEqual(a, b);
+  cpuModel.dispose();
+  gpuModel.dispose();
+});

@@ -11,6 +11,8 @@ import { bindType, loadFn, type WeightDType } from "./wgsl.js";
  */
 
 export const MATVEC_ROWS = 8;
+/** Rows the subgroup matvec takes, in blocks of MATVEC_ROWS (batched decoding). */
+export const MATVEC_SG_ROWS = 64;
 const GROUPS_PER_WG = 8;
 
 export function matvecColumnsPerWorkgroup(): number {
@@ -99,15 +101,15 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
   const inner = vec4
     ? `for (var k = lane * 4u; k < p.K; k = k + sgs * 4u) {
         let wv = load_w4(n * p.K + k);
-        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(wv, xv[(p.x_off + m * p.x_stride + k) / 4u]); }
+        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(wv, xv[(p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + k) / 4u]); }
       }`
     : `for (var k = lane; k < p.K; k = k + sgs) {
         let wv = load_w(n * p.K + k);
-        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + m * p.x_stride + k]; }
+        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + k]; }
       }`;
   return {
     key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}`,
-    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"]],
+    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"]],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
@@ -119,9 +121,11 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
     directives: ["diagnostic(off, subgroup_uniformity)"],
     body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let wg = wid.y * nwg.x + wid.x;
+  // Columns in blocks along x; rows of x in blocks of ${M} along y (batched decoding).
+  let wg = wid.x;
+  let m0 = wid.y * ${M}u;
   for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
     // Row r belongs to the subgroup holding invocation r·(256 / rows): exactly one, however the
     // invocations are grouped.
@@ -134,7 +138,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (p.has_bias != 0u) { b = bias[n]; }
     for (var m = 0u; m < ${M}u; m = m + 1u) {
       let total = subgroupAdd(acc[m]);
-      if (lane == 0u) { out[m * p.N + n] = total + b; }
+      if (lane == 0u && m0 + m < p.M) { out[(m0 + m) * p.N + n] = total + b; }
     }
   }
 }`,

@@ -34,7 +34,25 @@ const PARAMS = [
   ["c_off", "u32"], ["c_stride", "u32"], ["z_off", "u32"], ["z_stride", "u32"],
 ] as const;
 
+/**
+ * The N state entries of a channel live in registers: for N ≤ 32 the per-entry code is written out (scalar
+ * variables, so no compiler has to guess that an indexed array fits in registers); above, arrays and loops.
+ */
+function perEntry(N: number, line: (n: string) => string, arrays: string): string {
+  if (N <= 32) return Array.from({ length: N }, (_, n) => line(`${n}`)).join("\n");
+  return `for (var n = 0u; n < ${N}u; n = n + 1u) { ${arrays} }`;
+}
+
+/** Declarations of the state and decay entries: scalars h0, a0, … when written out, else arrays. */
+function names(N: number): { decl: string } {
+  if (N <= 32) return { decl: Array.from({ length: N }, (_, n) => `var h${n} = 0.0; var a${n} = 0.0;`).join("\n  ") };
+  return { decl: `var h: array<f32, ${N}>; var a: array<f32, ${N}>;` };
+}
+
 export function scanLocalSpec(N: number): KernelSpec {
+  const v = names(N);
+  const H = (n: string) => (N <= 32 ? `h${n}` : `h[${n}]`);
+  const A_ = (n: string) => (N <= 32 ? `a${n}` : `a[${n}]`);
   return {
     key: `scan-local-${N}`, params: PARAMS, workgroupSize: 64,
     bindings: [
@@ -48,19 +66,19 @@ ${MAIN_1D}
   let e = i % p.E;
   let c = (i / p.E) % p.n_chunks;
   let b = i / (p.E * p.n_chunks);
-  var h: array<f32, ${N}>;
-  var a: array<f32, ${N}>;
-  for (var n = 0u; n < N; n = n + 1u) { a[n] = A[e * N + n]; h[n] = 0.0; }
+  ${v.decl}
+  ${perEntry(N, (n) => `${A_(n)} = A[e * N + ${n}u]; ${H(n)} = 0.0;`, `${A_("n")} = A[e * N + n]; ${H("n")} = 0.0;`)}
   var total = 0.0;
   let t1 = min(p.L, (c + 1u) * p.chunk);
   for (var t = c * p.chunk; t < t1; t = t + 1u) {
     let row = b * p.L + t;
     let d = delta_at(row, e);
     let du = d * u[p.u_off + row * p.u_stride + e];
+    let bb = p.b_off + row * p.b_stride;
     total = total + d;
-    for (var n = 0u; n < N; n = n + 1u) { h[n] = exp(d * a[n]) * h[n] + du * Bm[p.b_off + row * p.b_stride + n]; }
+    ${perEntry(N, (n) => `${H(n)} = exp(d * ${A_(n)}) * ${H(n)} + du * Bm[bb + ${n}u];`, `${H("n")} = exp(d * ${A_("n")}) * ${H("n")} + du * Bm[bb + n];`)}
   }
-  for (var n = 0u; n < N; n = n + 1u) { h_local[i * N + n] = h[n]; }
+  ${perEntry(N, (n) => `h_local[i * N + ${n}u] = ${H(n)};`, `h_local[i * N + n] = ${H("n")};`)}
   sum_delta[i] = total;
 }`,
   };
@@ -89,6 +107,9 @@ export function scanCarrySpec(): KernelSpec {
 }
 
 export function scanOutputSpec(N: number): KernelSpec {
+  const v = names(N);
+  const H = (n: string) => (N <= 32 ? `h${n}` : `h[${n}]`);
+  const A_ = (n: string) => (N <= 32 ? `a${n}` : `a[${n}]`);
   return {
     key: `scan-output-${N}`,
     params: [...PARAMS, ["has_h", "u32"], ["has_d", "u32"], ["has_z", "u32"]],
@@ -105,34 +126,30 @@ ${MAIN_1D}
   let e = i % p.E;
   let c = (i / p.E) % p.n_chunks;
   let b = i / (p.E * p.n_chunks);
-  var h: array<f32, ${N}>;
-  var a: array<f32, ${N}>;
-  for (var n = 0u; n < N; n = n + 1u) {
-    a[n] = A[e * N + n];
-    h[n] = 0.0;
-    if (p.has_h != 0u) { h[n] = h_in[i * N + n]; }
+  ${v.decl}
+  ${perEntry(N, (n) => `${A_(n)} = A[e * N + ${n}u];`, `${A_("n")} = A[e * N + n]; ${H("n")} = 0.0;`)}
+  if (p.has_h != 0u) {
+    ${perEntry(N, (n) => `${H(n)} = h_in[i * N + ${n}u];`, `${H("n")} = h_in[i * N + n];`)}
   }
   var dskip = 0.0;
   if (p.has_d != 0u) { dskip = de[e]; }
   let t1 = min(p.L, (c + 1u) * p.chunk);
   for (var t = c * p.chunk; t < t1; t = t + 1u) {
     let row = b * p.L + t;
-    let idx = row * p.E + e;
     let d = delta_at(row, e);
     let ue = u[p.u_off + row * p.u_stride + e];
     let du = d * ue;
+    let bb = p.b_off + row * p.b_stride;
+    let cb = p.c_off + row * p.c_stride;
     var acc = 0.0;
-    for (var n = 0u; n < N; n = n + 1u) {
-      let hn = exp(d * a[n]) * h[n] + du * Bm[p.b_off + row * p.b_stride + n];
-      h[n] = hn;
-      acc = acc + hn * Cm[p.c_off + row * p.c_stride + n];
-    }
+    ${perEntry(N, (n) => `${H(n)} = exp(d * ${A_(n)}) * ${H(n)} + du * Bm[bb + ${n}u]; acc = acc + ${H(n)} * Cm[cb + ${n}u];`,
+      `${H("n")} = exp(d * ${A_("n")}) * ${H("n")} + du * Bm[bb + n]; acc = acc + ${H("n")} * Cm[cb + n];`)}
     acc = acc + dskip * ue;
     if (p.has_z != 0u) { let zz = z[p.z_off + row * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
-    y[idx] = acc;
+    y[row * p.E + e] = acc;
   }
   if (c == p.n_chunks - 1u) {
-    for (var n = 0u; n < N; n = n + 1u) { state_out[(b * p.E + e) * N + n] = h[n]; }
+    ${perEntry(N, (n) => `state_out[(b * p.E + e) * N + ${n}u] = ${H(n)};`, `state_out[(b * p.E + e) * N + n] = ${H("n")};`)}
   }
 }`,
   };

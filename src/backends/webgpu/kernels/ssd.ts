@@ -230,3 +230,193 @@ ${MAIN_1D}
 }`,
   };
 }
+
+/**
+ * Pass 4 as three small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold a 4×4
+ * block in registers while slices of C, B and the entering state are staged in workgroup memory:
+ *   M = (C·Bᵀ) ⊙ decay ⊙ dt (64×64, kept in workgroup memory), Y = exp(S)·(C·stateᵀ) + M·X + D·X.
+ */
+export function ssdChunkOutTiledSpec(): KernelSpec {
+  const Q = SSD_CHUNK;
+  return {
+    key: "ssd-chunk-out-tiled", params: [...DIMS, ["has_h", "u32"], ["has_d", "u32"], ["d_per_p", "u32"], ...VIEWS], workgroupSize: 256,
+    bindings: [
+      { name: "x", type: "f32" }, { name: "Bm", type: "f32" }, { name: "Cm", type: "f32" }, { name: "dt_eff", type: "f32" },
+      { name: "S", type: "f32" }, { name: "h_in", type: "f32" }, { name: "Dv", type: "f32" }, { name: "y", type: "f32", write: true },
+    ],
+    body: `
+var<workgroup> M: array<f32, ${Q * Q}>;
+// Slices of C and B (or the state) during the products with N, then the chunk's X.
+var<workgroup> stage: array<f32, ${Q * Q}>;
+${MAIN_WG}
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  let row0 = b * p.L + t0;
+  // M[t][s] = C_t · B_s, over slices of 16 state entries.
+  var r0 = vec4<f32>(0.0); var r1 = vec4<f32>(0.0); var r2 = vec4<f32>(0.0); var r3 = vec4<f32>(0.0);
+  for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
+    for (var l = 0u; l < 4u; l = l + 1u) {
+      let idx = lid + l * 256u;
+      let rr = idx / 16u;
+      let cc = idx % 16u;
+      var cv = 0.0;
+      var bv = 0.0;
+      if (rr < q && n0 + cc < p.N) {
+        cv = Cm[p.c_off + (row0 + rr) * p.c_stride + g * p.N + n0 + cc];
+        bv = Bm[p.b_off + (row0 + rr) * p.b_stride + g * p.N + n0 + cc];
+      }
+      stage[idx] = cv;
+      stage[1024u + idx] = bv;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < 16u; k = k + 1u) {
+      let c4 = vec4<f32>(stage[(ty * 4u) * 16u + k], stage[(ty * 4u + 1u) * 16u + k], stage[(ty * 4u + 2u) * 16u + k], stage[(ty * 4u + 3u) * 16u + k]);
+      let b4 = vec4<f32>(stage[1024u + (tx * 4u) * 16u + k], stage[1024u + (tx * 4u + 1u) * 16u + k], stage[1024u + (tx * 4u + 2u) * 16u + k], stage[1024u + (tx * 4u + 3u) * 16u + k]);
+      r0 = r0 + c4.x * b4; r1 = r1 + c4.y * b4; r2 = r2 + c4.z * b4; r3 = r3 + c4.w * b4;
+    }
+    workgroupBarrier();
+  }
+  // Causal decay and dt, into workgroup memory.
+  var rows = array<vec4<f32>, 4>(r0, r1, r2, r3);
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let t = ty * 4u + i;
+    var st = 0.0;
+    if (t < q) { st = S[(row0 + t) * p.H + h]; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let s = tx * 4u + j;
+      var v = 0.0;
+      if (t < q && s <= t) { v = rows[i][j] * exp(st - S[(row0 + s) * p.H + h]) * dt_eff[(row0 + s) * p.H + h]; }
+      M[t * ${Q}u + s] = v;
+    }
+  }
+  // Y_off[t][p] = exp(S_t) · Σ_n C_t[n]·state[p][n].
+  var o0 = vec4<f32>(0.0); var o1 = vec4<f32>(0.0); var o2 = vec4<f32>(0.0); var o3 = vec4<f32>(0.0);
+  let hbase = wg * p.P * p.N;
+  if (p.has_h != 0u) {
+    for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
+      for (var l = 0u; l < 4u; l = l + 1u) {
+        let idx = lid + l * 256u;
+        let rr = idx / 16u;
+        let cc = idx % 16u;
+        var cv = 0.0;
+        var hv = 0.0;
+        if (n0 + cc < p.N) {
+          if (rr < q) { cv = Cm[p.c_off + (row0 + rr) * p.c_stride + g * p.N + n0 + cc]; }
+          if (rr < p.P) { hv = h_in[hbase + rr * p.N + n0 + cc]; }
+        }
+        stage[idx] = cv;
+        stage[1024u + idx] = hv;
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < 16u; k = k + 1u) {
+        let c4 = vec4<f32>(stage[(ty * 4u) * 16u + k], stage[(ty * 4u + 1u) * 16u + k], stage[(ty * 4u + 2u) * 16u + k], stage[(ty * 4u + 3u) * 16u + k]);
+        let h4 = vec4<f32>(stage[1024u + (tx * 4u) * 16u + k], stage[1024u + (tx * 4u + 1u) * 16u + k], stage[1024u + (tx * 4u + 2u) * 16u + k], stage[1024u + (tx * 4u + 3u) * 16u + k]);
+        o0 = o0 + c4.x * h4; o1 = o1 + c4.y * h4; o2 = o2 + c4.z * h4; o3 = o3 + c4.w * h4;
+      }
+      workgroupBarrier();
+    }
+    var e4 = vec4<f32>(0.0);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      let t = ty * 4u + i;
+      if (t < q) { e4[i] = exp(S[(row0 + t) * p.H + h]); }
+    }
+    o0 = o0 * e4.x; o1 = o1 * e4.y; o2 = o2 * e4.z; o3 = o3 * e4.w;
+  }
+  // The chunk's X [s][p], then Y += M·X.
+  for (var l = 0u; l < 16u; l = l + 1u) {
+    let idx = lid + l * 256u;
+    let ss = idx / 64u;
+    let pp = idx % 64u;
+    var xv = 0.0;
+    if (ss < q && pp < p.P) { xv = x[p.x_off + (row0 + ss) * p.x_stride + h * p.P + pp]; }
+    stage[idx] = xv;
+  }
+  workgroupBarrier();
+  for (var s = 0u; s < q; s = s + 1u) {
+    let m4 = vec4<f32>(M[(ty * 4u) * ${Q}u + s], M[(ty * 4u + 1u) * ${Q}u + s], M[(ty * 4u + 2u) * ${Q}u + s], M[(ty * 4u + 3u) * ${Q}u + s]);
+    let x4 = vec4<f32>(stage[s * 64u + tx * 4u], stage[s * 64u + tx * 4u + 1u], stage[s * 64u + tx * 4u + 2u], stage[s * 64u + tx * 4u + 3u]);
+    o0 = o0 + m4.x * x4; o1 = o1 + m4.y * x4; o2 = o2 + m4.z * x4; o3 = o3 + m4.w * x4;
+  }
+  var outs = array<vec4<f32>, 4>(o0, o1, o2, o3);
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let t = ty * 4u + i;
+    if (t >= q) { continue; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let pp = tx * 4u + j;
+      if (pp >= p.P) { continue; }
+      var acc = outs[i][j];
+      if (p.has_d != 0u) {
+        var dd = Dv[h];
+        if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
+        acc = acc + dd * stage[t * 64u + pp];
+      }
+      y[((row0 + t) * p.H + h) * p.P + pp] = acc;
+    }
+  }
+}`,
+  };
+}
+
+/**
+ * Pass 2 as a matrix product per (batch, chunk, head), for P ≤ 64: state[p][n] = Σ_s (w_s·x_s[p])·B_s[n] with
+ * w_s = exp(S_end − S_s)·dt_s; slices of 16 steps of x and B staged in workgroup memory, each thread holding
+ * 4 × 8 outputs (128 state entries at a time).
+ */
+export function ssdChunkStateTiledSpec(): KernelSpec {
+  return {
+    key: "ssd-chunk-state-tiled", params: [...DIMS, ...VIEWS], workgroupSize: 256,
+    bindings: [
+      { name: "x", type: "f32" }, { name: "Bm", type: "f32" }, { name: "dt_eff", type: "f32" }, { name: "S", type: "f32" },
+      { name: "local_state", type: "f32", write: true },
+    ],
+    body: `
+var<workgroup> xs: array<f32, ${16 * 64}>;
+var<workgroup> bs: array<f32, ${16 * 128}>;
+${MAIN_WG}
+  let tn = lid % 16u;
+  let tp = lid / 16u;
+  let row0 = b * p.L + t0;
+  let s_end = S[(row0 + q - 1u) * p.H + h];
+  let base = wg * p.P * p.N;
+  for (var n0 = 0u; n0 < p.N; n0 = n0 + 128u) {
+    var acc: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j = j + 1u) { acc[j] = vec4<f32>(0.0); }
+    for (var s0 = 0u; s0 < q; s0 = s0 + 16u) {
+      for (var l = 0u; l < 4u; l = l + 1u) {
+        let idx = lid + l * 256u;
+        let ss = idx / 64u;
+        let pp = idx % 64u;
+        var v = 0.0;
+        if (s0 + ss < q && pp < p.P) {
+          let at = (row0 + s0 + ss) * p.H + h;
+          v = exp(s_end - S[at]) * dt_eff[at] * x[p.x_off + (row0 + s0 + ss) * p.x_stride + h * p.P + pp];
+        }
+        xs[idx] = v;
+      }
+      for (var l = 0u; l < 8u; l = l + 1u) {
+        let idx = lid + l * 256u;
+        let ss = idx / 128u;
+        let nn = idx % 128u;
+        var v = 0.0;
+        if (s0 + ss < q && n0 + nn < p.N) { v = Bm[p.b_off + (row0 + s0 + ss) * p.b_stride + g * p.N + n0 + nn]; }
+        bs[idx] = v;
+      }
+      workgroupBarrier();
+      for (var k = 0u; k < 16u; k = k + 1u) {
+        let x4 = vec4<f32>(xs[k * 64u + tp * 4u], xs[k * 64u + tp * 4u + 1u], xs[k * 64u + tp * 4u + 2u], xs[k * 64u + tp * 4u + 3u]);
+        for (var j = 0u; j < 8u; j = j + 1u) { acc[j] = acc[j] + x4 * bs[k * 128u + tn * 8u + j]; }
+      }
+      workgroupBarrier();
+    }
+    for (var j = 0u; j < 8u; j = j + 1u) {
+      let nn = n0 + tn * 8u + j;
+      if (nn >= p.N) { continue; }
+      for (var i = 0u; i < 4u; i = i + 1u) {
+        let pp = tp * 4u + i;
+        if (pp < p.P) { local_state[base + pp * p.N + nn] = acc[j][i]; }
+      }
+    }
+  }
+}`,
+  };
+}

@@ -1,0 +1,451 @@
+// WebGPU benchmark on a GPU machine (written for the H200 lent through the device tool): the measured
+// ceilings (buffer copy bandwidth, f32 matmul rate of Hippo's tiled WGSL kernel and of PyTorch), then for
+// mamba-130m, mamba2-130m and H3-125M shapes with random f32 weights: decode tokens/s at batch 1, 8, 64
+// (each step: the whole model's step recorded into one command buffer, greedy token chosen on the GPU,
+// only ids read back) and prefill tokens/s at 512, 2048, 8192 tokens; HF transformers on the same GPU in
+// the same run; and each number's floor from the measured ceilings.
+//
+//   bash ../shared/device/pack.sh bench/webgpu-h200.ts
+//   (GPU machine) source .devkit/setup.sh && node .devkit/webgpu-h200.mjs --out $OUT/webgpu-h200.json
+//   (locally, SwiftShader, a smoke test) node dist/bench/webgpu-h200.js --quick
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createBackend } from "../src/backends/registry.js";
+import type { WebGpuBackend } from "../src/backends/webgpu/index.js";
+import { memoryTensorSource } from "../src/io/memory-source.js";
+import { ConfigReader } from "../src/models/config-json.js";
+import { h3ReleaseConfig, type H3Config } from "../src/models/h3/config.js";
+import { initH3Weights } from "../src/models/h3/init.js";
+import { buildH3LM } from "../src/models/h3/model.js";
+import { parseHybridConfig } from "../src/models/hybrid/config.js";
+import { initHybridWeights } from "../src/models/hybrid/init.js";
+import { buildHybrid } from "../src/models/hybrid/model.js";
+import type { SequenceLM } from "../src/models/sequence-lm.js";
+import { generate } from "../src/generate/generate.js";
+import { WeightLoader } from "../src/models/weights.js";
+import { tensor } from "../src/ops/index.js";
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    models: { type: "string", default: "mamba,mamba2,h3" },
+    out: { type: "string", default: "bench/results/webgpu-h200.json" },
+    "no-hf": { type: "boolean", default: false },
+    /** Per-kernel GPU times (timestamp queries) of a decode step and a prefill, and a decode step's wall-clock parts. */
+    profile: { type: "boolean", default: false },
+    /** Only decode at batch 1 for this many steps (for a CPU profile of recording). */
+    "decode-only": { type: "string" },
+    /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
+    micro: { type: "boolean", default: false },
+  },
+});
+const quick = opts.quick!;
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+const gpu = (await createBackend("webgpu")) as WebGpuBackend;
+log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
+
+async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
+  for (let i = 0; i < warm; i++) await fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push((performance.now() - t0) / 1000);
+  }
+  return median(times);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Ceilings.
+
+/** Device-to-device copy bandwidth (bytes read + written per second): copyBufferToBuffer, and a vec4 copy kernel. */
+async function copyBandwidth(): Promise<{ copyBuffer: number; kernel: number }> {
+  const bytes = quick ? 64 << 20 : 1 << 30;
+  const rt = gpu.rt;
+  const a = rt.alloc(bytes), b = rt.alloc(bytes);
+  const reps = 10;
+  const copyBuffer = (2 * bytes * reps) / await timed(async () => {
+    for (let i = 0; i < reps; i++) rt.copy(i % 2 ? b : a, 0, i % 2 ? a : b, 0, bytes);
+    await gpu.sync();
+  }, 3);
+  const k = rt.kernel({
+    key: "bench-copy-vec4", params: [["n", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "src", type: "vec4<f32>" }, { name: "dst", type: "vec4<f32>", write: true }],
+    body: `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let stride = nwg.x * nwg.y * 256u;
+  for (var i = (wid.y * nwg.x + wid.x) * 256u + lid; i < p.n; i = i + stride) { dst[i] = src[i]; }
+}`,
+  });
+  const n = bytes / 16;
+  const kernel = (2 * bytes * reps) / await timed(async () => {
+    for (let i = 0; i < reps; i++) rt.dispatch(k, [n], i % 2 ? [b, a] : [a, b], [4096, 4]);
+    await gpu.sync();
+  }, 3);
+  rt.releaseBuffer(a);
+  rt.releaseBuffer(b);
+  rt.trim();
+  return { copyBuffer, kernel };
+}
+
+async function matmulRate(n: number): Promise<number> {
+  const x = gpu.upload(new Float32Array(n * n).map((_, i) => Math.sin(i)), [n, n], "f32");
+  const w = gpu.upload(new Float32Array(n * n).map((_, i) => Math.cos(i)), [n, n], "f32");
+  const reps = quick ? 1 : 5;
+  const s = await timed(async () => {
+    for (let i = 0; i < reps; i++) gpu.linear(x, w, null).dispose();
+    await gpu.sync();
+  }, 3);
+  x.dispose();
+  w.dispose();
+  return (2 * n ** 3 * reps) / s;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Models.
+
+const VOCAB = 50280;
+const LAYERS = quick ? 2 : 24;
+
+function hybridConfig(pattern: string): Record<string, unknown> {
+  return {
+    model_type: "hippo_hybrid", hidden_size: 768, vocab_size: VOCAB, tie_word_embeddings: true, pattern: pattern.repeat(LAYERS),
+    mamba: { state_size: 16, conv_kernel: 4, expand: 2 },
+    mamba2: { state_size: 128, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256 },
+  };
+}
+
+async function buildModel(name: string): Promise<SequenceLM> {
+  if (name === "h3") {
+    const base = h3ReleaseConfig("H3-125M");
+    const config: H3Config = quick ? { ...base, nLayer: 2, attnLayerIdx: [1] } : base;
+    return buildH3LM(config, new WeightLoader(memoryTensorSource(initH3Weights(config, 0)), gpu, "random"));
+  }
+  const reader = new ConfigReader(hybridConfig(name === "mamba" ? "m" : "M"), `${name} config`);
+  return buildHybrid(reader, new WeightLoader(memoryTensorSource(initHybridWeights(parseHybridConfig(reader), 0)), gpu, "random"));
+}
+
+function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  let s = seed >>> 0;
+  return Int32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % vocab;
+  });
+}
+
+interface Row { model: string; test: string; tokens_per_s: number; ms: number; floor_tokens_per_s: number; floor_bound: string; extra?: Record<string, number> }
+
+/** Bytes a decode step must move at least: every weight but the embedding table once, B embedding rows, state in and out, logits out. */
+function decodeBytes(model: SequenceLM, B: number): number {
+  const p = model.parts;
+  const weights = model.describe().parameters * 4 - p.embeddings.size * 4 + (p.lmHead === p.embeddings ? p.lmHead.size * 4 : 0);
+  const state = model.initialState(1);
+  const stateBytes = state.bytesPerSequence;
+  state.dispose();
+  return weights + B * p.dModel * 4 + 2 * B * stateBytes + B * p.vocabSize * 4;
+}
+
+/** Matrix FLOPs per token of the position-wise layers (2 per multiply-add), without the LM head. */
+function trunkFlopsPerToken(model: SequenceLM): number {
+  const p = model.parts;
+  const matrices = p.layers.flatMap((l) => l.layer.weights()).filter((t) => t.rank === 2 && t.shape[0] > 1 && t.shape[1] > 1);
+  return 2 * matrices.reduce((n, t) => n + t.size, 0);
+}
+
+/**
+ * Decode throughput as generation runs it (src/generate/generate.ts): B prompts of 16 tokens prefilled, then
+ * greedy steps of the whole batch with the token chosen on the GPU, only ids read back, step t+1 recorded
+ * while the GPU runs step t. Timed from the first generated token to the last.
+ */
+async function benchDecode(name: string, model: SequenceLM, B: number, bw: number, mm: number, stepsWanted?: number): Promise<Row> {
+  const steps = stepsWanted ?? (quick ? 3 : B === 64 ? 32 : 64);
+  const prompts = Array.from({ length: B }, (_, r) => Array.from(randomIds(16, model.vocabSize, r + 1)));
+  const run = async (n: number) => {
+    let first = 0;
+    let d0 = 0;
+    const it = generate(model, prompts, { maxNewTokens: n + 1, sampling: { temperature: 0 }, eosTokenId: null });
+    let count = 0;
+    for (;;) {
+      const next = await it.next();
+      if (next.done) break;
+      if (++count === B) {
+        first = performance.now();
+        d0 = gpu.rt.dispatchCount;
+      }
+    }
+    return { seconds: (performance.now() - first) / 1000, dispatches: (gpu.rt.dispatchCount - d0) / n };
+  };
+  await run(3);
+  const { seconds, dispatches } = await run(steps);
+  const bytes = decodeBytes(model, B);
+  const flops = (trunkFlopsPerToken(model) + 2 * model.parts.lmHead.size) * B;
+  const floorS = Math.max(bytes / bw, flops / mm);
+  return {
+    model: name, test: `decode b${B}`, tokens_per_s: (B * steps) / seconds, ms: (seconds * 1000) / steps,
+    floor_tokens_per_s: B / floorS, floor_bound: bytes / bw >= flops / mm ? "bandwidth" : "matmul",
+    extra: { dispatches_per_step: dispatches, bytes_per_step: bytes, flops_per_step: flops },
+  };
+}
+
+async function benchPrefill(name: string, model: SequenceLM, L: number, mm: number): Promise<Row> {
+  const ids = randomIds(L, model.vocabSize, L);
+  const run = async () => {
+    const out = model.forward(tensor(ids, [1, L], { dtype: "i32", backend: gpu }), null, { logits: "last" });
+    await out.logits!.read();
+    out.logits!.dispose();
+    out.hidden.dispose();
+    out.state.dispose();
+  };
+  const seconds = await timed(run, quick ? 1 : 3);
+  const flops = trunkFlopsPerToken(model) * L + 2 * model.parts.lmHead.size;
+  return {
+    model: name, test: `prefill ${L}`, tokens_per_s: L / seconds, ms: seconds * 1000,
+    floor_tokens_per_s: L / (flops / mm), floor_bound: "matmul",
+    extra: { model_tflops: flops / seconds / 1e12, flops },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HF transformers on the same GPU (a Python script run in the same job).
+
+const HF_SCRIPT = String.raw`
+import json, sys, time, torch
+out = {"torch": torch.__version__}
+try:
+    import transformers
+    out["transformers"] = transformers.__version__
+except Exception as e:
+    out["error"] = repr(e); print(json.dumps(out)); sys.exit(0)
+dev = "cuda"
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+out["gpu"] = torch.cuda.get_device_name(0)
+def sync(): torch.cuda.synchronize()
+# ceilings through torch
+n = 8192
+a = torch.randn(n, n, device=dev); b = torch.randn(n, n, device=dev)
+for _ in range(3): a @ b
+sync(); t = time.perf_counter()
+for _ in range(5): a @ b
+sync(); out["torch_f32_matmul_tflops"] = 5 * 2 * n**3 / (time.perf_counter() - t) / 1e12
+x = torch.empty(256 * 2**20, device=dev); y = torch.empty_like(x)
+for _ in range(3): y.copy_(x)
+sync(); t = time.perf_counter()
+for _ in range(10): y.copy_(x)
+sync(); out["torch_copy_tbps"] = 10 * 2 * x.numel() * 4 / (time.perf_counter() - t) / 1e12
+del a, b, x, y
+cfg = json.loads(sys.argv[1])
+res = []
+def bench(name, model):
+    model = model.to(dev).eval()
+    V = model.config.vocab_size
+    with torch.no_grad():
+        for L in cfg["prefill"]:
+            ids = torch.randint(0, V, (1, L), device=dev)
+            def run():
+                try: return model(input_ids=ids, use_cache=False, logits_to_keep=1)
+                except TypeError: return model(input_ids=ids, use_cache=False)
+            if L == cfg["prefill"][0]: run(); sync()
+            ts = []
+            for _ in range(3 if L <= 2048 else 1):
+                t = time.perf_counter(); run(); sync(); ts.append(time.perf_counter() - t)
+            s = sorted(ts)[len(ts) // 2]
+            res.append({"model": name, "test": f"prefill {L}", "tokens_per_s": L / s, "ms": s * 1000})
+        for B in cfg["batches"]:
+            steps = cfg["steps"] if B < 64 else max(4, cfg["steps"] // 2)
+            ids = torch.randint(0, V, (B, 16), device=dev)
+            def gen(n):
+                return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0)
+            gen(2); sync()
+            t = time.perf_counter(); gen(1); sync(); t1 = time.perf_counter() - t
+            t = time.perf_counter(); gen(1 + steps); sync(); tn = time.perf_counter() - t
+            s = max(1e-9, tn - t1)
+            res.append({"model": name, "test": f"decode b{B}", "tokens_per_s": B * steps / s, "ms": s * 1000 / steps})
+    del model; torch.cuda.empty_cache()
+from transformers import MambaConfig, MambaForCausalLM, Mamba2Config, Mamba2ForCausalLM
+L = cfg["layers"]
+if "mamba" in cfg["models"]:
+    try:
+        bench("mamba", MambaForCausalLM(MambaConfig(vocab_size=50280, hidden_size=768, num_hidden_layers=L, state_size=16, expand=2, conv_kernel=4, use_mambapy=False)))
+    except Exception as e: res.append({"model": "mamba", "error": repr(e)[:300]})
+if "mamba2" in cfg["models"]:
+    try:
+        bench("mamba2", Mamba2ForCausalLM(Mamba2Config(vocab_size=50280, hidden_size=768, num_hidden_layers=L, state_size=128, head_dim=64, num_heads=24, n_groups=1, expand=2, conv_kernel=4, chunk_size=256)))
+    except Exception as e: res.append({"model": "mamba2", "error": repr(e)[:300]})
+out["results"] = res
+print(json.dumps(out))
+`;
+
+function runHf(models: string[], prefill: number[], batches: number[]): Record<string, unknown> {
+  if (opts["no-hf"]) return { skipped: true };
+  const dir = mkdtempSync(join(tmpdir(), "hippo-hf-"));
+  const script = join(dir, "hf.py");
+  writeFileSync(script, HF_SCRIPT);
+  try {
+    const stdout = execFileSync("python3", [script, JSON.stringify({ models, prefill, batches, steps: quick ? 4 : 32, layers: LAYERS })], {
+      encoding: "utf8", timeout: 420_000, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" },
+    });
+    return JSON.parse(stdout.trim().split("\n").pop()!);
+  } catch (e) {
+    return { error: String((e as Error).message).slice(0, 500) };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function profileModel(name: string, model: SequenceLM, L: number): Promise<Record<string, unknown>> {
+  const top = (m: Map<string, { ms: number; count: number }>, per: number) =>
+    [...m.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ kernel: k, ms: v.ms / per, count: v.count / per }));
+  const out: Record<string, unknown> = {};
+  // A decode step's wall-clock parts (batch 1): recording, GPU (submit → done), reading the chosen id back.
+  let state = model.forward(tensor(randomIds(16, model.vocabSize, 1), [1, 16], { dtype: "i32", backend: gpu }), null, { logits: "none" }).state;
+  const sample = { temperature: 0, topK: 0, topP: 1, minP: 0 };
+  const parts = { record: 0, gpu: 0, read: 0 };
+  const steps = quick ? 2 : 20;
+  for (let i = 0; i < steps + 3; i++) {
+    const t0 = performance.now();
+    const next = model.step(tensor(Int32Array.from([7]), [1, 1], { dtype: "i32", backend: gpu }), state);
+    const chosen = gpu.sampleTokens(next.logits, sample, new Float32Array(1));
+    const t1 = performance.now();
+    await gpu.sync();
+    const t2 = performance.now();
+    await chosen.read();
+    const t3 = performance.now();
+    if (i >= 3) { parts.record += t1 - t0; parts.gpu += t2 - t1; parts.read += t3 - t2; }
+    state.dispose();
+    state = next.state;
+  }
+  out.decode_b1_wall_ms = { record: parts.record / steps, gpu: parts.gpu / steps, read: parts.read / steps };
+  gpu.rt.startProfile();
+  for (let i = 0; i < 5; i++) {
+    const next = model.step(tensor(Int32Array.from([7]), [1, 1], { dtype: "i32", backend: gpu }), state);
+    gpu.sampleTokens(next.logits, sample, new Float32Array(1));
+    state.dispose();
+    state = next.state;
+  }
+  out.decode_b1_kernels = top(await gpu.rt.stopProfile(), 5);
+  state.dispose();
+  gpu.rt.startProfile();
+  const r = model.forward(tensor(randomIds(L, model.vocabSize, 3), [1, L], { dtype: "i32", backend: gpu }), null, { logits: "last" });
+  await r.logits!.read();
+  out[`prefill_${L}_kernels`] = top(await gpu.rt.stopProfile(), 1);
+  r.state.dispose();
+  const sum = (rows: { ms: number }[]) => rows.reduce((n, x) => n + x.ms, 0);
+  log(`${name} decode b1 wall: record ${(parts.record / steps).toFixed(2)} ms, gpu ${(parts.gpu / steps).toFixed(2)} ms, read ${(parts.read / steps).toFixed(2)} ms; ` +
+    `GPU kernels ${sum(out.decode_b1_kernels as { ms: number }[]).toFixed(2)} ms/step; prefill ${L} kernels ${sum(out[`prefill_${L}_kernels`] as { ms: number }[]).toFixed(1)} ms`);
+  for (const [what, rows] of [["decode b1", out.decode_b1_kernels], [`prefill ${L}`, out[`prefill_${L}_kernels`]]] as const) {
+    log(`  ${what}: ` + (rows as { kernel: string; ms: number; count: number }[]).slice(0, 12).map((x) => `${x.kernel} ${x.ms.toFixed(3)} ms ×${x.count}`).join("; "));
+  }
+  return out;
+}
+
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick };
+if (opts["decode-only"]) {
+  // For a CPU profile (node --cpu-prof): mamba-130m, batch 1, recording and running steps only.
+  const model = await buildModel("mamba");
+  const r = await benchDecode("mamba", model, 1, 1e12, 1e12, Number(opts["decode-only"]));
+  log(`decode-only: ${r.tokens_per_s.toFixed(0)} tok/s, ${r.ms.toFixed(2)} ms/step`);
+  gpu.destroy();
+  process.exit(0);
+}
+if (opts.micro) {
+  const micro: Record<string, number> = {};
+  for (const [M, N, K] of [[8192, 3072, 768], [2048, 3072, 768], [8192, 768, 1536], [8192, 1536, 48], [4096, 4096, 4096], [8192, 8192, 8192]]) {
+    const x = gpu.upload(new Float32Array(M * K).map((_, i) => Math.sin(i)), [M, K], "f32");
+    const w = gpu.upload(new Float32Array(N * K).map((_, i) => Math.cos(i)), [N, K], "f32");
+    const s = await timed(async () => { for (let i = 0; i < 5; i++) gpu.linear(x, w, null).dispose(); await gpu.sync(); }, 3);
+    micro[`matmul ${M}x${N}x${K} TFLOP/s`] = (2 * M * N * K * 5) / s / 1e12;
+    x.dispose();
+    w.dispose();
+  }
+  const a = gpu.upload(new Float32Array(768).fill(1), [768], "f32");
+  for (const n of [1, 200, 1000]) {
+    const s = await timed(async () => {
+      for (let i = 0; i < n; i++) gpu.binary("add", a, a).dispose();
+      await gpu.sync();
+    }, 5);
+    micro[`${n} tiny dispatches: us each (wall, one submit)`] = (s * 1e6) / n;
+  }
+  gpu.rt.startProfile();
+  for (let i = 0; i < 200; i++) gpu.binary("add", a, a).dispose();
+  const prof = await gpu.rt.stopProfile();
+  micro["tiny dispatch GPU us (timestamps)"] = (1000 * [...prof.values()][0].ms) / [...prof.values()][0].count;
+  for (const [k, v] of Object.entries(micro)) log(`${k}: ${v.toFixed(2)}`);
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
+if (opts.profile) {
+  const profiles: Record<string, unknown> = {};
+  for (const name of opts.models!.split(",")) {
+    const model = await buildModel(name);
+    profiles[name] = await profileModel(name, model, quick ? 200 : 8192);
+    model.dispose();
+    gpu.rt.trim();
+  }
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, profiles }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
+const bws = await copyBandwidth();
+const bw = Math.max(bws.copyBuffer, bws.kernel);
+log(`copy bandwidth: copyBufferToBuffer ${(bws.copyBuffer / 1e12).toFixed(2)} TB/s, vec4 kernel ${(bws.kernel / 1e12).toFixed(2)} TB/s`);
+const mmRates: Record<string, number> = {};
+for (const n of quick ? [256] : [2048, 4096, 8192]) {
+  mmRates[n] = await matmulRate(n);
+  log(`tiled f32 matmul ${n}³: ${(mmRates[n] / 1e12).toFixed(2)} TFLOP/s`);
+}
+const mm = Math.max(...Object.values(mmRates));
+result.ceilings = { copy_bytes_per_s: bw, copy: bws, matmul_flops_per_s: mmRates, matmul_ceiling: mm };
+
+const models = opts.models!.split(",");
+const prefills = quick ? [64, 200] : [512, 2048, 8192];
+const batches = quick ? [1, 2] : [1, 8, 64];
+const rows: Row[] = [];
+for (const name of models) {
+  const t0 = performance.now();
+  const model = await buildModel(name);
+  log(`${name}: ${(model.describe().parameters / 1e6).toFixed(1)}M parameters, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  for (const B of batches) {
+    const r = await benchDecode(name, model, B, bw, mm);
+    rows.push(r);
+    log(`${name} ${r.test}: ${r.tokens_per_s.toFixed(0)} tok/s (${r.ms.toFixed(2)} ms/step, ${r.extra!.dispatches_per_step.toFixed(0)} dispatches); floor ${r.floor_tokens_per_s.toFixed(0)} tok/s`);
+  }
+  for (const L of prefills) {
+    const r = await benchPrefill(name, model, L, mm);
+    rows.push(r);
+    log(`${name} ${r.test}: ${r.tokens_per_s.toFixed(0)} tok/s (${r.ms.toFixed(1)} ms, ${r.extra!.model_tflops.toFixed(2)} TFLOP/s)`);
+  }
+  model.dispose();
+  gpu.rt.trim();
+}
+result.hippo = rows;
+log("HF transformers ...");
+const hf = runHf(models.filter((m) => m !== "h3"), prefills, batches);
+result.hf = hf;
+
+const hfRows = ((hf.results as Record<string, unknown>[] | undefined) ?? []).filter((r) => !r.error);
+const hfFor = (m: string, t: string) => hfRows.find((r) => r.model === m && r.test === t)?.tokens_per_s as number | undefined;
+const fmt = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite(x) ? "n/a" : x.toFixed(d));
+const lines = [
+  `adapter: ${gpu.description}`,
+  `ceilings: copy ${(bw / 1e12).toFixed(2)} TB/s (WebGPU buffer copy); f32 matmul ${(mm / 1e12).toFixed(2)} TFLOP/s (Hippo's WGSL tiled kernel)` +
+    (hf.torch_f32_matmul_tflops ? `; torch f32 matmul ${(hf.torch_f32_matmul_tflops as number).toFixed(1)} TFLOP/s, torch copy ${(hf.torch_copy_tbps as number).toFixed(2)} TB/s` : ""),
+  "",
+  "| model | test | Hippo WebGPU tok/s | ms | HF transformers tok/s | Hippo / HF | floor tok/s | Hippo / floor |",
+  "|---|---|---:|---:|---:|---:|---:|---:|",
+  ...rows.map((r) => {
+    const h = hfFor(r.model, r.test);
+    return `| ${r.model} | ${r.test} | ${fmt(r.tokens_per_s)} | ${r.ms.toFixed(2)} | ${fmt(h)} | ${h ? (r.tokens_per_s / h).toFixed(1) + "×" : "n/a"} | ${fmt(r.floor_tokens_per_s)} (${r.floor_bound}) | ${(r.tokens_per_s / r.floor_tokens_per_s).toFixed(2)} |`;
+  }),
+];
+process.stdout.write(lines.join("\n") + "\n");
+writeFileSync(opts.out!, JSON.stringify(result, null, 2));
+log(`wrote ${opts.out}`);
+gpu.destroy();
+
