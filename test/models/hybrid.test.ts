@@ -18,6 +18,7 @@ import type { SequenceLM } from "../../src/models/sequence-lm.js";
 import { InferenceState } from "../../src/models/state.js";
 import { WeightLoader } from "../../src/models/weights.js";
 import { tensor } from "../../src/ops/index.js";
+import { recurrentLogits } from "./recurrent.js";
 import { conformanceDir, readReferenceIo, relativeL2 } from "../fixtures.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hippo-hybrid-"));
@@ -48,18 +49,6 @@ async function randomHybrid(pattern: string, seed: number, extra: Record<string,
   return buildHybrid(reader, new WeightLoader(memoryTensorSource(tensors), getBackend("cpu"), "random"));
 }
 
-async function stepwise(model: SequenceLM, tokens: Int32Array): Promise<Float32Array> {
-  const V = model.vocabSize;
-  const out = new Float32Array(tokens.length * V);
-  let state = model.initialState(1);
-  for (let t = 0; t < tokens.length; t++) {
-    const r = model.step(ids(Int32Array.of(tokens[t]), [1, 1]), state);
-    out.set(await r.logits.readFloat32(), t * V);
-    state = r.state;
-  }
-  return out;
-}
-
 test("a NemotronH checkpoint re-described as a Hippo hybrid 'M*M-' gives the reference logits", async () => {
   const src = conformanceDir("hybrid-tiny");
   const nemo = JSON.parse(readFileSync(join(src, "config.json"), "utf8"));
@@ -86,7 +75,7 @@ for (const pattern of ["m*M-", "*-*-", "M-m", "MM*", "H*S-", "HmM"]) {
     for (const L of [1, 4, 5, 6, 23]) {
       const tokens = randomIds(rng, L, model.vocabSize);
       const parallel = await model.forward(ids(tokens, [1, L])).logits!.readFloat32();
-      const err = relativeL2(await stepwise(model, tokens), parallel);
+      const err = relativeL2(await recurrentLogits(model, tokens), parallel);
       assert.ok(err < 1e-5, `L=${L}: ${err}`);
     }
   });

@@ -11,6 +11,7 @@ import { WeightLoader } from "../../src/models/weights.js";
 import { tensor } from "../../src/ops/index.js";
 import type { CausalLM } from "../../src/models/causal-lm.js";
 import { relativeL2 } from "../fixtures.js";
+import { recurrentLogits } from "./recurrent.js";
 
 async function randomModel(seed: number, shape = { dModel: 24, nLayer: 2, vocabSize: 37, dState: 5, dConv: 3 }): Promise<SequenceLM> {
   const config = mambaConfig(shape);
@@ -23,19 +24,6 @@ function randomIds(rng: Rng, n: number, vocab: number): Int32Array {
 }
 
 const ids = (data: Int32Array, shape: number[]) => tensor(data, shape, { dtype: "i32" });
-
-/** Logits of every position by the recurrent path: one step per token from the empty state. */
-async function recurrentLogits(model: CausalLM, tokens: Int32Array): Promise<Float32Array> {
-  const V = model.vocabSize;
-  const out = new Float32Array(tokens.length * V);
-  let state = model.initialState(1);
-  for (let t = 0; t < tokens.length; t++) {
-    const r = model.step(ids(Int32Array.of(tokens[t]), [1, 1]), state);
-    out.set(await r.logits.readFloat32(), t * V);
-    state = r.state;
-  }
-  return out;
-}
 
 test("parallel and recurrent modes agree on random models and lengths 1..60", async () => {
   const rng = new Rng(42);
