@@ -9,7 +9,6 @@ import type { SequenceLM } from "../../src/models/sequence-lm.js";
 import { InferenceState } from "../../src/models/state.js";
 import { WeightLoader } from "../../src/models/weights.js";
 import { tensor } from "../../src/ops/index.js";
-import type { CausalLM } from "../../src/models/causal-lm.js";
 import { relativeL2 } from "../fixtures.js";
 import { recurrentLogits } from "./recurrent.js";
 
