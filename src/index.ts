@@ -11,7 +11,7 @@ export { Tensor } from "./tensor/tensor.js";
 export type { DType } from "./tensor/dtype.js";
 export * as ops from "./ops/index.js";
 export { tensor, zeros, tidy, keep } from "./ops/index.js";
-export { getBackend, registerBackend } from "./backends/registry.js";
+export { createBackend, disposeBackends, getBackend, registerBackend } from "./backends/registry.js";
 export type { Backend } from "./backends/backend.js";
 export { HippoError } from "./errors.js";
 export { readSafetensors, encodeSafetensors } from "./io/safetensors.js";
