@@ -27,6 +27,7 @@ import { InferenceState } from "../src/models/state.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { diagSsmConv, diagSsmKernel, fftConv, tensor } from "../src/ops/index.js";
 import type { Tensor } from "../src/tensor/tensor.js";
+import { argHelpers, randomIds, type ArgHelpers } from "./common.js";
 
 const USAGE = `usage: node dist/bench/h3-cpu.js [options]
   --lengths <list>         convolution lengths (default 256,1024,4096,16384,65536)
@@ -44,6 +45,8 @@ const USAGE = `usage: node dist/bench/h3-cpu.js [options]
   --quick                  small sizes: checks the script in seconds
   -h, --help`;
 
+const args: ArgHelpers = argHelpers("h3-cpu", USAGE);
+
 interface Options {
   lengths: number[];
   channels: number;
@@ -60,19 +63,6 @@ interface Options {
   quick: boolean;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`h3-cpu: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${flag} must be a positive integer, got '${value}'`);
-  return n;
-}
-
-const intList = (flag: string, value: string) => value.split(",").filter((s) => s.trim()).map((s) => positiveInt(flag, s.trim()));
-
 function parseOptions(argv: string[]): Options {
   let values;
   try {
@@ -86,7 +76,7 @@ function parseOptions(argv: string[]): Options {
       },
     }));
   } catch (e) {
-    fail((e as Error).message);
+    args.fail((e as Error).message);
   }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -94,19 +84,19 @@ function parseOptions(argv: string[]): Options {
   }
   const quick = values.quick ?? false;
   const opt = <T>(v: string | undefined, parse: (s: string) => T, normal: T, small: T) => (v !== undefined ? parse(v) : quick ? small : normal);
-  const dState = opt(values["d-state"], (s) => positiveInt("d-state", s), 64, 64);
-  if (dState % 2 !== 0) fail("--d-state must be even");
+  const dState = opt(values["d-state"], (s) => args.positiveInt("d-state", s), 64, 64);
+  if (dState % 2 !== 0) args.fail("--d-state must be even");
   return {
-    lengths: opt(values.lengths, (s) => intList("lengths", s), [256, 1024, 4096, 16384, 65536], [256, 2048]),
-    channels: opt(values.channels, (s) => positiveInt("channels", s), 8, 2),
+    lengths: opt(values.lengths, (s) => args.intList("lengths", s), [256, 1024, 4096, 16384, 65536], [256, 2048]),
+    channels: opt(values.channels, (s) => args.positiveInt("channels", s), 8, 2),
     dState,
-    directMax: opt(values["direct-max"], (s) => positiveInt("direct-max", s), 16384, 2048),
-    chunk: opt(values.chunk, (s) => positiveInt("chunk", s), DEFAULT_SSM_CHUNK, 256),
-    promptLengths: opt(values["prompt-lengths"], (s) => intList("prompt-lengths", s), [512, 2048], [64]),
-    batches: opt(values.batches, (s) => intList("batches", s), [1, 8], [1]),
-    decodeSteps: opt(values["decode-steps"], (s) => positiveInt("decode-steps", s), 16, 4),
-    contexts: opt(values.contexts, (s) => intList("contexts", s), [16, 4096], [16, 256]),
-    layers: opt(values.layers, (s) => positiveInt("layers", s), 12, 2),
+    directMax: opt(values["direct-max"], (s) => args.positiveInt("direct-max", s), 16384, 2048),
+    chunk: opt(values.chunk, (s) => args.positiveInt("chunk", s), DEFAULT_SSM_CHUNK, 256),
+    promptLengths: opt(values["prompt-lengths"], (s) => args.intList("prompt-lengths", s), [512, 2048], [64]),
+    batches: opt(values.batches, (s) => args.intList("batches", s), [1, 8], [1]),
+    decodeSteps: opt(values["decode-steps"], (s) => args.positiveInt("decode-steps", s), 16, 4),
+    contexts: opt(values.contexts, (s) => args.intList("contexts", s), [16, 4096], [16, 256]),
+    layers: opt(values.layers, (s) => args.positiveInt("layers", s), 12, 2),
     skipModel: values["skip-model"] ?? false,
     out: values.out ?? `bench/results/h3-cpu${quick ? "-quick" : ""}.json`,
     quick,
@@ -199,10 +189,6 @@ async function benchConv(opts: Options): Promise<ConvRow[]> {
 
 // ---------------------------------------------------------------------------------------------------
 // (2) H3-125M-shaped model; (3) decode vs context.
-
-function randomIds(rng: Rng, n: number, vocab: number): Int32Array {
-  return Int32Array.from({ length: n }, () => rng.nextUint32() % vocab);
-}
 
 async function buildRandom(config: H3Config, seed: number): Promise<SequenceLM> {
   return buildH3LM(config, new WeightLoader(memoryTensorSource(initH3Weights(config, seed)), getBackend("cpu"), "random"));

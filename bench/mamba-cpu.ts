@@ -23,6 +23,7 @@ import { WeightLoader } from "../src/models/weights.js";
 import { linear, tensor } from "../src/ops/index.js";
 import type { Backend } from "../src/backends/backend.js";
 import type { Tensor } from "../src/tensor/tensor.js";
+import { argHelpers, randomIds, type ArgHelpers } from "./common.js";
 
 type BenchDType = "f32" | "f16" | "bf16";
 
@@ -40,6 +41,8 @@ const USAGE = `usage: node dist/bench/mamba-cpu.js [options]
   --out <path>             JSON results (default bench/results/mamba-cpu-<dtype>[-quick].json)
   --quick                  4 layers, prompt 128, 8 decode steps, 1 rep: checks the script in seconds
   -h, --help`;
+
+const args: ArgHelpers = argHelpers("mamba-cpu", USAGE);
 
 /** mamba-130m (state-spaces/mamba-130m-hf). */
 const SHAPE = { dModel: 768, nLayer: 24, vocabSize: 50280, dState: 16, expand: 2, dConv: 4 };
@@ -67,23 +70,6 @@ interface Options {
   quick: boolean;
 }
 
-function fail(message: string): never {
-  process.stderr.write(`mamba-cpu: ${message}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) fail(`--${flag} must be a positive integer, got '${value}'`);
-  return n;
-}
-
-function intList(flag: string, value: string): number[] {
-  const items = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-  if (items.length === 0) fail(`--${flag} needs at least one value`);
-  return items.map((s) => positiveInt(flag, s));
-}
-
 function parseOptions(argv: string[]): Options {
   let values;
   try {
@@ -108,7 +94,7 @@ function parseOptions(argv: string[]): Options {
       },
     }));
   } catch (e) {
-    fail((e as Error).message);
+    args.fail((e as Error).message);
   }
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -116,19 +102,19 @@ function parseOptions(argv: string[]): Options {
   }
   const quick = values.quick ?? false;
   const dtype = (values.dtype ?? "f32").toLowerCase();
-  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") fail(`--dtype must be f32, f16 or bf16, got '${values.dtype}'`);
-  const reps = values.reps !== undefined ? positiveInt("reps", values.reps) : quick ? 1 : null;
+  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") args.fail(`--dtype must be f32, f16 or bf16, got '${values.dtype}'`);
+  const reps = values.reps !== undefined ? args.positiveInt("reps", values.reps) : quick ? 1 : null;
   const seed = values.seed !== undefined ? Number(values.seed) : 0;
-  if (!Number.isSafeInteger(seed)) fail(`--seed must be an integer, got '${values.seed}'`);
+  if (!Number.isSafeInteger(seed)) args.fail(`--seed must be an integer, got '${values.seed}'`);
   return {
-    promptLengths: values["prompt-lengths"] !== undefined ? intList("prompt-lengths", values["prompt-lengths"]) : quick ? [128] : [512, 2048],
-    batches: values.batches !== undefined ? intList("batches", values.batches) : [1, 8],
-    decodeSteps: values["decode-steps"] !== undefined ? positiveInt("decode-steps", values["decode-steps"]) : quick ? 8 : 16,
-    decodePrompt: values["decode-prompt"] !== undefined ? positiveInt("decode-prompt", values["decode-prompt"]) : 16,
-    prefillReps: values["prefill-reps"] !== undefined ? positiveInt("prefill-reps", values["prefill-reps"]) : reps,
-    decodeReps: values["decode-reps"] !== undefined ? positiveInt("decode-reps", values["decode-reps"]) : reps ?? 3,
+    promptLengths: values["prompt-lengths"] !== undefined ? args.intList("prompt-lengths", values["prompt-lengths"]) : quick ? [128] : [512, 2048],
+    batches: values.batches !== undefined ? args.intList("batches", values.batches) : [1, 8],
+    decodeSteps: values["decode-steps"] !== undefined ? args.positiveInt("decode-steps", values["decode-steps"]) : quick ? 8 : 16,
+    decodePrompt: values["decode-prompt"] !== undefined ? args.positiveInt("decode-prompt", values["decode-prompt"]) : 16,
+    prefillReps: values["prefill-reps"] !== undefined ? args.positiveInt("prefill-reps", values["prefill-reps"]) : reps,
+    decodeReps: values["decode-reps"] !== undefined ? args.positiveInt("decode-reps", values["decode-reps"]) : reps ?? 3,
     dtype,
-    layers: values.layers !== undefined ? positiveInt("layers", values.layers) : quick ? 4 : SHAPE.nLayer,
+    layers: values.layers !== undefined ? args.positiveInt("layers", values.layers) : quick ? 4 : SHAPE.nLayer,
     seed,
     out: values.out ?? `bench/results/mamba-cpu-${dtype}${quick ? "-quick" : ""}.json`,
     quick,
@@ -274,12 +260,6 @@ interface Result {
   floor: Floor;
   /** Mean tokens/s as a fraction of the floor's tokens/s. */
   fraction_of_floor: number;
-}
-
-function randomIds(rng: Rng, n: number, vocab: number): Int32Array {
-  const ids = new Int32Array(n);
-  for (let i = 0; i < n; i++) ids[i] = rng.nextUint32() % vocab;
-  return ids;
 }
 
 function summarize(

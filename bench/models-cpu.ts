@@ -20,6 +20,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { InferenceState } from "../src/models/state.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
+import { randomIds } from "./common.js";
 
 const D = 768;
 const VOCAB = 50280;
@@ -46,13 +47,9 @@ async function time(fn: () => Promise<void>): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-function randomIds(rng: Rng, n: number): Int32Array {
-  return Int32Array.from({ length: n }, () => Math.floor(rng.nextFloat() * VOCAB));
-}
-
 async function prefill(model: SequenceLM, L: number, rng: Rng): Promise<number> {
   return time(async () => {
-    const out = model.forward(tensor(randomIds(rng, L), [1, L], { dtype: "i32" }), null, { logits: "last" });
+    const out = model.forward(tensor(randomIds(rng, L, VOCAB), [1, L], { dtype: "i32" }), null, { logits: "last" });
     await out.logits!.readFloat32();
     out.state.dispose();
   });
@@ -60,10 +57,10 @@ async function prefill(model: SequenceLM, L: number, rng: Rng): Promise<number> 
 
 /** Prefill `context` tokens per row, then time `steps` decode steps of the whole batch. */
 async function decode(model: SequenceLM, B: number, context: number, steps: number, rng: Rng): Promise<number> {
-  const rows = Array.from({ length: B }, () => model.forward(tensor(randomIds(rng, context), [1, context], { dtype: "i32" }), null, { logits: "none" }).state);
+  const rows = Array.from({ length: B }, () => model.forward(tensor(randomIds(rng, context, VOCAB), [1, context], { dtype: "i32" }), null, { logits: "none" }).state);
   let state = InferenceState.stack(rows);
   const step = async () => {
-    const r = model.step(tensor(randomIds(rng, B), [B, 1], { dtype: "i32" }), state);
+    const r = model.step(tensor(randomIds(rng, B, VOCAB), [B, 1], { dtype: "i32" }), state);
     await r.logits.readFloat32();
     state.dispose();
     state = r.state;
