@@ -1,7 +1,7 @@
 // CPU benchmark, llama-bench style: prefill (pp) and decode (tg) throughput of a mamba-130m-shaped
 // model with random weights, plus a roofline-ish "floor" for each test from measured machine numbers.
 //
-//   npx tsc -p tsconfig.json && node dist/bench/mamba-cpu.js [--quick] [--dtype f32|f16|bf16] ...
+//   npx tsc -p tsconfig.json && node dist/bench/mamba-cpu.js [--quick] [--dtype f32|f16|bf16|q8] ...
 //
 // See bench/README.md for what each number means.
 import { mkdir } from "node:fs/promises";
@@ -22,10 +22,12 @@ import { InferenceState } from "../src/models/state.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { linear, tensor } from "../src/ops/index.js";
 import type { Backend } from "../src/backends/backend.js";
+import { DTYPE_BYTES } from "../src/tensor/dtype.js";
+import { quantizeQ8 } from "../src/tensor/q8.js";
 import type { Tensor } from "../src/tensor/tensor.js";
 import { argHelpers, randomIds, type ArgHelpers } from "./common.js";
 
-type BenchDType = "f32" | "f16" | "bf16";
+type BenchDType = "f32" | "f16" | "bf16" | "q8";
 
 const USAGE = `usage: node dist/bench/mamba-cpu.js [options]
   --prompt-lengths <list>  prefill prompt lengths (default 512,2048)
@@ -35,7 +37,8 @@ const USAGE = `usage: node dist/bench/mamba-cpu.js [options]
   --reps <n>               repetitions for every test (overrides the two below)
   --prefill-reps <n>       prefill repetitions (default 3 for prompts <= 512 tokens, 1 for longer)
   --decode-reps <n>        decode repetitions (default 3)
-  --dtype f32|f16|bf16     storage dtype of the weight matrices (default f32)
+  --dtype f32|f16|bf16|q8  storage dtype of the weight matrices (default f32; q8: int8 blocks of 32 with
+                           an f32 scale each, embedding/LM head included, quantized from f32 at load)
   --layers <n>             layer count (default 24, as mamba-130m)
   --seed <n>               weight/token seed (default 0)
   --out <path>             JSON results (default bench/results/mamba-cpu-<dtype>[-quick].json)
@@ -102,7 +105,7 @@ function parseOptions(argv: string[]): Options {
   }
   const quick = values.quick ?? false;
   const dtype = (values.dtype ?? "f32").toLowerCase();
-  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") args.fail(`--dtype must be f32, f16 or bf16, got '${values.dtype}'`);
+  if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16" && dtype !== "q8") args.fail(`--dtype must be f32, f16, bf16 or q8, got '${values.dtype}'`);
   const reps = values.reps !== undefined ? args.positiveInt("reps", values.reps) : quick ? 1 : null;
   const seed = values.seed !== undefined ? Number(values.seed) : 0;
   if (!Number.isSafeInteger(seed)) args.fail(`--seed must be an integer, got '${values.seed}'`);
@@ -125,8 +128,10 @@ function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
 
-const fileDType = (d: BenchDType) => (d === "f32" ? "F32" : d === "f16" ? "F16" : "BF16") as "F32" | "F16" | "BF16";
-const bytesOf = (d: BenchDType) => (d === "f32" ? 4 : 2);
+/** The checkpoint dtype the random weights are made in (q8 is quantized from f32 as it loads). */
+const fileDType = (d: BenchDType) => (d === "f32" || d === "q8" ? "F32" : d === "f16" ? "F16" : "BF16") as "F32" | "F16" | "BF16";
+/** Bytes per weight-matrix element (q8: one int8 plus a 4-byte scale per 32). */
+const bytesOf = (d: BenchDType) => DTYPE_BYTES[d];
 
 // ---------------------------------------------------------------------------------------------------
 // Machine measurements for the floors.
@@ -164,7 +169,9 @@ function measureLinearFlops(backend: Backend, dtype: BenchDType, seed: number, M
   const x = tensor(xs, [M, K], { backend });
   const w = dtype === "f32"
     ? tensor(ws, [N, K], { backend })
-    : backend.upload(rawToUint16(fromFloat32(ws, [N, K], fileDType(dtype))), [N, K], dtype);
+    : dtype === "q8"
+      ? backend.upload(quantizeQ8(ws, N, K), [N, K], "q8")
+      : backend.upload(rawToUint16(fromFloat32(ws, [N, K], fileDType(dtype))), [N, K], dtype);
   const run = () => {
     const t0 = performance.now();
     for (let i = 0; i < inner; i++) linear(x, w).dispose();
@@ -415,7 +422,7 @@ async function main(): Promise<void> {
   log(`initialising ${opts.layers}-layer weights (${opts.dtype}, seed ${opts.seed})`);
   let t0 = performance.now();
   let raw: Map<string, import("../src/io/raw-tensor.js").RawTensor> | null = initMambaWeights(config, opts.seed, fileDType(opts.dtype));
-  const model = await buildMambaLM(config, new WeightLoader(memoryTensorSource(raw), backend, "random"));
+  const model = await buildMambaLM(config, new WeightLoader(memoryTensorSource(raw), backend, "random", { quantize: opts.dtype === "q8" ? "q8" : null }));
   raw = null;
   const loadSeconds = (performance.now() - t0) / 1000;
   const weightBytes = (config.nLayer * cm.layerMatmulParams + cm.headParams) * bytesOf(opts.dtype)

@@ -1,4 +1,4 @@
-import type { DType, HostArray } from "../tensor/dtype.js";
+import type { DType, HostData } from "../tensor/dtype.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export type UnaryOp = "silu" | "softplus" | "exp" | "neg" | "gelu" | "relu" | "relu2" | "gelu_tanh";
@@ -151,14 +151,15 @@ export interface ShiftSsmArgs {
 export interface Backend {
   readonly name: string;
 
-  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor;
+  /** q8 takes a Q8Matrix of the same [N, K]; a backend without q8 kernels refuses it with a HippoError. */
+  upload(data: HostData, shape: readonly number[], dtype: DType): Tensor;
   zeros(shape: readonly number[], dtype?: DType): Tensor;
   read(t: Tensor): Promise<Float32Array | Int32Array>;
   release(t: Tensor): void;
 
   /** [V, D] table rows picked by i32 ids of any shape → [...ids.shape, D] f32. */
   embedding(table: Tensor, ids: Tensor): Tensor;
-  /** x [..., K] times weight [N, K] transposed, plus bias [N] → [..., N]. Weight may be f32/f16/bf16. */
+  /** x [..., K] times weight [N, K] transposed, plus bias [N] → [..., N]. Weight may be f32/f16/bf16/q8. */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor;
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor;

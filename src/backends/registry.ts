@@ -1,13 +1,43 @@
 import { HippoError } from "../errors.js";
 import type { Backend } from "./backend.js";
 import { CpuBackend } from "./cpu/index.js";
+import { WasmCpuBackend } from "./wasm/index.js";
 import { hasHardwareAdapter } from "./webgpu/gpu.js";
 import { WebGpuBackend } from "./webgpu/index.js";
 
 const backends = new Map<string, Backend>();
 
-/** Names `createBackend` understands: a backend, or "auto" (WebGPU on a hardware GPU, else the CPU). */
-export const BACKEND_NAMES = ["auto", "cpu", "webgpu"] as const;
+/**
+ * Names `createBackend` understands: a backend, or "auto" (WebGPU on a hardware GPU, else the CPU). "cpu"
+ * is the fast CPU backend (WebAssembly SIMD kernels, optionally on several threads) where the runtime
+ * has WebAssembly SIMD and shared memory, else the reference; "cpu-ref" is always the reference
+ * (plain TypeScript kernels, one thread).
+ */
+export const BACKEND_NAMES = ["auto", "cpu", "cpu-ref", "webgpu"] as const;
+
+/** The TypeScript reference kernels under their own name, for comparisons with the fast CPU backend. */
+class ReferenceCpuBackend extends CpuBackend {
+  override readonly name = "cpu-ref";
+}
+
+function registerCpuBackends(): void {
+  if (backends.has("cpu")) return;
+  registerBackend(WasmCpuBackend.create() ?? new CpuBackend());
+  registerBackend(new ReferenceCpuBackend());
+}
+
+/**
+ * Threads the "cpu" backend's kernels use (1 = the calling thread alone, the default for library use;
+ * the CLI defaults to os.availableParallelism()). Returns the count in effect: 1 where the backend is the
+ * reference or worker threads cannot start.
+ */
+export function setCpuThreads(n: number): number {
+  registerCpuBackends();
+  const cpu = backends.get("cpu");
+  if (!(cpu instanceof WasmCpuBackend)) return 1;
+  cpu.setThreads(n);
+  return cpu.threads;
+}
 
 /** Backends register a factory-made instance under their name; the CPU backend is always there. */
 export function registerBackend(backend: Backend): void {
@@ -16,7 +46,7 @@ export function registerBackend(backend: Backend): void {
 
 /** A registered backend by name. The WebGPU backend exists only after `await createBackend("webgpu")`. */
 export function getBackend(name = "cpu"): Backend {
-  if (!backends.has("cpu")) registerBackend(new CpuBackend());
+  registerCpuBackends();
   const backend = backends.get(name);
   if (backend) return backend;
   if (name === "webgpu") throw new HippoError("backend 'webgpu' is not created yet: call `await createBackend(\"webgpu\")` first");
@@ -51,7 +81,7 @@ async function webgpu(): Promise<Backend | null> {
 
 /**
  * The backend called `name`, created and registered on first use (creating a GPU device is async).
- * - "cpu": the reference backend.
+ * - "cpu": the fast CPU backend (see BACKEND_NAMES); "cpu-ref": the reference.
  * - "webgpu": a WebGPU device (navigator.gpu in browsers, the `webgpu` package in Node); a HippoError
  *   when no adapter exists.
  * - "auto" (the default): WebGPU when a hardware adapter exists, else the CPU, silently. Software adapters
@@ -84,8 +114,13 @@ export async function createBackend(name = "auto"): Promise<Backend> {
 /** Same as createBackend. */
 export const getBackendAsync = createBackend;
 
-/** Destroys GPU devices (so that Node can exit) and forgets them; the CPU backend stays. */
+/**
+ * Destroys GPU devices (so that Node can exit) and forgets them; the CPU backend stays, its worker
+ * threads stopped (they are unref'd and never hold the process open; this ends them now).
+ */
 export function disposeBackends(): void {
+  const cpu = backends.get("cpu");
+  if (cpu instanceof WasmCpuBackend) cpu.dispose();
   const gpu = backends.get("webgpu");
   if (gpu instanceof WebGpuBackend) gpu.destroy();
   backends.delete("webgpu");

@@ -5,7 +5,9 @@ import { openFileSource } from "../io/node-file-source.js";
 import { writeSafetensorsFile } from "../io/node-files.js";
 import { readSafetensorsHeader, readSafetensorsTensor } from "../io/safetensors.js";
 import { createBackend } from "../backends/registry.js";
+import { applyThreadsFlag, threadsHelp } from "./threads.js";
 import { loadModel } from "../models/load.js";
+import { checkQuantizationType } from "../models/weights.js";
 import { tensor } from "../ops/index.js";
 import { HELP_FLAG, parseFlags, requireString } from "./args.js";
 
@@ -17,13 +19,18 @@ int32) and writes float32 'logits' [batch, length, vocab].
   --model <dir>       model directory
   --input <file>      safetensors file holding input_ids
   --output <file>     where to write logits (written atomically)
-  --backend <name>    auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu`;
+  --backend <name>    auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu
+${threadsHelp(22)}
+  --quantize q8       quantize the weight matrices to 8 bits as they load (CPU backend; the default
+                      backend becomes cpu)`;
 
 const OPTIONS = {
   model: { type: "string" },
   input: { type: "string" },
   output: { type: "string" },
   backend: { type: "string" },
+  threads: { type: "string" },
+  quantize: { type: "string" },
 } as const;
 
 /** Reads and checks input_ids: rank 2, integer dtype, ids inside the vocabulary. */
@@ -60,8 +67,10 @@ export async function runForward(argv: string[], out: NodeJS.WritableStream, err
   const modelDir = requireString("forward", v.model, "model");
   const input = requireString("forward", v.input, "input");
   const output = requireString("forward", v.output, "output");
-  const backend = await createBackend(v.backend ?? "auto");
-  const { model } = await loadModel(modelDir, { backend });
+  const quantize = v.quantize === undefined ? undefined : checkQuantizationType(v.quantize, "--quantize");
+  const backend = await createBackend(v.backend ?? (quantize ? "cpu" : "auto"));
+  applyThreadsFlag(v.threads);
+  const { model } = await loadModel(modelDir, { backend, quantize });
   const { ids, shape } = await readInputIds(input, model.vocabSize);
   const started = performance.now();
   const result = model.forward(tensor(ids, shape, { backend: model.backend, dtype: "i32" }), null, { logits: "all" });

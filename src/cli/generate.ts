@@ -2,7 +2,9 @@ import { parseArgs } from "node:util";
 import { HippoError } from "../errors.js";
 import { generate, type GenerateResult } from "../generate/generate.js";
 import { createBackend } from "../backends/registry.js";
+import { applyThreadsFlag, threadsHelp } from "./threads.js";
 import { loadModel } from "../models/load.js";
+import { checkQuantizationType } from "../models/weights.js";
 import { DEFAULT_MODEL_DIR } from "./default-model.js";
 import { HELP_FLAG, idListFlag, intFlag, numberFlag, parseFlags } from "./args.js";
 
@@ -26,7 +28,10 @@ Streams a continuation of each prompt. Several --prompt / --prompt-ids run as on
   --ignore-eos              keep going past the end-of-sequence token (default with --prompt-ids)
   --stop-at-eos             stop at the end-of-sequence token (default with --prompt)
   --json                    print one JSON object (tokens, text, ...) instead of streaming
-  --backend <name>          auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu`;
+  --backend <name>          auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu
+${threadsHelp(28)}
+  --quantize q8             quantize the weight matrices to 8 bits as they load (CPU backend; the
+                            default backend becomes cpu); see 'hippo quantize' to store them so`;
 
 const OPTIONS = {
   model: { type: "string" },
@@ -45,6 +50,8 @@ const OPTIONS = {
   "stop-at-eos": { type: "boolean" },
   json: { type: "boolean" },
   backend: { type: "string" },
+  threads: { type: "string" },
+  quantize: { type: "string" },
 } as const;
 
 export async function runGenerate(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
@@ -70,8 +77,10 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream, er
   const seed = intFlag(v.seed, "seed", Math.floor(Math.random() * 2 ** 31));
   textPrompts.forEach((p, i) => { if (p === "") throw new HippoError(`--prompt ${i + 1} is empty`); });
 
-  const backend = await createBackend(v.backend ?? "auto");
-  const { model, tokenizer } = await loadModel(modelDir, { tokenizer: v.tokenizer, backend });
+  const quantize = v.quantize === undefined ? undefined : checkQuantizationType(v.quantize, "--quantize");
+  const backend = await createBackend(v.backend ?? (quantize ? "cpu" : "auto"));
+  applyThreadsFlag(v.threads);
+  const { model, tokenizer } = await loadModel(modelDir, { tokenizer: v.tokenizer, backend, quantize });
   if (textPrompts.length && !tokenizer) {
     throw new HippoError(`${modelDir}: no tokenizer.json; pass --tokenizer <path> or use --prompt-ids`);
   }

@@ -3,6 +3,7 @@ import { HippoError } from "../errors.js";
 import { runForward } from "./forward.js";
 import { runGenerate } from "./generate.js";
 import { runInfo } from "./info.js";
+import { runQuantize } from "./quantize.js";
 
 const USAGE = `hippo — state-space language models in TypeScript
 
@@ -12,6 +13,7 @@ commands:
   generate   stream a continuation of one or more prompts
   forward    full forward pass: input_ids from a safetensors file → logits
   info       architecture, parameters, recurrent state vs a Transformer's KV cache
+  quantize   write a copy of a model directory with 8-bit (q8) weights
   bench      SSMs vs attention op by op: latency, memory, roofline; a report with plots
 
 'hippo <command> --help' lists a command's options.`;
@@ -24,13 +26,14 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case "generate": return await runGenerate(rest, out, err);
       case "forward": return await runForward(rest, out, err);
       case "info": return await runInfo(rest, out);
+      case "quantize": return await runQuantize(rest, out, err);
       // Loaded on demand: the report's plotting libraries are not needed by the other commands.
       case "bench": return await (await import("./bench.js")).runBenchCommand(rest, out, err);
       case undefined: case "help": case "--help": case "-h":
         out.write(USAGE + "\n");
         return command === undefined ? 1 : 0;
       default:
-        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info, bench)`);
+        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info, quantize, bench)`);
     }
   } catch (e) {
     if (e instanceof HippoError) {

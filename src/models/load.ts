@@ -10,13 +10,21 @@ import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
 import { ConfigReader, parseConfigJson } from "./config-json.js";
 import type { CausalLM } from "./causal-lm.js";
 import { findFamily } from "./registry.js";
-import { WeightLoader } from "./weights.js";
+import { checkQuantizationType, WeightLoader, type QuantizationType } from "./weights.js";
 
 export interface LoadOptions {
   /** A backend or its name; default 'cpu'. */
   backend?: Backend | string;
   /** tokenizer.json (or a directory holding one) when the model directory has none. */
   tokenizer?: string;
+  /**
+   * Quantize weight matrices as they load: "q8" stores linear weights (and, see below, the embedding
+   * table and LM head) as int8 blocks of 32 with an f32 scale each (docs/quantization.md). Checkpoints
+   * written by `hippo quantize` load quantized without this. The CPU backend runs q8; WebGPU refuses it.
+   */
+  quantize?: QuantizationType;
+  /** With `quantize`, quantize the embedding table and LM head too (default true). */
+  quantizeEmbeddings?: boolean;
 }
 
 export interface LoadedModel {
@@ -28,6 +36,8 @@ export interface LoadedModel {
   weightDtypes: Record<string, number>;
   /** Checkpoint tensors the model did not use. */
   unusedTensors: string[];
+  /** Tensors quantized as they loaded (`quantize`), by checkpoint name. */
+  quantizedTensors: string[];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -39,7 +49,8 @@ const IGNORABLE_TENSORS = /(^lm_head\.weight$)|(\.inv_freq$)|(\.masked_bias$)|(\
 
 const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "model.pt"];
 
-async function openWeights(dir: string): Promise<{ source: TensorSource; file: string }> {
+/** The weights of a model directory, as the first of WEIGHT_FILES it has. */
+export async function openWeights(dir: string): Promise<{ source: TensorSource; file: string }> {
   for (const file of WEIGHT_FILES) {
     if (!(await exists(join(dir, file)))) continue;
     const source = file.endsWith(".bin") || file.endsWith(".pt")
@@ -68,13 +79,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     const gen = await readJson(genPath);
     for (const key of ["eos_token_id", "bos_token_id"]) if (raw[key] === undefined && gen[key] !== undefined) raw[key] = gen[key];
   }
+  if (options.quantize !== undefined) checkQuantizationType(options.quantize, "loadModel: quantize");
   const config = new ConfigReader(raw, configPath);
   const family = findFamily(config);
   family.check?.(config);
   const backend = typeof options.backend === "object" ? options.backend : getBackend(options.backend);
   const { source, file } = await openWeights(dir);
   try {
-    const weights = new WeightLoader(source, backend, file);
+    const weights = new WeightLoader(source, backend, file, { quantize: options.quantize, quantizeEmbeddings: options.quantizeEmbeddings });
     const model = await family.load(config, weights);
     const unused = weights.unused().filter((n) => !IGNORABLE_TENSORS.test(n));
     if (unused.length > 0) {
@@ -84,7 +96,8 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
     const tokenizerPath = options.tokenizer ?? (hasTokenizer ? dir : null);
     const tokenizer = tokenizerPath ? await loadTokenizer(tokenizerPath) : null;
-    return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused() };
+    return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused(),
+      quantizedTensors: weights.quantized() };
   } finally {
     await source.close();
   }

@@ -1,6 +1,7 @@
 import { check, shapeString } from "../../errors.js";
-import type { DType, HostArray } from "../../tensor/dtype.js";
+import type { DType, HostArray, HostData } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
+import { dequantizeQ8Rows, Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, RopeArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
 import type { DiagSsmConvArgs, DiagSsmParams, FftConvArgs, GatedConvInput, ShiftSsmArgs } from "../backend.js";
@@ -9,23 +10,38 @@ import { ssdChunkedKernel, ssdStepKernel, type SsdBuffers, type SsdDims } from "
 import { causalConv1dKernel } from "./kernels/conv.js";
 import { binaryKernel, unaryKernel } from "./kernels/elementwise.js";
 import { linearKernel } from "./kernels/linear.js";
+import { linearQ8Kernel } from "./kernels/linear-q8.js";
 import { gatedRmsNormKernel, layerNormKernel, rmsNormKernel } from "./kernels/norm.js";
 import { selectiveScanKernel, selectiveStateUpdateKernel, type ScanBuffers } from "./kernels/scan.js";
 import { diagSsmConvKernel, diagSsmKernelKernel, diagSsmRecurrenceKernel, discretizeDiagSsm, type DiagSsmHost } from "./kernels/diag-ssm.js";
 import { fftConvKernel, type GatedConvDims, type GatedConvInputs } from "./kernels/long-conv.js";
 import { shiftSsmKernel, shiftSsmTapsKernel } from "./kernels/shift-ssm.js";
 
-/** CPU tensors hold a typed array: Float32Array (f32), Uint16Array (f16/bf16 bits) or Int32Array (i32). */
+/**
+ * CPU tensors hold a typed array: Float32Array (f32), Uint16Array (f16/bf16 bits) or Int32Array (i32), or a
+ * Q8Matrix (q8).
+ */
 function host(t: Tensor): HostArray {
   t.assertAlive();
   return t.storage as HostArray;
 }
 
+function hostQ8(t: Tensor): Q8Matrix {
+  t.assertAlive();
+  return t.storage as Q8Matrix;
+}
+
 /** The reference backend: plain TypeScript kernels, computed eagerly. */
 export class CpuBackend implements Backend {
-  readonly name = "cpu";
+  readonly name: string = "cpu";
 
-  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
+  upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
+    if (dtype === "q8" || data instanceof Q8Matrix) {
+      check(dtype === "q8" && data instanceof Q8Matrix, `upload: q8 tensors need a Q8Matrix and a Q8Matrix needs dtype q8, got ${dtype} and a ${data.constructor.name}`);
+      check(shape.length === 2 && shape[0] === data.rows && shape[1] === data.cols,
+        `upload: q8 matrix [${data.rows}, ${data.cols}] given shape ${shapeString(shape)}`);
+      return new Tensor(this, [...shape], dtype, data);
+    }
     const expected = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint16Array;
     check(data instanceof expected, `upload: ${dtype} tensor needs a ${expected.name}, got ${data.constructor.name}`);
     const t = new Tensor(this, [...shape], dtype, data);
@@ -34,6 +50,7 @@ export class CpuBackend implements Backend {
   }
 
   zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
+    check(dtype !== "q8", `zeros: q8 tensors are made by quantizing weights, not as zeros (shape ${shapeString(shape)})`);
     const n = shape.reduce((a, b) => a * b, 1);
     const data = dtype === "f32" ? new Float32Array(n) : dtype === "i32" ? new Int32Array(n) : new Uint16Array(n);
     return new Tensor(this, [...shape], dtype, data);
@@ -48,7 +65,13 @@ export class CpuBackend implements Backend {
   }
 
   /** f32 view of a tensor (widened copy for f16/bf16); `copy` forces a copy for f32 too. */
-  private floats(t: Tensor, copy = false): Float32Array | Int32Array {
+  protected floats(t: Tensor, copy = false): Float32Array | Int32Array {
+    if (t.dtype === "q8") {
+      const q = hostQ8(t);
+      const out = new Float32Array(t.size);
+      dequantizeQ8Rows(q, 0, q.rows, out, 0);
+      return out;
+    }
     const data = host(t);
     if (t.dtype === "f32" || t.dtype === "i32") return copy ? data.slice() as Float32Array | Int32Array : data as Float32Array;
     const out = new Float32Array(t.size);
@@ -56,16 +79,16 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  private f32(t: Tensor): Float32Array {
+  protected f32(t: Tensor): Float32Array {
     check(t.dtype !== "i32", `expected a float tensor, got i32 ${shapeString(t.shape)}`);
     return this.floats(t) as Float32Array;
   }
 
-  private opt(t: Tensor | null): Float32Array | null {
+  protected opt(t: Tensor | null): Float32Array | null {
     return t ? this.f32(t) : null;
   }
 
-  private make(shape: readonly number[], data: Float32Array): Tensor {
+  protected make(shape: readonly number[], data: Float32Array): Tensor {
     return new Tensor(this, [...shape], "f32", data);
   }
 
@@ -77,7 +100,8 @@ export class CpuBackend implements Backend {
     for (let i = 0; i < idv.length; i++) {
       const id = idv[i];
       check(id >= 0 && id < V, `token id ${id} is outside the vocabulary [0, ${V})`);
-      if (table.dtype === "f32") out.set((src as Float32Array).subarray(id * D, id * D + D), i * D);
+      if (table.dtype === "q8") dequantizeQ8Rows(hostQ8(table), id, 1, out, i * D);
+      else if (table.dtype === "f32") out.set((src as Float32Array).subarray(id * D, id * D + D), i * D);
       else (table.dtype === "f16" ? widenF16 : widenBf16)(src as Uint16Array, id * D, out, i * D, D);
     }
     return this.make([...ids.shape, D], out);
@@ -87,7 +111,8 @@ export class CpuBackend implements Backend {
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const out = new Float32Array(M * N);
-    linearKernel(this.f32(x), M, K, { dtype: weight.dtype, data: host(weight) as Float32Array | Uint16Array }, N, this.opt(bias), out);
+    if (weight.dtype === "q8") linearQ8Kernel(this.f32(x), M, K, hostQ8(weight), N, this.opt(bias), out);
+    else linearKernel(this.f32(x), M, K, { dtype: weight.dtype, data: host(weight) as Float32Array | Uint16Array }, N, this.opt(bias), out);
     return this.make([...x.shape.slice(0, -1), N], out);
   }
 
@@ -158,6 +183,10 @@ export class CpuBackend implements Backend {
 
   reshape(x: Tensor, shape: readonly number[]): Tensor {
     // Typed arrays are immutable here (ops never write into inputs), so sharing is safe.
+    if (x.dtype === "q8") {
+      // q8 blocks run along each row: only reshapes that keep the row length keep the layout.
+      check(shape[shape.length - 1] === x.shape[x.rank - 1], `reshape: a q8 tensor ${shapeString(x.shape)} keeps its last dimension, got ${shapeString(shape)}`);
+    }
     return new Tensor(this, [...shape], x.dtype, host(x));
   }
 

@@ -1,6 +1,6 @@
 import type {} from "webgpu";
 import { check, HippoError, shapeString } from "../../errors.js";
-import type { DType, HostArray } from "../../tensor/dtype.js";
+import type { DType, HostData } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type {
@@ -187,7 +187,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
   // ---------------------------------------------------------------------------------------------------
   // Memory.
 
-  upload(data: HostArray, shape: readonly number[], dtype: DType): Tensor {
+  upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
+    if (dtype === "q8") {
+      throw new HippoError(`webgpu backend: q8 (8-bit) weights ${shapeString(shape)} are not supported yet; ` +
+        "run quantized models with --backend cpu (or load them without --quantize)");
+    }
     const expected = dtype === "f32" ? Float32Array : dtype === "i32" ? Int32Array : Uint16Array;
     check(data instanceof expected, `upload: ${dtype} tensor needs a ${expected.name}, got ${data.constructor.name}`);
     const t = this.make(shape, dtype);

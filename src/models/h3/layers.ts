@@ -75,7 +75,7 @@ async function loadOutput(w: WeightLoader, name: string, D: number, H: number, P
   for (let o = 0; o < D; o++) {
     for (let h = 0; h < H; h++) for (let d2 = 0; d2 < P; d2++) out[o * D + h * P + d2] = src[o * D + d2 * H + h];
   }
-  return w.backend.upload(out, [D, D], "f32");
+  return w.uploadMatrix(name, out, [D, D]);
 }
 
 /** An H3 mixer from SSMLMHeadModel / H3 state-dict keys under `prefix` ('' for a bare H3 layer). */

@@ -31,7 +31,7 @@ export async function buildH3LM(config: H3Config, weights: WeightLoader): Promis
   // Mixers and MLPs keep their inner names in legacy checkpoints; only their prefix changes.
   const storedPrefix = (prefix: string, probe: string) => name(`${prefix}.${probe}`).slice(0, -(probe.length + 1));
 
-  const embeddings = await weights.matrix(name(H3_KEYS.embedding), [V, D], why);
+  const embeddings = await weights.table(name(H3_KEYS.embedding), [V, D], why);
   const attnAt = new Set(config.attnLayerIdx);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < nLayer; i++) {
@@ -50,7 +50,7 @@ export async function buildH3LM(config: H3Config, weights: WeightLoader): Promis
     layers.push({ norm: await loadNorm(weights, storedPrefix(`${p}.norm2`, "weight"), "layer", D, config.normEps, why), layer: mlp });
   }
   const finalNorm = await loadNorm(weights, storedPrefix(H3_KEYS.lnF, "weight"), "layer", D, config.normEps, why);
-  const lmHead = config.tieEmbeddings ? embeddings : await weights.matrix(name(H3_KEYS.lmHead), [V, D], why);
+  const lmHead = config.tieEmbeddings ? embeddings : await weights.table(name(H3_KEYS.lmHead), [V, D], why);
   const mixerName = config.ssmLayer === "s4d" ? "S4D" : "H3";
   return new SequenceLM({
     family: "h3",

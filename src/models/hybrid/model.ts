@@ -35,14 +35,14 @@ export async function buildHybrid(c: ConfigReader, w: WeightLoader): Promise<Seq
           { up: "up_proj", gate: "gate_proj", down: "down_proj" }, h.mlp.bias, why);
     }
   };
-  const embeddings = await w.matrix("backbone.embeddings.weight", [h.vocabSize, D], why);
+  const embeddings = await w.table("backbone.embeddings.weight", [h.vocabSize, D], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < h.kinds.length; i++) {
     const p = `backbone.layers.${i}`;
     layers.push({ norm: await loadNorm(w, `${p}.norm`, "rms", D, h.normEps, why), layer: await load(h.kinds[i], `${p}.mixer`) });
   }
   const finalNorm = await loadNorm(w, "backbone.norm_f", "rms", D, h.normEps, why);
-  const lmHead = h.tieEmbeddings ? embeddings : await w.matrix("lm_head.weight", [h.vocabSize, D], why);
+  const lmHead = h.tieEmbeddings ? embeddings : await w.table("lm_head.weight", [h.vocabSize, D], why);
   return new SequenceLM({
     family: "hippo_hybrid", architecture: `Hippo hybrid '${h.pattern}'`, backend: w.backend, embeddings, layers, finalNorm, lmHead,
     vocabSize: h.vocabSize, dModel: D, nBlocks: h.kinds.length, eosTokenId: h.eosTokenId, bosTokenId: h.bosTokenId, config: c.raw,

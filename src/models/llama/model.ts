@@ -36,7 +36,7 @@ export async function buildLlama(c: ConfigReader, w: WeightLoader): Promise<Sequ
   const attnBias = c.bool("attention_bias", false);
   const why = `from config: hidden_size=${dModel}, heads=${heads} (kv ${kvHeads}) × ${headDim}, intermediate=${c.raw.intermediate_size}`;
   const shape = { numHeads: heads, numKvHeads: kvHeads, headDim, scale: headDim ** -0.5, rotary: llamaRotary(c, headDim) };
-  const embeddings = await w.matrix("model.embed_tokens.weight", [vocab, dModel], why);
+  const embeddings = await w.table("model.embed_tokens.weight", [vocab, dModel], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < nLayer; i++) {
     const p = `model.layers.${i}`;
@@ -51,7 +51,7 @@ export async function buildLlama(c: ConfigReader, w: WeightLoader): Promise<Sequ
     });
   }
   const finalNorm = await loadNorm(w, "model.norm", "rms", dModel, eps, why);
-  const lmHead = c.bool("tie_word_embeddings", false) ? embeddings : await w.matrix("lm_head.weight", [vocab, dModel], why);
+  const lmHead = c.bool("tie_word_embeddings", false) ? embeddings : await w.table("lm_head.weight", [vocab, dModel], why);
   return new SequenceLM({
     family: "llama", architecture: "Llama Transformer (Hugging Face LlamaForCausalLM layout)", backend: w.backend,
     embeddings, layers, finalNorm, lmHead, vocabSize: vocab, dModel, nBlocks: nLayer,

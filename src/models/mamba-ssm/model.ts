@@ -83,7 +83,7 @@ export async function buildMambaSsm(c: ConfigReader, w: WeightLoader): Promise<S
   // GatedMLP rounds its width up to a multiple of 128.
   const mlpHidden = Math.ceil(dIntermediate / 128) * 128;
 
-  const embeddings = await w.matrix("backbone.embedding.weight", [vocab, dModel], why);
+  const embeddings = await w.table("backbone.embedding.weight", [vocab, dModel], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < nLayer; i++) {
     const p = `backbone.layers.${i}`;
@@ -101,7 +101,7 @@ export async function buildMambaSsm(c: ConfigReader, w: WeightLoader): Promise<S
     }
   }
   const finalNorm = await loadNorm(w, "backbone.norm_f", normKind, dModel, eps, why);
-  const lmHead = c.bool("tie_embeddings", true) ? embeddings : await w.matrix("lm_head.weight", [vocab, dModel], why);
+  const lmHead = c.bool("tie_embeddings", true) ? embeddings : await w.table("lm_head.weight", [vocab, dModel], why);
   const pattern = [...Array(nLayer).keys()].map((i) => (attnAt.has(i) ? "*" : layerType === "Mamba1" ? "m" : "M") + (dIntermediate > 0 ? "-" : "")).join("");
   return new SequenceLM({
     family: layerType === "Mamba1" ? "mamba" : "mamba2",

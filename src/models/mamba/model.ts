@@ -9,7 +9,7 @@ export async function buildMambaLM(config: MambaConfig, weights: WeightLoader): 
   const { dModel: Dm, dInner: E, dState: N, dConv: K, dtRank: R, vocabSize: V } = config;
   const why = `from config: d_model=${Dm}, d_inner=${E}, d_state=${N}, d_conv=${K}, dt_rank=${R}, vocab=${V}`;
   const normKind = config.rmsNorm ? "rms" : "layer";
-  const embeddings = await weights.matrix(MAMBA_KEYS.embedding, [V, Dm], why);
+  const embeddings = await weights.table(MAMBA_KEYS.embedding, [V, Dm], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < config.nLayer; i++) {
     const p = MAMBA_KEYS.layer(i);
@@ -18,7 +18,7 @@ export async function buildMambaLM(config: MambaConfig, weights: WeightLoader): 
     layers.push({ norm: await loadNorm(weights, `${p}.norm`, normKind, Dm, config.normEps, why), layer: mixer });
   }
   const finalNorm = await loadNorm(weights, MAMBA_KEYS.normF, normKind, Dm, config.normEps, why);
-  const lmHead = config.tieEmbeddings ? embeddings : await weights.matrix(MAMBA_KEYS.lmHead, [V, Dm], why);
+  const lmHead = config.tieEmbeddings ? embeddings : await weights.table(MAMBA_KEYS.lmHead, [V, Dm], why);
   return new SequenceLM({
     family: "mamba",
     architecture: `Mamba LM (${config.layout === "hf" ? "Hugging Face MambaForCausalLM" : "mamba_ssm MambaLMHeadModel"} layout)`,

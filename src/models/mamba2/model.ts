@@ -47,7 +47,7 @@ export async function buildHfMamba2(c: ConfigReader, w: WeightLoader): Promise<S
     chunkSize: c.positiveInt("chunk_size", 256), dtLimit: timeStepLimit(c), perGroupNorm: false, normEps: eps,
   });
   const why = `from config: hidden_size=${dModel}, heads=${shape.nHeads}×${shape.headDim}, n_groups=${shape.nGroups}, state_size=${shape.dState}`;
-  const embeddings = await w.matrix("backbone.embeddings.weight", [vocab, dModel], why);
+  const embeddings = await w.table("backbone.embeddings.weight", [vocab, dModel], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < nLayer; i++) {
     const p = `backbone.layers.${i}`;
@@ -56,7 +56,7 @@ export async function buildHfMamba2(c: ConfigReader, w: WeightLoader): Promise<S
   }
   const finalNorm = await loadNorm(w, "backbone.norm_f", "rms", dModel, eps, why);
   const tied = c.bool("tie_word_embeddings", false);
-  const lmHead = tied ? embeddings : await w.matrix("lm_head.weight", [vocab, dModel], why);
+  const lmHead = tied ? embeddings : await w.table("lm_head.weight", [vocab, dModel], why);
   return new SequenceLM({
     family: "mamba2", architecture: "Mamba-2 LM (Hugging Face Mamba2ForCausalLM layout)", backend: w.backend,
     embeddings, layers, finalNorm, lmHead, vocabSize: vocab, dModel, nBlocks: nLayer,

@@ -56,7 +56,7 @@ export async function buildNemotronH(c: ConfigReader, w: WeightLoader): Promise<
   const mlpAct = String(c.raw.mlp_hidden_act ?? "relu2");
   if (mlpAct !== "relu2") throw new HippoError(`${c.file}: mlp_hidden_act '${mlpAct}' is not supported (relu2)`);
   const why = `from config: hidden_size=${dModel}, pattern of ${kinds.length} layers`;
-  const embeddings = await w.matrix("backbone.embeddings.weight", [vocab, dModel], why);
+  const embeddings = await w.table("backbone.embeddings.weight", [vocab, dModel], why);
   const layers: ResidualLayer[] = [];
   for (let i = 0; i < kinds.length; i++) {
     const p = `backbone.layers.${i}`;
@@ -76,7 +76,7 @@ export async function buildNemotronH(c: ConfigReader, w: WeightLoader): Promise<
     layers.push({ norm: await loadNorm(w, `${p}.norm`, "rms", dModel, eps, why), layer });
   }
   const finalNorm = await loadNorm(w, "backbone.norm_f", "rms", dModel, eps, why);
-  const lmHead = c.bool("tie_word_embeddings", false) ? embeddings : await w.matrix("lm_head.weight", [vocab, dModel], why);
+  const lmHead = c.bool("tie_word_embeddings", false) ? embeddings : await w.table("lm_head.weight", [vocab, dModel], why);
   return new SequenceLM({
     family: "nemotron_h", architecture: `NemotronH hybrid (${kinds.map((k) => ({ mamba2: "M", attention: "*", mlp: "-" })[k]).join("")})`,
     backend: w.backend, embeddings, layers, finalNorm, lmHead, vocabSize: vocab, dModel, nBlocks: kinds.length,

@@ -1,0 +1,6 @@
+// Hippo's WebAssembly SIMD kernels (built by scripts/build-wasm.mjs). Every export works on
+// caller-owned pointers into the (shared) linear memory and on one thread's share of the work (the
+// last range arguments); nothing here allocates, so instances on several threads share one memory.
+export { linear_f32, linear_f16, linear_bf16, linearScratchBytes } from "./linear";
+export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan";
+export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";

@@ -1,0 +1,371 @@
+// Dense layer: out[m, n] = bias[n] + Σ_k x[m, k]·w[n, k] for the weight rows n in [n0, n1) (one thread's
+// share). x and out are f32 [M, K] and [M, N]; w [N, K] is f32, f16 or bf16 (widened in registers). Any
+// K, M, N. Few rows (decode) take a dot-product form that streams each weight once; many rows (prefill)
+// take a 4×8 register tile over weights packed per panel of 8 rows into the caller's scratch.
+
+import { hsum } from "./math";
+
+export const W_F32: i32 = 0;
+export const W_F16: i32 = 1;
+export const W_BF16: i32 = 2;
+
+/** Rows at or above which the packed tile form is used. */
+const TILE_MIN_ROWS: i32 = 4;
+/** Steps of K summed in registers before they join a tile's running totals. */
+const K_BLOCK: i32 = 16;
+/** K elements per block of the dot-product form's blocked summation (a multiple of 8). */
+const DOT_BLOCK: i32 = 128;
+/** x rows kept in cache while the weight panels pass over them. */
+const ROW_BLOCK: i32 = 64;
+
+@inline function elemBytes(dt: i32): usize {
+  return dt == W_F32 ? 4 : 2;
+}
+
+/** Four f16 bit patterns (zero-extended to i32 lanes) as f32 (see halfTopToF32). */
+@inline function widenF16x4(h: v128): v128 {
+  return halfTopToF32(i32x4.shl(h, 16));
+}
+
+@inline function widenF16(h: u32): f32 {
+  const f = reinterpret<f32>((h & 0x7fff) << 13) * <f32>5.192296858534828e33;
+  return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
+}
+
+/** Four consecutive weights at byte address p, as f32. */
+@inline function load4(p: usize, dt: i32): v128 {
+  if (dt == W_F32) return v128.load(p);
+  const h = v128.load16x4_u(p);
+  if (dt == W_BF16) return i32x4.shl(h, 16);
+  return widenF16x4(h);
+}
+
+@inline function load1(p: usize, dt: i32): f32 {
+  if (dt == W_F32) return load<f32>(p);
+  const h = <u32>load<u16>(p);
+  if (dt == W_BF16) return reinterpret<f32>(h << 16);
+  return widenF16(h);
+}
+
+/** (Σa, Σb, Σc, Σd) of four vectors. */
+@inline function sum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** Eight 16-bit weights at p as two f32 vectors: the even elements (lo) and the odd ones (hi). */
+@inline function halfPairLo(v: v128, dt: i32): v128 {
+  return dt == W_BF16 ? i32x4.shl(v, 16) : halfTopToF32(i32x4.shl(v, 16));
+}
+
+@inline function halfPairHi(v: v128, dt: i32): v128 {
+  const top = v128.and(v, i32x4.splat(0xffff0000));
+  return dt == W_BF16 ? top : halfTopToF32(top);
+}
+
+/**
+ * f16 bit patterns held in the top halves of i32 lanes, as f32: the magnitude moved into f32 position
+ * and rescaled by 2^112, which is exact for normal and subnormal values alike. Infinities and NaNs
+ * (exponent 31) would come out finite: the host keeps such tensors off these kernels.
+ */
+@inline function halfTopToF32(t: v128): v128 {
+  const mag = i32x4.shr_u(v128.and(t, i32x4.splat(0x7fff0000)), 3);
+  return v128.or(f32x4.mul(mag, f32x4.splat(5.192296858534828e33)), v128.and(t, i32x4.splat(0x80000000)));
+}
+
+/**
+ * x rows reordered in blocks of 8 as (0, 2, 4, 6, 1, 3, 5, 7), to meet 16-bit weights split into their
+ * even and odd elements; the K % 8 tail stays in place.
+ */
+@inline function permuteRows(x: usize, M: i32, K: i32, xp: usize): void {
+  const K8 = K & ~7;
+  for (let m = 0; m < M; m++) {
+    const src = x + ((<usize>m * K) << 2), dst = xp + ((<usize>m * K) << 2);
+    let k = 0;
+    for (; k < K8; k += 8) {
+      const a = v128.load(src + (<usize>k << 2)), b = v128.load(src + (<usize>k << 2), 16);
+      v128.store(dst + (<usize>k << 2), v128.shuffle<f32>(a, b, 0, 2, 4, 6));
+      v128.store(dst + (<usize>k << 2), v128.shuffle<f32>(a, b, 1, 3, 5, 7), 16);
+    }
+    for (; k < K; k++) store<f32>(dst + (<usize>k << 2), load<f32>(src + (<usize>k << 2)));
+  }
+}
+
+/** Σ_k x[k]·w[k] of one weight row against 1..2 x rows, f32 weights, K4 = K rounded down to 4. */
+@inline function rowTail(xr: usize, wr: usize, dt: i32, from: i32, K: i32): f32 {
+  const es = elemBytes(dt);
+  let s: f32 = 0;
+  for (let k = from; k < K; k++) s += load<f32>(xr + (<usize>k << 2)) * load1(wr + <usize>k * es, dt);
+  return s;
+}
+
+/** Four tail sums (one per weight row) as a vector. */
+@inline function tail4(xr: usize, w0: usize, rowW: usize, dt: i32, from: i32, K: i32): v128 {
+  let v = f32x4.splat(rowTail(xr, w0, dt, from, K));
+  v = f32x4.replace_lane(v, 1, rowTail(xr, w0 + rowW, dt, from, K));
+  v = f32x4.replace_lane(v, 2, rowTail(xr, w0 + 2 * rowW, dt, from, K));
+  return f32x4.replace_lane(v, 3, rowTail(xr, w0 + 3 * rowW, dt, from, K));
+}
+
+/**
+ * Dot-product form: each block of 4 weight rows is read once per pair of x rows. f32 weights go 4 at a
+ * time; 16-bit weights 8 at a time (one load, split into even/odd elements against the permuted x).
+ */
+@inline function linearDot(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  const es = elemBytes(dt);
+  const rowW = <usize>K * es;
+  const rowX = <usize>K << 2;
+  const step = dt == W_F32 ? 4 : 8;
+  const KV = dt == W_F32 ? K & ~3 : K & ~7;
+  let xs = x;
+  if (dt != W_F32) {
+    permuteRows(x, M, K, scratch);
+    xs = scratch;
+  }
+  let n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const w0 = w + <usize>n * rowW;
+    const w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
+    const bv = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+    let m = 0;
+    for (; m + 2 <= M; m += 2) {
+      const xa = xs + <usize>m * rowX, xb = xa + rowX;
+      let ra = bv, rb = bv;
+      // Blocked summation (see K_BLOCK): each block's lane sums join the totals once.
+      for (let kb = 0; kb < KV; kb += DOT_BLOCK) {
+      const ke = min(KV, kb + DOT_BLOCK);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+      if (dt == W_F32) {
+        for (let k = kb; k < ke; k += 4) {
+          const ko = <usize>k << 2;
+          const va = v128.load(xa + ko), vb = v128.load(xb + ko);
+          let v = v128.load(w0 + ko);
+          a0 = f32x4.add(a0, f32x4.mul(va, v)); b0 = f32x4.add(b0, f32x4.mul(vb, v));
+          v = v128.load(w1 + ko);
+          a1 = f32x4.add(a1, f32x4.mul(va, v)); b1 = f32x4.add(b1, f32x4.mul(vb, v));
+          v = v128.load(w2 + ko);
+          a2 = f32x4.add(a2, f32x4.mul(va, v)); b2 = f32x4.add(b2, f32x4.mul(vb, v));
+          v = v128.load(w3 + ko);
+          a3 = f32x4.add(a3, f32x4.mul(va, v)); b3 = f32x4.add(b3, f32x4.mul(vb, v));
+        }
+      } else {
+        for (let k = kb; k < ke; k += 8) {
+          const ko = <usize>k << 2, kw = <usize>k << 1;
+          const la = v128.load(xa + ko), ha = v128.load(xa + ko, 16);
+          const lb = v128.load(xb + ko), hb = v128.load(xb + ko, 16);
+          let v = v128.load(w0 + kw);
+          let lo = halfPairLo(v, dt), hi = halfPairHi(v, dt);
+          a0 = f32x4.add(a0, f32x4.add(f32x4.mul(la, lo), f32x4.mul(ha, hi)));
+          b0 = f32x4.add(b0, f32x4.add(f32x4.mul(lb, lo), f32x4.mul(hb, hi)));
+          v = v128.load(w1 + kw);
+          lo = halfPairLo(v, dt); hi = halfPairHi(v, dt);
+          a1 = f32x4.add(a1, f32x4.add(f32x4.mul(la, lo), f32x4.mul(ha, hi)));
+          b1 = f32x4.add(b1, f32x4.add(f32x4.mul(lb, lo), f32x4.mul(hb, hi)));
+          v = v128.load(w2 + kw);
+          lo = halfPairLo(v, dt); hi = halfPairHi(v, dt);
+          a2 = f32x4.add(a2, f32x4.add(f32x4.mul(la, lo), f32x4.mul(ha, hi)));
+          b2 = f32x4.add(b2, f32x4.add(f32x4.mul(lb, lo), f32x4.mul(hb, hi)));
+          v = v128.load(w3 + kw);
+          lo = halfPairLo(v, dt); hi = halfPairHi(v, dt);
+          a3 = f32x4.add(a3, f32x4.add(f32x4.mul(la, lo), f32x4.mul(ha, hi)));
+          b3 = f32x4.add(b3, f32x4.add(f32x4.mul(lb, lo), f32x4.mul(hb, hi)));
+        }
+      }
+      ra = f32x4.add(ra, sum4(a0, a1, a2, a3));
+      rb = f32x4.add(rb, sum4(b0, b1, b2, b3));
+      }
+      if (KV < K) {
+        ra = f32x4.add(ra, tail4(xa, w0, rowW, dt, KV, K));
+        rb = f32x4.add(rb, tail4(xb, w0, rowW, dt, KV, K));
+      }
+      v128.store(out + ((<usize>m * N + n) << 2), ra);
+      v128.store(out + ((<usize>(m + 1) * N + n) << 2), rb);
+    }
+    if (m < M) {
+      const xa = xs + <usize>m * rowX;
+      let ra = bv;
+      for (let kb = 0; kb < KV; kb += DOT_BLOCK) {
+      const ke = min(KV, kb + DOT_BLOCK);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      if (dt == W_F32) {
+        for (let k = kb; k < ke; k += 4) {
+          const ko = <usize>k << 2;
+          const va = v128.load(xa + ko);
+          a0 = f32x4.add(a0, f32x4.mul(va, v128.load(w0 + ko)));
+          a1 = f32x4.add(a1, f32x4.mul(va, v128.load(w1 + ko)));
+          a2 = f32x4.add(a2, f32x4.mul(va, v128.load(w2 + ko)));
+          a3 = f32x4.add(a3, f32x4.mul(va, v128.load(w3 + ko)));
+        }
+      } else {
+        for (let k = kb; k < ke; k += 8) {
+          const ko = <usize>k << 2, kw = <usize>k << 1;
+          const la = v128.load(xa + ko), ha = v128.load(xa + ko, 16);
+          let v = v128.load(w0 + kw);
+          a0 = f32x4.add(a0, f32x4.add(f32x4.mul(la, halfPairLo(v, dt)), f32x4.mul(ha, halfPairHi(v, dt))));
+          v = v128.load(w1 + kw);
+          a1 = f32x4.add(a1, f32x4.add(f32x4.mul(la, halfPairLo(v, dt)), f32x4.mul(ha, halfPairHi(v, dt))));
+          v = v128.load(w2 + kw);
+          a2 = f32x4.add(a2, f32x4.add(f32x4.mul(la, halfPairLo(v, dt)), f32x4.mul(ha, halfPairHi(v, dt))));
+          v = v128.load(w3 + kw);
+          a3 = f32x4.add(a3, f32x4.add(f32x4.mul(la, halfPairLo(v, dt)), f32x4.mul(ha, halfPairHi(v, dt))));
+        }
+      }
+      ra = f32x4.add(ra, sum4(a0, a1, a2, a3));
+      }
+      if (KV < K) ra = f32x4.add(ra, tail4(xa, w0, rowW, dt, KV, K));
+      v128.store(out + ((<usize>m * N + n) << 2), ra);
+    }
+  }
+  // Rows left over (fewer than four): one dot product each, on the unpermuted x.
+  const K4 = K & ~3;
+  for (; n < n1; n++) {
+    const wr = w + <usize>n * rowW;
+    const b: f32 = bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+    for (let m = 0; m < M; m++) {
+      const xr = x + <usize>m * rowX;
+      let a = f32x4.splat(0);
+      for (let k = 0; k < K4; k += 4) a = f32x4.add(a, f32x4.mul(v128.load(xr + (<usize>k << 2)), load4(wr + <usize>k * es, dt)));
+      store<f32>(out + ((<usize>m * N + n) << 2), hsum(a) + b + rowTail(xr, wr, dt, K4, K));
+    }
+  }
+}
+
+/** Weight rows n..n+7 (zero past n1) packed k-major as f32: panel[k·8 + j] = w[n + j, k]. */
+@inline function packPanel(w: usize, dt: i32, K: i32, n: i32, n1: i32, panel: usize): void {
+  const es = elemBytes(dt);
+  const rows = min(8, n1 - n);
+  if (rows < 8) memory.fill(panel, 0, <usize>K << 5);
+  const K4 = K & ~3;
+  for (let j = 0; j < rows; j++) {
+    const wr = w + (<usize>(n + j) * K) * es;
+    const pj = panel + (<usize>j << 2);
+    let k = 0;
+    for (; k < K4; k += 4) {
+      const v = load4(wr + <usize>k * es, dt);
+      const p = pj + (<usize>k << 5);
+      v128.store_lane<f32>(p, v, 0);
+      v128.store_lane<f32>(p, v, 1, 32);
+      v128.store_lane<f32>(p, v, 2, 64);
+      v128.store_lane<f32>(p, v, 3, 96);
+    }
+    for (; k < K; k++) store<f32>(pj + (<usize>k << 5), load1(wr + <usize>k * es, dt));
+  }
+}
+
+/** Stores 8 results (two vectors) of row m at column n, only the first `cols`. */
+@inline function store8(p: usize, lo: v128, hi: v128, cols: i32): void {
+  if (cols == 8) {
+    v128.store(p, lo);
+    v128.store(p, hi, 16);
+    return;
+  }
+  for (let j = 0; j < cols; j++) {
+    const v = j < 4 ? lo : hi;
+    const l = j & 3;
+    store<f32>(p + (<usize>j << 2), l == 0 ? f32x4.extract_lane(v, 0) : l == 1 ? f32x4.extract_lane(v, 1) : l == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3));
+  }
+}
+
+/** Tile form: x rows in blocks, weight panels of 8 rows packed once per block, 4×8 register tiles. */
+@inline function linearTiled(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
+  const rowX = <usize>K << 2;
+  for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
+    const m1 = min(M, m0 + ROW_BLOCK);
+    for (let n = n0; n < n1; n += 8) {
+      packPanel(w, dt, K, n, n1, panel);
+      const cols = min(8, n1 - n);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+      if (bias) {
+        for (let j = 0; j < cols; j++) {
+          const bj = load<f32>(bias + (<usize>(n + j) << 2));
+          if (j == 0) b0 = f32x4.replace_lane(b0, 0, bj);
+          else if (j == 1) b0 = f32x4.replace_lane(b0, 1, bj);
+          else if (j == 2) b0 = f32x4.replace_lane(b0, 2, bj);
+          else if (j == 3) b0 = f32x4.replace_lane(b0, 3, bj);
+          else if (j == 4) b1 = f32x4.replace_lane(b1, 0, bj);
+          else if (j == 5) b1 = f32x4.replace_lane(b1, 1, bj);
+          else if (j == 6) b1 = f32x4.replace_lane(b1, 2, bj);
+          else b1 = f32x4.replace_lane(b1, 3, bj);
+        }
+      }
+      let m = m0;
+      for (; m + 4 <= m1; m += 4) {
+        const x0 = x + <usize>m * rowX;
+        const x1 = x0 + rowX, x2 = x1 + rowX, x3 = x2 + rowX;
+        let s00 = b0, s01 = b1, s10 = b0, s11 = b1, s20 = b0, s21 = b1, s30 = b0, s31 = b1;
+        // Blocked summation: short runs in registers, added into the totals per block of K (error
+        // grows with the block length plus the block count, not with K).
+        for (let kb = 0; kb < K; kb += K_BLOCK) {
+          const ke = min(K, kb + K_BLOCK);
+          let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+          let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+          let p = panel + (<usize>kb << 5);
+          for (let k = kb; k < ke; k++) {
+            const ko = <usize>k << 2;
+            const w0 = v128.load(p), w1 = v128.load(p, 16);
+            p += 32;
+            let xv = v128.load32_splat(x0 + ko);
+            c00 = f32x4.add(c00, f32x4.mul(xv, w0)); c01 = f32x4.add(c01, f32x4.mul(xv, w1));
+            xv = v128.load32_splat(x1 + ko);
+            c10 = f32x4.add(c10, f32x4.mul(xv, w0)); c11 = f32x4.add(c11, f32x4.mul(xv, w1));
+            xv = v128.load32_splat(x2 + ko);
+            c20 = f32x4.add(c20, f32x4.mul(xv, w0)); c21 = f32x4.add(c21, f32x4.mul(xv, w1));
+            xv = v128.load32_splat(x3 + ko);
+            c30 = f32x4.add(c30, f32x4.mul(xv, w0)); c31 = f32x4.add(c31, f32x4.mul(xv, w1));
+          }
+          s00 = f32x4.add(s00, c00); s01 = f32x4.add(s01, c01); s10 = f32x4.add(s10, c10); s11 = f32x4.add(s11, c11);
+          s20 = f32x4.add(s20, c20); s21 = f32x4.add(s21, c21); s30 = f32x4.add(s30, c30); s31 = f32x4.add(s31, c31);
+        }
+        const o = out + ((<usize>m * N + n) << 2);
+        const rowO = <usize>N << 2;
+        store8(o, s00, s01, cols);
+        store8(o + rowO, s10, s11, cols);
+        store8(o + 2 * rowO, s20, s21, cols);
+        store8(o + 3 * rowO, s30, s31, cols);
+      }
+      for (; m < m1; m++) {
+        const x0 = x + <usize>m * rowX;
+        let s00 = b0, s01 = b1;
+        for (let kb = 0; kb < K; kb += K_BLOCK) {
+          const ke = min(K, kb + K_BLOCK);
+          let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+          let p = panel + (<usize>kb << 5);
+          for (let k = kb; k < ke; k++) {
+            const xv = v128.load32_splat(x0 + (<usize>k << 2));
+            c00 = f32x4.add(c00, f32x4.mul(xv, v128.load(p)));
+            c01 = f32x4.add(c01, f32x4.mul(xv, v128.load(p, 16)));
+            p += 32;
+          }
+          s00 = f32x4.add(s00, c00);
+          s01 = f32x4.add(s01, c01);
+        }
+        const c00 = s00, c01 = s01;
+        store8(out + ((<usize>m * N + n) << 2), c00, c01, cols);
+      }
+    }
+  }
+}
+
+@inline function linearAny(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  if (M >= TILE_MIN_ROWS) linearTiled(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
+  else linearDot(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
+}
+
+/** Scratch bytes one thread needs for linear with this K: a packed panel of 8 weight rows, or up to 3 permuted x rows. */
+export function linearScratchBytes(K: i32): i32 {
+  return K << 5;
+}
+
+export function linear_f32(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  linearAny(x, M, K, w, W_F32, N, bias, out, n0, n1, scratch);
+}
+
+export function linear_f16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  linearAny(x, M, K, w, W_F16, N, bias, out, n0, n1, scratch);
+}
+
+export function linear_bf16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  linearAny(x, M, K, w, W_BF16, N, bias, out, n0, n1, scratch);
+}

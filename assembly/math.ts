@@ -1,0 +1,84 @@
+// Vector and scalar math shared by the kernels: exp, log, softplus and silu on f32x4 lanes.
+
+/** exp on four lanes (Cephes expf: range reduction by ln 2, degree-6 polynomial); about 2 ulp for |x| < 87. */
+@inline export function exp4(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
+  const fx = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const scale = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  return f32x4.mul(p, scale);
+}
+
+/** Natural log on four lanes for x > 0 (Cephes logf). */
+@inline export function log4(x: v128): v128 {
+  // x = m · 2^e with m in [sqrt(1/2), sqrt(2)).
+  let e = i32x4.sub(i32x4.shr_u(x, 23), i32x4.splat(126));
+  let m = v128.or(v128.and(x, i32x4.splat(0x007fffff)), i32x4.splat(0x3f000000)); // [0.5, 1)
+  const small = f32x4.lt(m, f32x4.splat(0.707106781186547524));
+  e = i32x4.add(e, small); // true lanes are -1
+  m = f32x4.sub(f32x4.add(m, v128.and(m, small)), f32x4.splat(1.0));
+  const z = f32x4.mul(m, m);
+  let y = f32x4.splat(7.0376836292e-2);
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.1514610310e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(1.1676998740e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.2420140846e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(1.4249322787e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-1.6668057665e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(2.0000714765e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(-2.4999993993e-1));
+  y = f32x4.add(f32x4.mul(y, m), f32x4.splat(3.3333331174e-1));
+  y = f32x4.mul(f32x4.mul(y, m), z);
+  const ef = f32x4.convert_i32x4_s(e);
+  y = f32x4.add(y, f32x4.mul(ef, f32x4.splat(-2.12194440e-4)));
+  y = f32x4.sub(y, f32x4.mul(z, f32x4.splat(0.5)));
+  return f32x4.add(f32x4.add(m, y), f32x4.mul(ef, f32x4.splat(0.693359375)));
+}
+
+/** log(1 + u) for u > -1, accurate for small u (Goldberg: log(w)·u/(w − 1) with w = 1 + u rounded). */
+@inline export function log1p4(u: v128): v128 {
+  const w = f32x4.add(f32x4.splat(1.0), u);
+  const d = f32x4.sub(w, f32x4.splat(1.0));
+  const r = f32x4.div(f32x4.mul(log4(w), u), d);
+  return v128.bitselect(u, r, f32x4.eq(d, f32x4.splat(0.0)));
+}
+
+/** torch softplus (beta 1, threshold 20): x above 20, else log(1 + exp(x)). */
+@inline export function softplus4(x: v128): v128 {
+  const soft = log1p4(exp4(x));
+  return v128.bitselect(x, soft, f32x4.gt(x, f32x4.splat(20.0)));
+}
+
+@inline export function silu4(x: v128): v128 {
+  return f32x4.div(x, f32x4.add(f32x4.splat(1.0), exp4(f32x4.neg(x))));
+}
+
+// Scalar helpers are plain functions (binaryen inlines them): AssemblyScript's @inline has resolved a
+// parameter to a same-named variable of the caller.
+// Scalars go through the vector functions: AssemblyScript's own Math.exp reads lookup tables from a data
+// segment in linear memory, which this module must not have (the memory belongs to the host's allocator).
+export function softplus(v: f32): f32 {
+  return f32x4.extract_lane(softplus4(f32x4.splat(v)), 0);
+}
+
+export function silu(v: f32): f32 {
+  return f32x4.extract_lane(silu4(f32x4.splat(v)), 0);
+}
+
+export function expf(v: f32): f32 {
+  return f32x4.extract_lane(exp4(f32x4.splat(v)), 0);
+}
+
+/** Sum of the four lanes. */
+@inline export function hsum(v: v128): f32 {
+  const s = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return f32x4.extract_lane(f32x4.add(s, i32x4.shuffle(s, s, 1, 0, 3, 2)), 0);
+}

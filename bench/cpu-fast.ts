@@ -1,0 +1,214 @@
+// llama-bench-style CPU throughput of the fast CPU backend (WebAssembly SIMD kernels, 1..N threads) on
+// three 130M-class shapes with random weights: mamba-130m, mamba2-130m and a gpt2-124m-shaped
+// Transformer (12 layers of attention + a GELU MLP of 3072, as Hippo hybrid patterns). Prompt
+// processing (pp: one forward pass of L tokens, logits at the last position) and text generation (tg:
+// N recurrent steps at batch 1 from a 1-token prompt), per weight dtype and thread count; optionally
+// the TypeScript reference backend ("cpu-ref") for comparison.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/cpu-fast.js [--quick] [--models mamba,mamba2,gpt2]
+//       [--dtypes f32,f16] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
+import os from "node:os";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { getBackend, setCpuThreads } from "../src/backends/registry.js";
+import type { Backend } from "../src/backends/backend.js";
+import { Rng } from "../src/generate/rng.js";
+import { memoryTensorSource } from "../src/io/memory-source.js";
+import { writeFileAtomic } from "../src/io/node-files.js";
+import { ConfigReader } from "../src/models/config-json.js";
+import { parseHybridConfig } from "../src/models/hybrid/config.js";
+import { initHybridWeights } from "../src/models/hybrid/init.js";
+import { buildHybrid } from "../src/models/hybrid/model.js";
+import type { SequenceLM } from "../src/models/sequence-lm.js";
+import { WeightLoader } from "../src/models/weights.js";
+import { tensor } from "../src/ops/index.js";
+import { argHelpers, randomIds } from "./common.js";
+
+const USAGE = `usage: node dist/bench/cpu-fast.js [options]
+  --models <list>    mamba, mamba2, gpt2 (default all three)
+  --dtypes <list>    weight dtypes: f32, f16, bf16 (default f32,f16)
+  --threads <list>   kernel thread counts (default 1,<cores> e.g. 1,2)
+  --prompts <list>   prompt-processing lengths (default 512,2048)
+  --gen <n>          generated tokens for tg (default 128)
+  --reps <n>         repetitions per test, best kept (default 1)
+  --ref              also measure the TypeScript reference backend (cpu-ref; pp at the first length, tg 16)
+  --layers <n>       override the layer count (default: the real model's)
+  --out <path>       JSON results (default bench/results/cpu-fast[-quick].json)
+  --quick            2 layers, pp 64, tg 8: checks the script in seconds
+  -h, --help`;
+
+const args = argHelpers("cpu-fast", USAGE);
+
+interface ModelShape { name: string; reference: string; layers: number; config: (layers: number) => Record<string, unknown> }
+
+const MAMBA = { state_size: 16, conv_kernel: 4, expand: 2 };
+const MAMBA2 = { state_size: 128, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256 };
+
+const MODELS: Record<string, ModelShape> = {
+  mamba: {
+    name: "mamba-130m", reference: "state-spaces/mamba-130m-hf", layers: 24,
+    config: (n) => ({ model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50280, tie_word_embeddings: true, mamba: MAMBA, pattern: "m".repeat(n) }),
+  },
+  mamba2: {
+    name: "mamba2-130m", reference: "state-spaces/mamba2-130m", layers: 24,
+    config: (n) => ({ model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50288, tie_word_embeddings: true, mamba2: MAMBA2, pattern: "M".repeat(n) }),
+  },
+  gpt2: {
+    name: "gpt2-124m", reference: "openai-community/gpt2 shapes (RMSNorm + RoPE in place of LayerNorm + learned positions)", layers: 12,
+    config: (n) => ({
+      model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50257, tie_word_embeddings: true, pattern: "*-".repeat(n),
+      attention: { num_heads: 12, num_kv_heads: 12, head_dim: 64, rotary_dim: 64, rope_theta: 10000 },
+      mlp: { intermediate_size: 3072, activation: "gelu", gated: false },
+    }),
+  },
+};
+
+/** llama.cpp (llama-bench, 2 threads) on one of these 2-core machines, from issue 8: [pp512, tg128] tok/s. */
+const LLAMA_CPP: Record<string, Record<string, [number, string]>> = {
+  "mamba-130m": { f32: [274, "39"], f16: [272, "65-74"] },
+  "mamba2-130m": { f32: [520, "49"], f16: [517, "89"] },
+  "gpt2-124m": { f32: [539, "52"], f16: [586, "102"] },
+};
+
+interface Row {
+  model: string; dtype: string; backend: string; threads: number; test: string; tokens: number;
+  seconds: number; tokens_per_s: number;
+}
+
+const OPTIONS = {
+  models: { type: "string" }, dtypes: { type: "string" }, threads: { type: "string" }, prompts: { type: "string" },
+  gen: { type: "string" }, reps: { type: "string" }, ref: { type: "boolean" }, layers: { type: "string" },
+  out: { type: "string" }, quick: { type: "boolean" }, help: { type: "boolean", short: "h" },
+} as const;
+
+function options() {
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>["values"] = {};
+  try {
+    ({ values } = parseArgs({ options: OPTIONS }));
+  } catch (e) {
+    args.fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const models = (values.models ?? "mamba,mamba2,gpt2").split(",");
+  for (const m of models) if (!MODELS[m]) args.fail(`unknown model '${m}' (mamba, mamba2, gpt2)`);
+  const dtypes = (values.dtypes ?? "f32,f16").split(",");
+  for (const d of dtypes) if (!["f32", "f16", "bf16"].includes(d)) args.fail(`--dtypes: '${d}' is not f32, f16 or bf16`);
+  const cores = os.availableParallelism();
+  return {
+    quick, models, dtypes,
+    threads: values.threads ? args.intList("threads", values.threads) : cores > 1 ? [1, cores] : [1],
+    prompts: quick ? [64] : values.prompts ? args.intList("prompts", values.prompts) : [512, 2048],
+    gen: quick ? 8 : values.gen ? args.positiveInt("gen", values.gen) : 128,
+    reps: values.reps ? args.positiveInt("reps", values.reps) : 1,
+    ref: values.ref ?? false,
+    layers: quick ? 2 : values.layers ? args.positiveInt("layers", values.layers) : null,
+    out: values.out ?? `bench/results/cpu-fast${quick ? "-quick" : ""}.json`,
+  };
+}
+
+function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+async function build(shape: ModelShape, layers: number, dtype: string, backend: Backend): Promise<SequenceLM> {
+  const reader = new ConfigReader(shape.config(layers), `${shape.name} config`);
+  const fileDType = dtype === "f32" ? "F32" : dtype === "f16" ? "F16" : "BF16";
+  const weights = initHybridWeights(parseHybridConfig(reader), 0, fileDType);
+  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random"));
+}
+
+async function promptProcessing(model: SequenceLM, L: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {
+  const ids = tensor(randomIds(rng, L, vocab), [1, L], { dtype: "i32", backend });
+  const t0 = performance.now();
+  const out = model.forward(ids, null, { logits: "last" });
+  await out.logits!.readFloat32();
+  const s = (performance.now() - t0) / 1000;
+  out.state.dispose();
+  return s;
+}
+
+async function generation(model: SequenceLM, n: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {
+  let state = model.forward(tensor(randomIds(rng, 1, vocab), [1, 1], { dtype: "i32", backend }), null, { logits: "none" }).state;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const r = model.step(tensor(randomIds(rng, 1, vocab), [1, 1], { dtype: "i32", backend }), state);
+    await r.logits.readFloat32();
+    state.dispose();
+    state = r.state;
+  }
+  const s = (performance.now() - t0) / 1000;
+  state.dispose();
+  return s;
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  const rows: Row[] = [];
+  const runs: { backend: string; threads: number }[] = o.threads.map((t) => ({ backend: "cpu", threads: t }));
+  if (o.ref) runs.push({ backend: "cpu-ref", threads: 1 });
+  for (const key of o.models) {
+    const shape = MODELS[key];
+    const layers = o.layers ?? shape.layers;
+    const vocab = Number(shape.config(1).vocab_size);
+    for (const dtype of o.dtypes) {
+      for (const run of runs) {
+        const backend = getBackend(run.backend);
+        const threads = run.backend === "cpu" ? setCpuThreads(run.threads) : 1;
+        if (threads !== run.threads) log(`asked for ${run.threads} threads, running ${threads}`);
+        const model = await build(shape, layers, dtype, backend);
+        const rng = new Rng(1);
+        const ref = run.backend === "cpu-ref";
+        await promptProcessing(model, Math.min(32, o.prompts[0]), vocab, rng, backend); // warm-up (JIT, arena, workers)
+        await generation(model, 2, vocab, rng, backend);
+        const record = (test: string, tokens: number, seconds: number) => {
+          rows.push({ model: shape.name, dtype, backend: run.backend, threads, test, tokens, seconds, tokens_per_s: tokens / seconds });
+          log(`${shape.name} ${dtype} ${run.backend} t${threads} ${test}: ${(tokens / seconds).toFixed(2)} tok/s`);
+        };
+        for (const L of ref ? o.prompts.slice(0, 1) : o.prompts) {
+          let best = Infinity;
+          for (let r = 0; r < o.reps; r++) best = Math.min(best, await promptProcessing(model, L, vocab, rng, backend));
+          record(`pp${L}`, L, best);
+        }
+        const gen = ref ? Math.min(16, o.gen) : o.gen;
+        let best = Infinity;
+        for (let r = 0; r < o.reps; r++) best = Math.min(best, await generation(model, gen, vocab, rng, backend));
+        record(`tg${gen}`, gen, best);
+        model.dispose();
+      }
+    }
+  }
+  setCpuThreads(1);
+
+  const cpu = os.cpus()[0]?.model ?? "?";
+  const lines = [
+    `## Hippo fast CPU backend — random weights of real shapes${o.layers ? ` (${o.layers} layers)` : ""}`,
+    "",
+    `machine: ${cpu}, ${os.availableParallelism()} cores, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+    "",
+    "| model | dtype | backend | threads | test | tok/s | llama.cpp (2 threads) |",
+    "|---|---|---|---:|---|---:|---:|",
+    ...rows.map((r) => {
+      const lc = LLAMA_CPP[r.model]?.[r.dtype];
+      const target = lc ? (r.test === "pp512" ? String(lc[0]) : r.test === "tg128" ? lc[1] : "") : "";
+      return `| ${r.model} | ${r.dtype} | ${r.backend} | ${r.threads} | ${r.test} | ${r.tokens_per_s.toFixed(1)} | ${target} |`;
+    }),
+  ];
+  process.stdout.write(lines.join("\n") + "\n");
+  await writeFileAtomic(o.out, JSON.stringify({
+    schema: "hippo-cpu-fast-1",
+    machine: { cpu, cores: os.availableParallelism(), node: process.version, loadavg: os.loadavg() },
+    models: Object.fromEntries(o.models.map((m) => [MODELS[m].name, MODELS[m].reference])),
+    llama_cpp_2_threads: LLAMA_CPP,
+    results: rows,
+  }, null, 2) + "\n");
+  log(`wrote ${o.out}`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? e.stack ?? e.message : e}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,257 @@
+// The fast CPU backend: the reference CpuBackend with its hot kernels (linear, selective scan, causal
+// conv, SSD) replaced by WebAssembly SIMD ones that split their rows across threads. Everything else,
+// and any case the wasm kernels do not cover (q8 weights, weights that do not fit the 4 GiB memory,
+// f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
+import { shapeString } from "../../errors.js";
+import type { DType, HostData } from "../../tensor/dtype.js";
+import { Tensor } from "../../tensor/tensor.js";
+import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backend.js";
+import { CpuBackend } from "../cpu/index.js";
+import { ThreadPool, type Job } from "./pool.js";
+import { Arena, instantiate, kernelsModule, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
+
+/** Float tensors at least this large (rank ≥ 2) are uploaded into wasm memory: the weight matrices. */
+const RESIDENT_MIN_SIZE = 4096;
+/** Non-resident weights up to this many bytes are copied into the arena per call; larger ones use the TS kernel. */
+const COPY_WEIGHT_MAX_BYTES = 64 << 20;
+/**
+ * Below this much work (multiply-adds, or state elements times steps for scans) a kernel runs on the
+ * calling thread: waking a helper costs some microseconds, as much as ~100K multiply-adds.
+ */
+const THREAD_MIN_WORK = 1 << 18;
+/**
+ * Below this many multiply-adds a linear keeps the TypeScript kernel: the copies in and out cost about as
+ * much as the product, and the reference sums in f64 where the wasm kernels sum in f32 (blocked), which
+ * matters only for tiny problems with heavy cancellation.
+ */
+const WASM_MIN_MACS = 1 << 16;
+
+interface Resident { offset: number; bytes: number }
+
+const LINEAR_KERNEL: Partial<Record<DType, KernelName>> = { f32: "linear_f32", f16: "linear_f16", bf16: "linear_bf16" };
+
+/** True when any f16 value is an infinity or NaN (exponent 31): the wasm widening assumes finite values. */
+function hasF16NonFinite(bits: Uint16Array): boolean {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7c00) === 0x7c00) return true;
+  return false;
+}
+
+export class WasmCpuBackend extends CpuBackend {
+  override readonly name = "cpu";
+  private readonly heap: WasmHeap;
+  private readonly arena: Arena;
+  private readonly k: KernelExports;
+  private readonly pool: ThreadPool;
+  private readonly resident = new WeakMap<object, Resident>();
+  private readonly reclaim: FinalizationRegistry<Resident>;
+  /** Linear problems smaller than this (M·N·K) use the TypeScript kernel; tests set 0 to reach the wasm one. */
+  minWasmMacs = WASM_MIN_MACS;
+  /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
+  minThreadWork = THREAD_MIN_WORK;
+
+  private constructor(module: WebAssembly.Module) {
+    super();
+    this.heap = new WasmHeap();
+    this.arena = new Arena(this.heap);
+    const instance = instantiate(module, this.heap.memory);
+    this.k = instance.exports as unknown as KernelExports;
+    this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
+    this.reclaim = new FinalizationRegistry((r) => this.heap.release(r.offset, r.bytes));
+  }
+
+  /** The fast backend, or null where WebAssembly SIMD with shared memory is not available. */
+  static create(threads = 1): WasmCpuBackend | null {
+    const module = kernelsModule();
+    if (!module) return null;
+    const b = new WasmCpuBackend(module);
+    b.setThreads(threads);
+    return b;
+  }
+
+  /** Threads the kernels use, this one included. */
+  get threads(): number {
+    return this.pool.threads;
+  }
+
+  /** Sets the kernel threads (1: no workers). Workers never keep the process alive. */
+  setThreads(n: number): void {
+    this.pool.setThreads(n);
+  }
+
+  /** Stops the worker threads; the backend keeps working on one thread. */
+  dispose(): void {
+    this.pool.dispose();
+  }
+
+  /** Bytes of wasm memory in use by resident tensors and the arena (for tests and benchmarks). */
+  get wasmBytes(): number {
+    return this.heap.size;
+  }
+
+  override upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
+    const t = super.upload(data, shape, dtype);
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") return t;
+    if (shape.length < 2 || t.size < RESIDENT_MIN_SIZE) return t;
+    if (dtype === "f16" && hasF16NonFinite(data as Uint16Array)) return t;
+    const bytes = t.size * (dtype === "f32" ? 4 : 2);
+    const offset = this.heap.alloc(bytes);
+    if (offset < 0) return t;
+    const view = dtype === "f32" ? new Float32Array(this.heap.memory.buffer, offset, t.size) : new Uint16Array(this.heap.memory.buffer, offset, t.size);
+    view.set(data as Float32Array & Uint16Array);
+    const r = { offset, bytes };
+    this.resident.set(view, r);
+    this.reclaim.register(view, r);
+    return new Tensor(this, [...shape], dtype, view);
+  }
+
+  /** Byte offset of a tensor's storage in wasm memory, or -1. */
+  private residentOffset(t: Tensor): number {
+    t.assertAlive();
+    return this.resident.get(t.storage as object)?.offset ?? -1;
+  }
+
+  /** Puts a float tensor's values (f32) in the arena. */
+  private putF32(t: Tensor): number {
+    return this.arena.put(this.f32(t));
+  }
+
+  private putOpt(t: Tensor | null): number {
+    return t ? this.putF32(t) : 0;
+  }
+
+  private readOut(offset: number, n: number): Float32Array {
+    return this.heap.f32.slice(offset >> 2, (offset >> 2) + n);
+  }
+
+  private run(job: Job, threads?: number): void {
+    this.pool.run(job, threads);
+  }
+
+  override linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    const kernel = LINEAR_KERNEL[weight.dtype];
+    const [N, K] = weight.shape;
+    const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    let wOffset = kernel ? this.residentOffset(weight) : -1;
+    const wBytes = weight.size * (weight.dtype === "f32" ? 4 : 2);
+    if (!kernel || K === 0 || M * N * K < Math.max(1, this.minWasmMacs) || (wOffset < 0 && (wBytes > COPY_WEIGHT_MAX_BYTES || (weight.dtype === "f16" && hasF16NonFinite(weight.storage as Uint16Array))))) {
+      return super.linear(x, weight, bias);
+    }
+    const scratchStride = this.k.linearScratchBytes(K);
+    const threads = M * N * K < this.minThreadWork ? 1 : this.pool.threads;
+    if (!this.arena.begin(Arena.bytesFor(x.size, N, M * N, wOffset < 0 ? wBytes / 4 : 0) + threads * (scratchStride + 64))) {
+      return super.linear(x, weight, bias);
+    }
+    if (wOffset < 0) {
+      wOffset = this.arena.take(wBytes);
+      if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >> 2);
+      else this.heap.u16.set(weight.storage as Uint16Array, wOffset >> 1);
+    }
+    const xo = this.putF32(x);
+    const bo = this.putOpt(bias);
+    const out = this.arena.take(M * N * 4);
+    const scratch = this.arena.take(threads * scratchStride);
+    this.run({ kernel, args: [xo, M, K, wOffset, N, bo, out], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.readOut(out, M * N));
+  }
+
+  override causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const S = K - 1;
+    const threads = B * L * C * K < this.minThreadWork ? 1 : this.pool.threads;
+    const stride = K * C * 4 + 64;
+    if (!this.arena.begin(Arena.bytesFor(a.x.size, C * K, C, B * S * C, a.x.size, B * S * C) + threads * stride)) return super.causalConv1d(a);
+    const xo = this.putF32(a.x);
+    const wo = this.putF32(a.weight);
+    const bo = this.putOpt(a.bias);
+    const so = this.putOpt(a.state);
+    const y = this.arena.take(a.x.size * 4);
+    const st = this.arena.take(B * S * C * 4);
+    const scratch = this.arena.take(threads * stride);
+    this.run({ kernel: "causal_conv1d", args: [xo, wo, bo, so, a.activation === "silu" ? 1 : 0, y, st, B, L, C, K], total: C, align: 4, scratch, scratchStride: stride }, threads);
+    return { y: this.make(a.x.shape, this.readOut(y, a.x.size)), state: this.make([B, S, C], this.readOut(st, B * S * C)) };
+  }
+
+  private scan(a: SelectiveScanArgs, L: number): { y: Tensor; state: Tensor } {
+    const [B, , E] = a.u.shape;
+    const N = a.A.shape[1];
+    const threads = B * L * E * N < this.minThreadWork ? 1 : this.pool.threads;
+    const stride = this.k.selectiveScanScratchBytes(E);
+    const n = B * L * E;
+    if (!this.arena.begin(Arena.bytesFor(n, n, E * N, B * L * N, B * L * N, E, n, E, B * E * N, n) + threads * (stride + 64))) {
+      return L === 1 ? super.selectiveStateUpdate(a) : super.selectiveScan(a);
+    }
+    const u = this.putF32(a.u);
+    const delta = this.putF32(a.delta);
+    const A = this.putF32(a.A);
+    const Bm = this.putF32(a.B);
+    const Cm = this.putF32(a.C);
+    const D = this.putOpt(a.D);
+    const z = this.putOpt(a.z);
+    const bias = this.putOpt(a.deltaBias);
+    const state = a.state ? this.putF32(a.state) : this.arena.take(B * E * N * 4);
+    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + B * E * N);
+    const y = this.arena.take(n * 4);
+    const scratch = this.arena.take(threads * stride);
+    this.run({
+      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, state, y, B, L, E, N],
+      total: E, align: 4, scratch, scratchStride: stride,
+    }, threads);
+    return { y: this.make(a.u.shape, this.readOut(y, n)), state: this.make([B, E, N], this.readOut(state, B * E * N)) };
+  }
+
+  override selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    return this.scan(a, a.u.shape[1]);
+  }
+
+  override selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
+    return this.scan(a, 1);
+  }
+
+  private ssd(a: SsdArgs, chunked: boolean): { y: Tensor; state: Tensor } {
+    const [B, L, H, P] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const steps = chunked ? L : 1;
+    const Q = Math.max(1, Math.min(a.chunkSize, steps));
+    const threads = B * steps * H * P * N < this.minThreadWork ? 1 : this.pool.threads;
+    const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P) + 64 : 0;
+    const n = a.x.size;
+    const fallback = () => (chunked ? super.ssdChunked(a) : super.ssdStep(a));
+    if (a.D && a.D.size !== H && a.D.size !== H * P) return fallback();
+    if (!this.arena.begin(Arena.bytesFor(n, B * steps * H, H, B * steps * G * N, B * steps * G * N, H * P, H, B * H * P * N, n) + threads * stride)) {
+      return fallback();
+    }
+    const x = this.putF32(a.x);
+    const dt = this.putF32(a.dt);
+    const A = this.putF32(a.A);
+    const Bm = this.putF32(a.B);
+    const Cm = this.putF32(a.C);
+    const D = this.putOpt(a.D);
+    const dMode = a.D ? (a.D.size === H ? 1 : 2) : 0;
+    const bias = this.putOpt(a.dtBias);
+    const sn = B * H * P * N;
+    const state = a.state ? this.putF32(a.state) : this.arena.take(sn * 4);
+    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + sn);
+    const y = this.arena.take(n * 4);
+    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state, y];
+    if (chunked) {
+      const scratch = this.arena.take(threads * stride);
+      this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride }, threads);
+    } else {
+      this.run({ kernel: "ssd_step", args: [...common, B, H, P, G, N], total: H, align: 1 }, threads);
+    }
+    return { y: this.make(a.x.shape, this.readOut(y, n)), state: this.make([B, H, P, N], this.readOut(state, sn)) };
+  }
+
+  override ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
+    return this.ssd(a, true);
+  }
+
+  override ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
+    return this.ssd(a, false);
+  }
+
+  override toString(): string {
+    return `WasmCpuBackend(${this.threads} thread${this.threads === 1 ? "" : "s"}, ${shapeString([this.heap.size])} bytes)`;
+  }
+}

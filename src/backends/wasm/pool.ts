@@ -1,0 +1,141 @@
+// Helper threads for the wasm kernels: T − 1 workers plus the calling thread split each kernel's rows.
+// Jobs go through shared memory (pool-protocol.ts); the caller blocks (Atomics.wait) until all parts
+// are done, so ops stay synchronous. Workers are unref'd: they never keep a process alive.
+import { CTL, MAX_ARGS, SPIN_ITERATIONS, runPart } from "./pool-protocol.js";
+import { KERNEL_NAMES, type KernelName } from "./runtime.js";
+
+interface NodeWorker { unref(): void; terminate(): Promise<number> }
+type WorkerCtor = new (url: URL, options: { workerData: unknown }) => NodeWorker;
+
+/** How long the caller waits for new workers to start before running single-threaded. */
+const START_TIMEOUT_MS = 10_000;
+
+export interface Job {
+  kernel: KernelName;
+  args: number[];
+  /** Size of the split dimension and the multiple each part's start is rounded to. */
+  total: number;
+  align: number;
+  /** Per-thread scratch: base byte offset and stride (0: the kernel takes no scratch). */
+  scratch?: number;
+  scratchStride?: number;
+}
+
+let workerCtor: WorkerCtor | null | undefined;
+
+/** node:worker_threads' Worker, loaded once; null outside Node. */
+async function loadWorkerCtor(): Promise<WorkerCtor | null> {
+  if (workerCtor !== undefined) return workerCtor;
+  try {
+    const mod = await import("node:worker_threads");
+    workerCtor = mod.Worker as unknown as WorkerCtor;
+  } catch {
+    workerCtor = null;
+  }
+  return workerCtor;
+}
+
+/** Resolved at module load in Node (top-level await), so pools can start synchronously later. */
+await loadWorkerCtor();
+
+export class ThreadPool {
+  // Fresh control blocks for every set of workers, so that workers being stopped (which may still be
+  // waking up) can never see the next set's jobs.
+  private ctl = new Int32Array(new SharedArrayBuffer(CTL.SIZE * 4));
+  private args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
+  private workers: NodeWorker[] = [];
+  private size = 1;
+
+  constructor(
+    private readonly module: WebAssembly.Module,
+    private readonly memory: WebAssembly.Memory,
+    private readonly exports: WebAssembly.Exports,
+  ) {}
+
+  /** Threads that run kernels, the caller included. */
+  get threads(): number {
+    return this.size;
+  }
+
+  /** Sets the thread count (1 = the caller alone, no workers); starts or stops workers to match. */
+  setThreads(n: number): void {
+    const want = Math.max(1, Math.floor(n));
+    if (want === this.size) return;
+    this.stopWorkers();
+    this.size = want;
+    if (want > 1 && !this.startWorkers(want - 1)) this.size = 1;
+  }
+
+  private startWorkers(count: number): boolean {
+    if (!workerCtor) return false;
+    this.ctl = new Int32Array(new SharedArrayBuffer(CTL.SIZE * 4));
+    this.args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
+    const url = new URL("./worker.js", import.meta.url);
+    for (let i = 1; i <= count; i++) {
+      const w = new workerCtor(url, {
+        workerData: { module: this.module, memory: this.memory, ctl: this.ctl.buffer, args: this.args.buffer, index: i },
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const ready = Atomics.load(this.ctl, CTL.READY);
+      if (ready >= count) return true;
+      if (Date.now() > deadline) {
+        this.stopWorkers();
+        return false;
+      }
+      Atomics.wait(this.ctl, CTL.READY, ready, 50);
+    }
+  }
+
+  private stopWorkers(): void {
+    if (this.workers.length === 0) return;
+    Atomics.store(this.ctl, CTL.EXIT, 1);
+    Atomics.add(this.ctl, CTL.GEN, 1);
+    Atomics.notify(this.ctl, CTL.GEN);
+    for (const w of this.workers) void w.terminate();
+    this.workers = [];
+    this.size = 1;
+  }
+
+  /** Stops the workers (the pool then runs everything on the caller). */
+  dispose(): void {
+    this.stopWorkers();
+  }
+
+  /** Runs a job across the threads, the caller taking part 0; returns when every part is done. */
+  run(job: Job, threads = this.size): void {
+    const ctl = this.ctl;
+    const t = Math.max(1, Math.min(threads, this.size, Math.ceil(job.total / job.align)));
+    ctl[CTL.KERNEL] = KERNEL_NAMES.indexOf(job.kernel);
+    ctl[CTL.NARGS] = job.args.length;
+    ctl[CTL.TOTAL] = job.total;
+    ctl[CTL.ALIGN] = job.align;
+    ctl[CTL.THREADS] = t;
+    ctl[CTL.SCRATCH] = job.scratch ?? 0;
+    ctl[CTL.SCRATCH_STRIDE] = job.scratchStride ?? 0;
+    for (let i = 0; i < job.args.length; i++) this.args[i] = job.args[i];
+    if (t === 1) {
+      runPart(ctl, this.args, this.exports, 0);
+      return;
+    }
+    Atomics.store(ctl, CTL.ERROR, 0);
+    Atomics.store(ctl, CTL.PENDING, t - 1);
+    Atomics.add(ctl, CTL.GEN, 1);
+    Atomics.notify(ctl, CTL.GEN);
+    try {
+      runPart(ctl, this.args, this.exports, 0);
+    } finally {
+      // Even when this thread's part threw: the helpers must be done before the next job is posted.
+      let spins = 0;
+      for (;;) {
+        const pending = Atomics.load(ctl, CTL.PENDING);
+        if (pending === 0) break;
+        if (++spins > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.PENDING, pending, 1);
+      }
+    }
+    if (Atomics.load(ctl, CTL.ERROR)) throw new Error(`wasm kernel ${job.kernel} failed on a helper thread`);
+  }
+}

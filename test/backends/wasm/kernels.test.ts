@@ -1,0 +1,160 @@
+// Every WebAssembly kernel against its TypeScript twin (the reference CpuBackend) on odd shapes, all
+// weight dtypes, one thread and two.
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import type { Backend } from "../../../src/backends/backend.js";
+import { CpuBackend } from "../../../src/backends/cpu/index.js";
+import { WasmCpuBackend } from "../../../src/backends/wasm/index.js";
+import type { DType } from "../../../src/tensor/dtype.js";
+import type { Tensor } from "../../../src/tensor/tensor.js";
+import { Prng } from "../../ops/helpers.js";
+
+const ref = new CpuBackend();
+const fast = WasmCpuBackend.create(1);
+if (fast) {
+  fast.minWasmMacs = 0; // every linear through the wasm kernels, however small
+  fast.minThreadWork = 0; // and every kernel split across the threads
+}
+after(() => fast?.dispose());
+
+function relErr(got: Float32Array | Int32Array, want: Float32Array | Int32Array): number {
+  assert.equal(got.length, want.length);
+  let num = 0, den = 0;
+  for (let i = 0; i < got.length; i++) {
+    assert.ok(Number.isFinite(got[i]), `value ${i} is ${got[i]}`);
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+async function close(got: Tensor, want: Tensor, tol: number, what: string): Promise<void> {
+  assert.deepEqual(got.shape, want.shape, what);
+  const e = relErr(await got.read(), await want.read());
+  assert.ok(e <= tol, `${what}: relative L2 error ${e.toExponential(2)} > ${tol} (got ${Array.from((await got.read()).slice(0, 4))} want ${Array.from((await want.read()).slice(0, 4))})`);
+}
+
+/** Random finite 16-bit patterns, subnormals and zeros included. */
+function halfBits(rng: Prng, n: number, dtype: "f16" | "bf16"): Uint16Array {
+  const out = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const sign = rng.next() < 0.5 ? 0x8000 : 0;
+    const r = rng.next();
+    if (dtype === "f16") {
+      const exp = r < 0.05 ? 0 : rng.int(8, 17); // 5% subnormal, else about 2^-7 .. 2
+      out[i] = sign | (exp << 10) | rng.int(0, 1024);
+    } else {
+      const exp = r < 0.02 ? 0 : rng.int(118, 128);
+      out[i] = sign | (exp << 7) | rng.int(0, 128);
+    }
+  }
+  return out;
+}
+
+/** The same values on both backends. */
+function pair(data: Float32Array | Uint16Array, shape: number[], dtype: DType = "f32"): [Tensor, Tensor] {
+  return [fast!.upload(data, shape, dtype), ref.upload(data, shape, dtype)];
+}
+
+function both<T>(f: (b: Backend, i: 0 | 1) => T): [T, T] {
+  return [f(fast!, 0), f(ref, 1)];
+}
+
+const THREADS = [1, 2];
+
+describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, () => {
+  for (const threads of THREADS) {
+    test(`linear, f32/f16/bf16 weights, odd shapes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(7 + threads);
+      const shapes = [[1, 1, 1], [1, 7, 5], [2, 9, 13], [3, 33, 17], [4, 8, 8], [5, 31, 19], [1, 129, 67], [13, 70, 37], [70, 129, 33], [1, 768, 96], [9, 64, 130]];
+      for (const [M, K, N] of shapes) {
+        for (const dtype of ["f32", "f16", "bf16"] as const) {
+          const x = pair(rng.f32(M * K), [M, K]);
+          const w = dtype === "f32" ? pair(rng.f32(N * K, -0.5, 0.5), [N, K]) : pair(halfBits(rng, N * K, dtype), [N, K], dtype);
+          const bias = rng.next() < 0.5 ? pair(rng.f32(N), [N]) : null;
+          const [got, want] = both((b, i) => b.linear(x[i], w[i], bias ? bias[i] : null));
+          await close(got, want, 2e-6, `linear ${dtype} M=${M} K=${K} N=${N}`);
+        }
+      }
+    });
+
+    test(`selective scan and state update (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(11 + threads);
+      for (const [B, L, E, N] of [[1, 1, 1, 1], [2, 7, 13, 5], [1, 9, 8, 16], [2, 3, 21, 16]]) {
+        for (const variant of [0, 1, 2]) {
+          const full = variant !== 1;
+          const u = pair(rng.f32(B * L * E), [B, L, E]);
+          const delta = pair(rng.f32(B * L * E, -4, 2), [B, L, E]);
+          const A = pair(rng.f32(E * N, -4, -0.1), [E, N]);
+          const Bm = pair(rng.f32(B * L * N), [B, L, N]);
+          const Cm = pair(rng.f32(B * L * N), [B, L, N]);
+          const D = full ? pair(rng.f32(E), [E]) : null;
+          const z = full ? pair(rng.f32(B * L * E, -3, 3), [B, L, E]) : null;
+          const bias = variant === 2 ? pair(rng.f32(E, -6, 0), [E]) : null;
+          const state = variant !== 0 ? pair(rng.f32(B * E * N), [B, E, N]) : null;
+          const args = (i: 0 | 1) => ({
+            u: u[i], delta: delta[i], A: A[i], B: Bm[i], C: Cm[i], D: D ? D[i] : null, z: z ? z[i] : null,
+            deltaBias: bias ? bias[i] : null, deltaSoftplus: variant !== 1, state: state ? state[i] : null,
+          });
+          const [got, want] = both((b, i) => b.selectiveScan(args(i)));
+          await close(got.y, want.y, 1e-5, `scan y B=${B} L=${L} E=${E} N=${N} v${variant}`);
+          await close(got.state, want.state, 1e-5, `scan state B=${B} L=${L} E=${E} N=${N} v${variant}`);
+          if (L === 1) {
+            const [g1, w1] = both((b, i) => b.selectiveStateUpdate(args(i)));
+            await close(g1.y, w1.y, 1e-5, `state update y E=${E} N=${N}`);
+            await close(g1.state, w1.state, 1e-5, `state update state E=${E} N=${N}`);
+          }
+        }
+      }
+    });
+
+    test(`causal conv1d (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(13 + threads);
+      for (const [B, L, C, K] of [[1, 1, 1, 2], [2, 6, 11, 4], [1, 2, 9, 4], [2, 33, 20, 3]]) {
+        for (const variant of [0, 1]) {
+          const x = pair(rng.f32(B * L * C), [B, L, C]);
+          const w = pair(rng.f32(C * K), [C, K]);
+          const bias = variant ? pair(rng.f32(C), [C]) : null;
+          const state = variant ? pair(rng.f32(B * (K - 1) * C), [B, K - 1, C]) : null;
+          const [got, want] = both((b, i) => b.causalConv1d({
+            x: x[i], weight: w[i], bias: bias ? bias[i] : null, state: state ? state[i] : null, activation: variant ? "silu" : null,
+          }));
+          await close(got.y, want.y, 1e-6, `conv y B=${B} L=${L} C=${C} K=${K}`);
+          await close(got.state, want.state, 0, `conv state B=${B} L=${L} C=${C} K=${K}`);
+        }
+      }
+    });
+
+    test(`SSD chunked and step (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(17 + threads);
+      for (const [B, L, H, P, G, N, chunk] of [[1, 1, 1, 1, 1, 1, 4], [2, 11, 3, 5, 1, 7, 4], [1, 9, 4, 8, 2, 16, 16], [2, 13, 6, 3, 3, 9, 5], [3, 1, 4, 6, 2, 19, 8]]) {
+        for (const variant of [0, 1]) {
+          const x = pair(rng.f32(B * L * H * P), [B, L, H, P]);
+          const dt = pair(rng.f32(B * L * H, -2.5, 0.5), [B, L, H]);
+          const A = pair(rng.f32(H, -4, -0.5), [H]);
+          const Bm = pair(rng.f32(B * L * G * N), [B, L, G, N]);
+          const Cm = pair(rng.f32(B * L * G * N), [B, L, G, N]);
+          const D = variant ? pair(rng.f32(H * P), [H * P]) : pair(rng.f32(H), [H]);
+          const bias = variant ? pair(rng.f32(H), [H]) : null;
+          const state = variant ? pair(rng.f32(B * H * P * N), [B, H, P, N]) : null;
+          const args = (i: 0 | 1) => ({
+            x: x[i], dt: dt[i], A: A[i], B: Bm[i], C: Cm[i], D: D[i], dtBias: bias ? bias[i] : null, dtSoftplus: true,
+            dtMin: variant ? 0.01 : 0, dtMax: variant ? 0.5 : Infinity, state: state ? state[i] : null, chunkSize: chunk,
+          });
+          const [got, want] = both((b, i) => b.ssdChunked(args(i)));
+          await close(got.y, want.y, 1e-5, `ssd y B=${B} L=${L} H=${H} P=${P} G=${G} N=${N} v${variant}`);
+          await close(got.state, want.state, 1e-5, `ssd state B=${B} L=${L} H=${H} P=${P} G=${G} N=${N} v${variant}`);
+          if (L === 1) {
+            const [g1, w1] = both((b, i) => b.ssdStep(args(i)));
+            await close(g1.y, w1.y, 1e-5, `ssd step y H=${H} P=${P} N=${N}`);
+            await close(g1.state, w1.state, 1e-5, `ssd step state H=${H} P=${P} N=${N}`);
+          }
+        }
+      }
+    });
+  }
+});
