@@ -4,8 +4,12 @@ import { CpuBackend } from "../backends/cpu/index.js";
 import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
-import { hostF32, hostI32 } from "./host.js";
+import { hostF32, hostI32, hostOptional } from "./host.js";
+import { causalAttentionBackward, ropeBackward } from "./rules/attention.js";
 import { binaryBackward, embeddingBackward, layerNormBackward, linearBackward, rmsNormBackward, sliceLastBackward, unaryBackward } from "./rules/basic.js";
+import { causalConv1dBackward, gatedRmsNormBackward, selectiveScanBackward } from "./rules/mamba.js";
+import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
+import { ssdBackward } from "./rules/ssd.js";
 import { Tape, type Grad } from "./tape.js";
 
 /**
@@ -188,17 +192,42 @@ export class GradBackend implements Backend {
     return y;
   }
 
-  // ---- decoding-only ops (no gradients) -----------------------------------------------------------
+  // ---- KV-cache shape ops (differentiable: attention in training appends to an empty cache) --------
 
   resizeAxis1(x: Tensor, length: number): Tensor {
-    this.noGrad("resizeAxis1", [x]);
-    return this.wrap(this.inner.resizeAxis1(this.cpu(x), length));
+    const y = this.wrap(this.inner.resizeAxis1(this.cpu(x), length));
+    const [B, T] = x.shape;
+    const inner = x.size / (B * T);
+    const keep = Math.min(T, length) * inner;
+    this.record("resizeAxis1", [x], [y], ([g]) => {
+      const gx = new Float32Array(x.size);
+      for (let b = 0; b < B; b++) gx.set(g!.subarray(b * length * inner, b * length * inner + keep), b * T * inner);
+      return [gx];
+    });
+    return y;
   }
 
+  /** KV-cache append; in training the cache is empty and this just places the fresh keys/values. */
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
-    this.noGrad("writeAxis1", [cache, fresh]);
-    return this.wrap(this.inner.writeAxis1(this.cpu(cache), this.cpu(fresh), this.cpu(offsets)));
+    const y = this.wrap(this.inner.writeAxis1(this.cpu(cache), this.cpu(fresh), this.cpu(offsets)));
+    const [B, T] = cache.shape;
+    const [, L] = fresh.shape;
+    const length = y.shape[1];
+    const inner = fresh.size / (B * L);
+    const off = hostI32(offsets).slice();
+    this.record("writeAxis1", [cache, fresh, offsets], [y], ([g]) => {
+      const gc = new Float32Array(cache.size);
+      const gf = new Float32Array(fresh.size);
+      for (let b = 0; b < B; b++) {
+        gc.set(g!.subarray(b * length * inner, (b * length + off[b]) * inner), b * T * inner);
+        gf.set(g!.subarray((b * length + off[b]) * inner, (b * length + off[b] + L) * inner), b * L * inner);
+      }
+      return [gc, gf, null];
+    });
+    return y;
   }
+
+  // ---- decoding-only ops (no gradients) -----------------------------------------------------------
 
   selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
     this.noGrad("selectiveStateUpdate", [a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state]);
@@ -218,58 +247,177 @@ export class GradBackend implements Backend {
   // ---- ops whose backward rules live in rules/ (sequence mixers) -----------------------------------
 
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
-    this.noGrad("gatedRmsNorm", [y, z, weight]);
-    return this.wrap(this.inner.gatedRmsNorm(this.cpu(y), this.cpu(z), this.cpu(weight), groupSize, eps));
+    const out = this.wrap(this.inner.gatedRmsNorm(this.cpu(y), this.cpu(z), this.cpu(weight), groupSize, eps));
+    if (![y, z, weight].some((t) => this.needsGrad(t))) return out;
+    const want = { y: this.needsGrad(y), z: this.needsGrad(z), w: this.needsGrad(weight) };
+    const ys = hostF32(y), zs = hostF32(z), ws = hostF32(weight);
+    this.record("gatedRmsNorm", [y, z, weight], [out], ([g]) => {
+      const r = gatedRmsNormBackward(ys, zs, ws, groupSize, eps, g!, want);
+      return [r.gy, r.gz, r.gw];
+    });
+    return out;
   }
 
   causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
-    this.noGrad("causalConv1d", [a.x, a.weight, a.bias, a.state]);
-    return this.wrapPair(this.inner.causalConv1d(this.cpuArgs(a)));
+    const r = this.wrapPair(this.inner.causalConv1d(this.cpuArgs(a)));
+    if (![a.x, a.weight, a.bias, a.state].some((t) => this.needsGrad(t))) return r;
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const want = { x: this.needsGrad(a.x), w: this.needsGrad(a.weight), bias: this.needsGrad(a.bias), state: this.needsGrad(a.state) };
+    const xs = hostF32(a.x), ws = hostF32(a.weight), bs = hostOptional(a.bias), ss = hostOptional(a.state);
+    const activation = a.activation;
+    this.record("causalConv1d", [a.x, a.weight, a.bias, a.state], [r.y, r.state], ([gy, gState]) => {
+      const g = causalConv1dBackward(xs, B, L, C, ws, K, bs, ss, activation, gy, gState, want);
+      return [g.gx, g.gw, g.gbias, g.gstate];
+    });
+    return r;
   }
 
   selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
-    this.noGrad("selectiveScan", [a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state]);
-    return this.wrapPair(this.inner.selectiveScan(this.cpuArgs(a)));
+    const r = this.wrapPair(this.inner.selectiveScan(this.cpuArgs(a)));
+    const inputs = [a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state];
+    if (!inputs.some((t) => this.needsGrad(t))) return r;
+    const [B, L, E] = a.u.shape;
+    const N = a.A.shape[1];
+    const p = {
+      u: hostF32(a.u), delta: hostF32(a.delta), A: hostF32(a.A), B: hostF32(a.B), C: hostF32(a.C),
+      D: hostOptional(a.D), z: hostOptional(a.z), deltaBias: hostOptional(a.deltaBias), deltaSoftplus: a.deltaSoftplus,
+      state: hostOptional(a.state),
+    };
+    this.record("selectiveScan", inputs, [r.y, r.state], ([gy, gState]) => {
+      const g = selectiveScanBackward(p, B, L, E, N, gy, gState);
+      return [g.gu, g.gdelta, g.gA, g.gB, g.gC, g.gD, g.gz, g.gdeltaBias, g.gstate];
+    });
+    return r;
   }
 
   ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
-    this.noGrad("ssdChunked", [a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias, a.state]);
-    return this.wrapPair(this.inner.ssdChunked(this.cpuArgs(a)));
+    const r = this.wrapPair(this.inner.ssdChunked(this.cpuArgs(a)));
+    const inputs = [a.x, a.dt, a.A, a.B, a.C, a.D, a.dtBias, a.state];
+    if (!inputs.some((t) => this.needsGrad(t))) return r;
+    const [Bsz, L, H, P] = a.x.shape;
+    const [, , G, N] = a.B.shape;
+    const want = {
+      x: this.needsGrad(a.x), dt: this.needsGrad(a.dt), A: this.needsGrad(a.A), B: this.needsGrad(a.B), C: this.needsGrad(a.C),
+      D: this.needsGrad(a.D), dtBias: this.needsGrad(a.dtBias), state: this.needsGrad(a.state),
+    };
+    const p = {
+      x: hostF32(a.x), dt: hostF32(a.dt), A: hostF32(a.A), B: hostF32(a.B), C: hostF32(a.C), D: hostOptional(a.D),
+      dtBias: hostOptional(a.dtBias), dtSoftplus: a.dtSoftplus, dtMin: a.dtMin, dtMax: a.dtMax, state: hostOptional(a.state),
+    };
+    this.record("ssdChunked", inputs, [r.y, r.state], ([gy, gState]) => {
+      const g = ssdBackward(p, { Bsz, L, H, P, G, N }, gy, gState, want);
+      return [g.gx, g.gdt, g.gA, g.gB, g.gC, g.gD, g.gdtBias, g.gState];
+    });
+    return r;
   }
 
   causalAttention(a: AttentionArgs): Tensor {
-    this.noGrad("causalAttention", [a.q, a.k, a.v]);
-    return this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
+    const y = this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
+    if (![a.q, a.k, a.v].some((t) => this.needsGrad(t))) return y;
+    const [B, L, Hq, D] = a.q.shape;
+    const [, T, Hkv, Dv] = a.v.shape;
+    const want = { q: this.needsGrad(a.q), k: this.needsGrad(a.k), v: this.needsGrad(a.v) };
+    const qs = hostF32(a.q), ks = hostF32(a.k), vs = hostF32(a.v), ys = hostF32(y), start = hostI32(a.queryStart).slice();
+    const scale = a.scale;
+    this.record("causalAttention", [a.q, a.k, a.v], [y], ([g]) => {
+      const r = causalAttentionBackward(qs, ks, vs, ys, start, B, L, T, Hq, Hkv, D, Dv, scale, g!, want);
+      return [r.gq, r.gk, r.gv];
+    });
+    return y;
   }
 
   rope(a: RopeArgs): Tensor {
-    this.noGrad("rope", [a.x]);
-    return this.wrap(this.inner.rope(this.cpuArgs(a)));
+    const y = this.wrap(this.inner.rope(this.cpuArgs(a)));
+    if (!this.needsGrad(a.x)) return y;
+    const [B, L, H, D] = a.x.shape;
+    const start = hostI32(a.start).slice();
+    const { rotaryDim, base, positionScale, interleaved } = a;
+    this.record("rope", [a.x], [y], ([g]) => [ropeBackward(g!, start, B, L, H, D, rotaryDim, base, positionScale, interleaved)]);
+    return y;
   }
 
   fftConv(a: FftConvArgs): Tensor {
-    this.noGrad("fftConv", [a.u, a.v, a.q, a.D, a.kernel]);
-    return this.wrap(this.inner.fftConv(this.cpuArgs(a)));
+    const y = this.wrap(this.inner.fftConv(this.cpuArgs(a)));
+    const inputs = [a.u, a.v, a.q, a.D, a.kernel];
+    if (!inputs.some((t) => this.needsGrad(t))) return y;
+    const [B, L, C] = a.u.shape;
+    const dims = { B, L, H: C / a.headDim, P: a.headDim };
+    const inp = { u: hostF32(a.u), v: hostOptional(a.v), q: hostOptional(a.q) };
+    const ks = hostF32(a.kernel), K = a.kernel.shape[1], Ds = hostOptional(a.D);
+    const want = { u: this.needsGrad(a.u), v: this.needsGrad(a.v), q: this.needsGrad(a.q), D: this.needsGrad(a.D), kernel: this.needsGrad(a.kernel) };
+    this.record("fftConv", inputs, [y], ([g]) => {
+      const r = fftConvBackward(inp, dims, ks, K, Ds, g!, want);
+      return [r.gu, r.gv, r.gq, r.gD, r.gKernel];
+    });
+    return y;
   }
 
   diagSsmKernel(p: DiagSsmParams, length: number): Tensor {
-    this.noGrad("diagSsmKernel", [p.logDt, p.A, p.B, p.C]);
-    return this.wrap(this.inner.diagSsmKernel(this.cpuArgs(p), length));
+    const y = this.wrap(this.inner.diagSsmKernel(this.cpuArgs(p), length));
+    const inputs = [p.logDt, p.A, p.B, p.C];
+    if (!inputs.some((t) => this.needsGrad(t))) return y;
+    const hp = this.diagSsmHost(p);
+    this.record("diagSsmKernel", inputs, [y], ([g]) => {
+      const r = diagSsmKernelBackward(hp, length, g!);
+      return [r.gLogDt, r.gA, r.gB, r.gC];
+    });
+    return y;
+  }
+
+  /** Host copies of a diagonal SSM's parameters for its backward rules. */
+  private diagSsmHost(p: DiagSsmParams): DiagSsmHostParams {
+    const [H, N] = p.A.shape;
+    return { logDt: hostF32(p.logDt), A: hostF32(p.A), B: hostF32(p.B), C: hostF32(p.C), H, N, discretization: p.discretization };
   }
 
   diagSsmConv(a: DiagSsmConvArgs): { y: Tensor; state: Tensor } {
-    this.noGrad("diagSsmConv", [a.u, a.v, a.q, a.D, a.state, a.ssm.logDt, a.ssm.A, a.ssm.B, a.ssm.C]);
-    return this.wrapPair(this.inner.diagSsmConv({ ...this.cpuArgs(a), ssm: this.cpuArgs(a.ssm) }));
+    const r = this.wrapPair(this.inner.diagSsmConv({ ...this.cpuArgs(a), ssm: this.cpuArgs(a.ssm) }));
+    const inputs = [a.u, a.v, a.q, a.D, a.state, a.ssm.logDt, a.ssm.A, a.ssm.B, a.ssm.C];
+    if (!inputs.some((t) => this.needsGrad(t))) return r;
+    const [B, L, C] = a.u.shape;
+    const dims = { B, L, H: C / a.headDim, P: a.headDim };
+    const inp = { u: hostF32(a.u), v: hostOptional(a.v), q: hostOptional(a.q) };
+    const Ds = hostOptional(a.D), ss = hostOptional(a.state), hp = this.diagSsmHost(a.ssm);
+    const want = {
+      u: this.needsGrad(a.u), v: this.needsGrad(a.v), q: this.needsGrad(a.q), D: this.needsGrad(a.D), state: this.needsGrad(a.state),
+      ssm: [a.ssm.logDt, a.ssm.A, a.ssm.B, a.ssm.C].some((t) => this.needsGrad(t)), kernel: false,
+    };
+    this.record("diagSsmConv", inputs, [r.y, r.state], ([gy, gState]) => {
+      const g = diagSsmConvBackward(hp, inp, dims, Ds, ss, gy, gState, want);
+      return [g.gu, g.gv, g.gq, g.gD, g.gInitial, g.ssm?.gLogDt ?? null, g.ssm?.gA ?? null, g.ssm?.gB ?? null, g.ssm?.gC ?? null];
+    });
+    return r;
   }
 
   shiftSsmTaps(B: Tensor, C: Tensor): Tensor {
-    this.noGrad("shiftSsmTaps", [B, C]);
-    return this.wrap(this.inner.shiftSsmTaps(this.cpu(B), this.cpu(C)));
+    const y = this.wrap(this.inner.shiftSsmTaps(this.cpu(B), this.cpu(C)));
+    if (!this.needsGrad(B) && !this.needsGrad(C)) return y;
+    const [Ch, N] = B.shape;
+    const bs = hostF32(B), cs = hostF32(C);
+    this.record("shiftSsmTaps", [B, C], [y], ([g]) => {
+      const r = shiftSsmTapsBackward(bs, cs, Ch, N, g!);
+      return [r.gB, r.gC];
+    });
+    return y;
   }
 
   shiftSsm(a: ShiftSsmArgs): { y: Tensor; state: Tensor } {
-    this.noGrad("shiftSsm", [a.u, a.taps, a.B, a.C, a.D, a.state]);
-    return this.wrapPair(this.inner.shiftSsm(this.cpuArgs(a)));
+    const r = this.wrapPair(this.inner.shiftSsm(this.cpuArgs(a)));
+    const inputs = [a.u, a.taps, a.B, a.C, a.D, a.state];
+    if (!inputs.some((t) => this.needsGrad(t))) return r;
+    const [Bsz, L, Ch] = a.u.shape;
+    const N = a.B.shape[1];
+    const us = hostF32(a.u), ts = hostOptional(a.taps), bs = hostF32(a.B), cs = hostF32(a.C), ds = hostOptional(a.D), ss = hostOptional(a.state);
+    const want = {
+      u: this.needsGrad(a.u), taps: this.needsGrad(a.taps), B: this.needsGrad(a.B), C: this.needsGrad(a.C), D: this.needsGrad(a.D),
+      state: this.needsGrad(a.state),
+    };
+    this.record("shiftSsm", inputs, [r.y, r.state], ([gy, gState]) => {
+      const g = shiftSsmBackward(us, ts, bs, cs, ds, ss, { Bsz, L, Ch, N }, gy, gState, want);
+      return [g.gu, g.gTaps, g.gB, g.gC, g.gD, g.gState];
+    });
+    return r;
   }
 
   // ---- helpers for argument records ---------------------------------------------------------------

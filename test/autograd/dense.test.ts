@@ -77,13 +77,23 @@ test("a gradient through a shared input accumulates over both uses; unwatched in
   assert.equal(y.shape.join(","), "3,4");
 });
 
+test("KV-cache ops: resizeAxis1 and writeAxis1 at per-row offsets", () => {
+  const cache = param(backend, [2, 3, 4], 17), fresh = param(backend, [2, 2, 4], 18);
+  const offsets = backend.upload(Int32Array.of(1, 3), [2], "i32");
+  gradcheck(backend, { cache, fresh }, () => backend.writeAxis1(cache, fresh, offsets));
+  gradcheck(backend, { cache }, () => backend.resizeAxis1(cache, 5));
+  gradcheck(backend, { cache }, () => backend.resizeAxis1(cache, 2));
+});
+
 test("an op without a backward rule refuses to run on tensors that need gradients", () => {
   const tape = new Tape();
-  const cache = param(backend, [1, 2, 3], 17), fresh = param(backend, [1, 1, 3], 18);
-  tape.watch(fresh);
+  const u = param(backend, [1, 1, 3], 19), delta = param(backend, [1, 1, 3], 20), A = param(backend, [3, 2], 21, 1, -2);
+  const B = param(backend, [1, 1, 2], 22), C = param(backend, [1, 1, 2], 23);
+  tape.watch(u);
   backend.tape = tape;
   try {
-    assert.throws(() => backend.writeAxis1(cache, fresh, backend.upload(Int32Array.of(2), [1], "i32")), /writeAxis1.*no backward rule/);
+    assert.throws(() => backend.selectiveStateUpdate({ u, delta, A, B, C, D: null, z: null, deltaBias: null, deltaSoftplus: true, state: backend.zeros([1, 3, 2]) }),
+      /selectiveStateUpdate.*no backward rule/);
   } finally {
     backend.tape = null;
   }
