@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { gunzipSync } from "node:zlib";
 import { HippoError } from "../errors.js";
 import { Rng } from "../generate/rng.js";
 import { byteLevelTokenizerJson, BYTE_EOS_ID } from "../tokenizer/byte-level.js";
@@ -72,9 +73,16 @@ export interface TextDataOptions {
 
 /** Next-token prediction on a text file: random training windows, the file's tail held out. */
 export async function textData(path: string, o: TextDataOptions): Promise<TrainData> {
-  const text = await readFile(path, "utf8").catch((e: NodeJS.ErrnoException) => {
+  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
     throw new HippoError(`${path}: cannot read the training text (${e.code ?? e.message})`);
   });
+  let text: string;
+  try {
+    // A .gz corpus is read as the text it compresses (the shipped corpus is gzipped).
+    text = new TextDecoder("utf-8", { fatal: true }).decode(path.endsWith(".gz") ? gunzipSync(bytes) : bytes);
+  } catch (e) {
+    throw new HippoError(`${path}: not UTF-8 text${path.endsWith(".gz") ? " in gzip" : ""} (${(e as Error).message})`);
+  }
   let ids: Int32Array;
   let vocabSize: number;
   let tokenizerJson: object | undefined;

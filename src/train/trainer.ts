@@ -113,7 +113,10 @@ export class Trainer {
   static async resume(out: string, data: (settings: TrainSettings) => Promise<TrainData>, steps?: number): Promise<Trainer> {
     const ckpt = await loadCheckpoint(out);
     const settings = { ...(ckpt.settings as unknown as TrainSettings) };
-    if (steps !== undefined) settings.steps = steps;
+    if (steps !== undefined) {
+      settings.steps = steps;
+      settings.warmupSteps = Math.min(settings.warmupSteps, steps);
+    }
     const path = join(out, CHECKPOINT_FILE);
     let arch: Architecture;
     try {
@@ -251,6 +254,8 @@ export class Trainer {
       const r = await this.trainStep();
       if (r.step % s.logEvery === 0 || r.step === s.steps) this.log.push({ type: "train", ...r });
       events.onStep?.(r);
+      // Let signal handlers (Ctrl-C) run: awaits alone never leave the microtask queue.
+      await new Promise((done) => setImmediate(done));
       const interrupted = events.shouldStop?.() ?? false;
       if (r.step % s.evalEvery === 0 || r.step === s.steps) {
         lastEval = await this.evaluate();

@@ -153,7 +153,7 @@ export function ssdBackward(p: SsdBuffers, d: SsdDims, gy: Float32Array | null, 
             let gbp = 0;
             for (let n = 0; n < N; n++) {
               const gv = Gs[o + n] + gyp * p.C[bo + n];
-              gCacc[n] += gyp * prev[prevO + o + n];
+              gCacc[n] += gyp * seg[cur + o + n];
               dot += gv * prev[prevO + o + n];
               gbp += gv * p.B[bo + n];
               gBacc[n] += gv * xp;
