@@ -108,7 +108,7 @@ function hfMamba2(s: ArchitectureSize): Architecture {
     rms_norm: true,
     norm_before_gate: false,
     residual_in_fp32: true,
-    time_step_limit: [0.0, { __float__: "Infinity" }],
+    // time_step_limit left at transformers' default (0.0, inf): JSON cannot say 0.0, and its config class rejects the int 0.
     tie_word_embeddings: true,
     hidden_act: "silu",
   };
