@@ -15,6 +15,7 @@ commands:
   info       architecture, parameters, recurrent state vs a Transformer's KV cache
   quantize   write a copy of a model directory with 8-bit (q8) weights
   bench      SSMs vs attention op by op: latency, memory, roofline; a report with plots
+  train      train a model (synthetic recall tasks or a text file) on the CPU; checkpoints, --resume
 
 'hippo <command> --help' lists a command's options.`;
 
@@ -29,11 +30,12 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       case "quantize": return await runQuantize(rest, out, err);
       // Loaded on demand: the report's plotting libraries are not needed by the other commands.
       case "bench": return await (await import("./bench.js")).runBenchCommand(rest, out, err);
+      case "train": return await (await import("./train.js")).runTrain(rest, out, err);
       case undefined: case "help": case "--help": case "-h":
         out.write(USAGE + "\n");
         return command === undefined ? 1 : 0;
       default:
-        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info, quantize, bench)`);
+        throw new HippoError(`unknown command '${command}' (commands: generate, forward, info, quantize, bench, train)`);
     }
   } catch (e) {
     if (e instanceof HippoError) {

@@ -20,15 +20,9 @@ export async function loadNorm(
   return new Norm(kind, weight, bias, eps);
 }
 
-/** -exp(A_log), computed once at load. */
-async function negExp(w: WeightLoader, name: string, shape: number[], why: string): Promise<Float32Array> {
-  const aLog = await w.floats(name, shape, why);
-  return aLog.map((v) => -Math.exp(v));
-}
-
 /** Depthwise conv1d weight stored [C, 1, K] (torch Conv1d); kernels read it as [C, K]. */
-async function convWeight(w: WeightLoader, name: string, C: number, K: number, why: string) {
-  return w.backend.upload(await w.floats(name, [C, 1, K], why), [C, K], "f32");
+function convWeight(w: WeightLoader, name: string, C: number, K: number, why: string) {
+  return w.reshaped(name, [C, 1, K], [C, K], why);
 }
 
 export async function loadMambaMixer(
@@ -43,7 +37,7 @@ export async function loadMambaMixer(
     xProj: await w.matrix(`${m}.x_proj.weight`, [R + 2 * N, E], why),
     dtProj: await w.matrix(`${m}.dt_proj.weight`, [E, R], why),
     dtProjBias: await w.vector(`${m}.dt_proj.bias`, [E], why),
-    A: w.backend.upload(await negExp(w, `${m}.A_log`, [E, N], why), [E, N], "f32"),
+    A: await w.negExp(`${m}.A_log`, [E, N], why),
     D: await w.vector(`${m}.D`, [E], why),
     outProj: await w.matrix(`${m}.out_proj.weight`, [dModel, E], why),
     outProjBias: bias.proj ? await w.vector(`${m}.out_proj.bias`, [dModel], why) : null,
@@ -64,7 +58,7 @@ export async function loadMamba2Mixer(
     convWeight: await convWeight(w, `${m}.conv1d.weight`, convDim, K, why),
     convBias: bias.conv ? await w.vector(`${m}.conv1d.bias`, [convDim], why) : null,
     dtBias: await w.vector(`${m}.dt_bias`, [H], why),
-    A: w.backend.upload(await negExp(w, `${m}.A_log`, [H], why), [H], "f32"),
+    A: await w.negExp(`${m}.A_log`, [H], why),
     D: await w.vector(dName, dShape, why),
     norm: await w.vector(`${m}.norm.weight`, [E], why),
     outProj: await w.matrix(`${m}.out_proj.weight`, [dModel, E], why),

@@ -59,7 +59,7 @@ export class WeightLoader {
     return this.source.has(name);
   }
 
-  private info(names: readonly string[], shape: readonly number[], why: string): string {
+  protected info(names: readonly string[], shape: readonly number[], why: string): string {
     const name = this.resolve(names);
     if (!name) {
       const alt = names.length > 1 ? ` (or ${names.slice(1).map((n) => `'${n}'`).join(", ")})` : "";
@@ -166,6 +166,24 @@ export class WeightLoader {
     const stored = await this.storedQ8(name, shape);
     if (stored) return dequantizeQ8(stored);
     return toFloat32(await this.source.read(name), `${this.source.describe(name)}: ${name}`);
+  }
+
+  /** A stored tensor read in f32 under another shape of the same size (e.g. conv filters [C, 1, K] → [C, K]). */
+  async reshaped(name: string, stored: readonly number[], shape: readonly number[], why: string): Promise<Tensor> {
+    return this.backend.upload(await this.floats(name, stored, why), shape, "f32");
+  }
+
+  /** -exp(p) of a stored log-parameter (SSM decay rates A = -exp(A_log)). */
+  async negExp(name: string, shape: readonly number[], why: string): Promise<Tensor> {
+    return this.backend.upload((await this.floats(name, shape, why)).map((v) => -Math.exp(v)), shape, "f32");
+  }
+
+  /**
+   * True when the loaded tensors are trainable parameters: loaders must then derive tensors with ops
+   * (which autograd records) instead of host arithmetic on `floats`.
+   */
+  get differentiable(): boolean {
+    return false;
   }
 
   /** Names of the checkpoint no loader asked for (reported, since they may mean a config mismatch). */

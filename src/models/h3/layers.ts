@@ -2,6 +2,8 @@ import { HippoError, shapeString } from "../../errors.js";
 import type { DiagSsmParams } from "../../backends/backend.js";
 import { H3Mixer } from "../../nn/h3.js";
 import { S4DMixer } from "../../nn/s4d.js";
+import { add, exp, linear, neg, reshape } from "../../ops/index.js";
+import type { Tensor } from "../../tensor/tensor.js";
 import type { WeightLoader } from "../weights.js";
 import type { H3SsmConfig, RealType } from "./config.js";
 import { H3_MIXER_KEYS as K, key } from "./keys.js";
@@ -37,6 +39,7 @@ export async function loadDiagSsm(
     throw new HippoError(`${w.source.describe(invName)}: tensor '${invName}' has shape ${shapeString(w.source.info(invName).shape)}; ` +
       `its first dimension (independent SSMs) must divide the ${H} SSM heads (${why})`);
   }
+  if (w.differentiable) return trainableDiagSsm(w, at, H, N, nSsm, cfg, why);
   const logDt = await w.floats(at(K.logDt), [H], why);
   const inv = await w.floats(invName, [nSsm, N], why);
   const imag = await w.floats(at(K.AImag), [nSsm, N], why);
@@ -65,11 +68,42 @@ export async function loadDiagSsm(
 }
 
 /**
+ * The same parameters derived with ops, so training's autograd sees A's dependence on inv_A_real and
+ * A_imag. Training uses one SSM per head, the exp real part, and no bandlimit (Hippo's init defaults).
+ */
+async function trainableDiagSsm(
+  w: WeightLoader, at: (k: string) => string, H: number, N: number, nSsm: number, cfg: H3SsmConfig, why: string,
+): Promise<DiagSsmParams> {
+  const unsupported = nSsm !== H ? `${nSsm} SSMs shared by ${H} heads` : cfg.bandlimit !== null ? "bandlimit"
+    : cfg.realType !== "exp" && cfg.realType !== "none" ? `real_type '${cfg.realType}'` : null;
+  if (unsupported) throw new HippoError(`${w.where}: training does not support ${unsupported} in the diagonal SSM (use one SSM per head, real_type exp, no bandlimit)`);
+  const inv = await w.vector(at(K.invAReal), [H, N], why);
+  const real = cfg.realType === "exp" ? neg(exp(inv)) : neg(inv);
+  const imag = cfg.forceReal ? null : await w.vector(at(K.AImag), [H, N], why);
+  // (re, im) pairs as [H, N, 2] via two rank-1 linear maps, so no new op (and its gradient) is needed.
+  const pair = (t: Tensor, slot: number) =>
+    reshape(linear(reshape(t, [H * N, 1]), w.backend.upload(Float32Array.of(slot === 0 ? 1 : 0, slot === 1 ? 1 : 0), [2, 1], "f32")), [H, N, 2]);
+  return {
+    logDt: await w.vector(at(K.logDt), [H], why),
+    A: imag ? add(pair(real, 0), pair(imag, 1)) : pair(real, 0),
+    B: await w.vector(at(K.B), [H, N, 2], why),
+    C: await w.reshaped(at(K.C), [1, H, N, 2], [H, N, 2], why),
+    discretization: cfg.discretization,
+  };
+}
+
+/**
  * output_linear of an H3 mixer, its input columns reordered to the (h, d2) order the SSM op produces
  * when the checkpoint was trained with the torch path's (d2, h) flattening.
  */
 async function loadOutput(w: WeightLoader, name: string, D: number, H: number, P: number, order: "d2 h" | "h d2", why: string) {
   if (P === 1 || order === "h d2") return w.matrix(name, [D, D], why);
+  if (w.differentiable) {
+    // The same reordering as a product with a permutation matrix, so autograd sees it: out = W·Πᵀ.
+    const perm = new Float32Array(D * D);
+    for (let h = 0; h < H; h++) for (let d2 = 0; d2 < P; d2++) perm[(h * P + d2) * D + d2 * H + h] = 1;
+    return linear(await w.matrix(name, [D, D], why), w.backend.upload(perm, [D, D], "f32"));
+  }
   const src = await w.floats(name, [D, D], why);
   const out = new Float32Array(D * D);
   for (let o = 0; o < D; o++) {
@@ -87,7 +121,7 @@ export async function loadH3Mixer(
   const mat = (k: string) => w.matrix(at(`${k}.weight`), [D, D], why);
   const vec = (k: string) => w.vector(at(`${k}.bias`), [D], why);
   const shiftB = await w.vector(at(K.shiftB), [D, N], why);
-  const shiftC = w.backend.upload(await w.floats(at(K.shiftC), [1, D, N], why), [D, N], "f32");
+  const shiftC = await w.reshaped(at(K.shiftC), [1, D, N], [D, N], why);
   return new H3Mixer({
     q: await mat(K.q), qBias: await vec(K.q),
     k: await mat(K.k), kBias: await vec(K.k),

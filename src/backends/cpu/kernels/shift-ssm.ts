@@ -27,7 +27,7 @@ export function shiftSsmTapsKernel(B: Float32Array, C: Float32Array, Ch: number,
 }
 
 /** Inputs up to this long are run step by step (see shiftSsmKernel). */
-const SHORT_INPUT = 4;
+export const SHORT_INPUT = 4;
 
 /** [Ch, N] → [N, Ch] in f64, so that the inner loops run over contiguous channels. */
 function transposed(a: Float32Array, Ch: number, N: number, offset = 0): Float64Array {

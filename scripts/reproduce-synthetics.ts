@@ -1,0 +1,133 @@
+/**
+ * Reproduces the H3 paper's synthetic results (Table 1: induction head and associative recall for S4D, H3
+ * and attention; plus Mamba and Mamba-2) and the phonebook gap between a pure SSM and a hybrid with one
+ * attention layer — 2-layer models of width 64 trained with Hippo on the CPU.
+ *
+ *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--minutes M] [--only task/arch,...]
+ *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got)
+ *   node dist/scripts/reproduce-synthetics.js --report                              table + SVG loss curves
+ *
+ * Each run's settings, log and final held-out exact match go to docs/synthetics/runs/<task>--<arch>.json.
+ */
+import { mkdir, readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { TopLevelSpec } from "vega-lite";
+import { renderSvg } from "../src/bench/plots.js";
+import { writeFileAtomic } from "../src/io/node-files.js";
+import { taskData } from "../src/train/data.js";
+import { Trainer, type TrainSettings } from "../src/train/trainer.js";
+
+let OUT = join(import.meta.dirname, "..", "..", "docs", "synthetics");
+
+/** The paper's numbers (H3 paper Table 1, exact-match accuracy %). */
+const PAPER: Record<string, Record<string, number>> = {
+  "induction-head": { s4d: 35.6, h3: 100, attention: 100 },
+  "associative-recall": { s4d: 86.0, h3: 99.8, attention: 100 },
+};
+
+interface RunSpec {
+  task: string;
+  arch: string;
+  label: string;
+  taskOptions?: Record<string, unknown>;
+  layers?: number;
+  /** Updates relative to --steps (longer sequences get fewer). */
+  stepScale?: number;
+}
+
+const RUNS: RunSpec[] = [
+  ...["induction-head", "associative-recall"].flatMap((task) => [
+    { task, arch: "s4d", label: "S4D" }, { task, arch: "h3", label: "H3" }, { task, arch: "attention", label: "Attention" },
+    { task, arch: "mamba", label: "Mamba" }, { task, arch: "mamba2", label: "Mamba-2" },
+  ]),
+  // Phonebook: a pure Mamba-2 model vs the same with its second mixer swapped for attention (NVIDIA's hybrid recipe, no RoPE).
+  { task: "phonebook", arch: "M-M-", label: "Mamba-2 (M-M-)", taskOptions: { numEntries: 8 }, stepScale: 0.5 },
+  { task: "phonebook", arch: "M-*-", label: "Hybrid (M-*-)", taskOptions: { numEntries: 8 }, stepScale: 0.5 },
+];
+
+const runFile = (r: RunSpec) => join(OUT, "runs", `${r.task}--${r.arch.replace(/\*/g, "A")}.json`);
+
+async function train(baseSteps: number, only: string[] | null, minutes: number, lr: number, checkpoints: string): Promise<void> {
+  await mkdir(join(OUT, "runs"), { recursive: true });
+  for (const r of RUNS) {
+    if (only && !only.includes(`${r.task}/${r.arch}`)) continue;
+    const done = await readFile(runFile(r), "utf8").then(() => true, () => false);
+    if (done) continue;
+    const data = taskData(r.task, r.taskOptions ?? {});
+    const steps = Math.round(baseSteps * (r.stepScale ?? 1));
+    const settings: TrainSettings = {
+      arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
+      data: { task: r.task, options: r.taskOptions ?? {} }, steps, batchSize: 32, accumulate: 1, lr, weightDecay: 0.1,
+      warmupSteps: Math.floor(steps / 10), minLrRatio: 0.1, clip: 1, betas: [0.9, 0.98], seed: 0,
+      evalEvery: Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
+    };
+    const trainer = Trainer.create(settings, data, join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`));
+    const started = Date.now();
+    process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${steps} updates\n`);
+    // A wall-clock budget (a run on a lent machine has a time limit): stop early, recording how far it got.
+    const result = await trainer.run({
+      shouldStop: () => Date.now() - started > minutes * 60_000,
+      onEval: (e) => process.stderr.write(`  ${e.step}: loss ${e.loss.toFixed(3)}, exact match ${(100 * (e.exactMatch ?? 0)).toFixed(1)}%\n`),
+    });
+    const record = {
+      ...r, parameters: trainer.parameterCount(), settings, seconds: (Date.now() - started) / 1000, updatesDone: result.step,
+      exactMatch: result.lastEval?.exactMatch ?? null, log: result.log,
+    };
+    await writeFileAtomic(runFile(r), JSON.stringify(record, null, 1) + "\n");
+  }
+}
+
+interface RunRecord extends RunSpec {
+  parameters: number;
+  seconds: number;
+  updatesDone: number;
+  exactMatch: number | null;
+  settings: TrainSettings;
+  log: { type: string; step: number; loss: number; exactMatch?: number }[];
+}
+
+async function report(): Promise<void> {
+  const files = (await readdir(join(OUT, "runs"))).filter((f) => f.endsWith(".json"));
+  const runs: RunRecord[] = [];
+  for (const f of files) runs.push(JSON.parse(await readFile(join(OUT, "runs", f), "utf8")));
+  const order = (r: RunSpec) => RUNS.findIndex((x) => x.task === r.task && x.arch === r.arch);
+  runs.sort((a, b) => order(a) - order(b));
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)}`);
+  const lines = [
+    "| task | model | parameters | updates | Hippo exact match (%) | H3 paper (%) | CPU time |",
+    "|---|---|---|---|---|---|---|",
+    ...runs.map((r) => `| ${r.task} | ${r.label} | ${r.parameters.toLocaleString("en-US")} | ${r.updatesDone}${r.updatesDone < r.settings.steps ? ` of ${r.settings.steps}` : ""} | ${pct(r.exactMatch)} | ${PAPER[r.task]?.[r.arch] ?? "—"} | ${Math.round(r.seconds)} s |`),
+  ];
+  await writeFileAtomic(join(OUT, "results.md"), lines.join("\n") + "\n");
+  process.stdout.write(lines.join("\n") + "\n");
+  for (const task of [...new Set(runs.map((r) => r.task))]) {
+    const values = runs.filter((r) => r.task === task).flatMap((r) =>
+      r.log.filter((e) => e.type === "train").map((e) => ({ model: r.label, update: e.step, loss: e.loss })));
+    const spec: TopLevelSpec = {
+      $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+      title: `${task}: training loss (2 layers, d_model 64)`,
+      width: 480, height: 260, background: "white",
+      data: { values },
+      mark: { type: "line" },
+      encoding: {
+        x: { field: "update", type: "quantitative", title: "update" },
+        y: { field: "loss", type: "quantitative", title: "cross-entropy (nats)", scale: { type: "log" } },
+        color: { field: "model", type: "nominal" },
+      },
+    };
+    await writeFileAtomic(join(OUT, `${task}-loss.svg`), await renderSvg(spec));
+  }
+}
+
+const { values } = parseArgs({ options: {
+  steps: { type: "string" }, only: { type: "string" }, report: { type: "boolean" }, out: { type: "string" }, minutes: { type: "string" }, list: { type: "boolean" },
+  lr: { type: "string" }, checkpoints: { type: "string" },
+} });
+if (values.out) OUT = values.out;
+if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
+else if (values.report) await report();
+else {
+  await train(Number(values.steps ?? 400), values.only ? values.only.split(",") : null, Number(values.minutes ?? Infinity),
+    Number(values.lr ?? 1e-3), values.checkpoints ?? join(OUT, "checkpoints"));
+}

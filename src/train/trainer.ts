@@ -1,0 +1,299 @@
+import { join } from "node:path";
+import { GradBackend } from "../autograd/grad-backend.js";
+import { crossEntropy } from "../autograd/loss.js";
+import { Tape } from "../autograd/tape.js";
+import { HippoError } from "../errors.js";
+import { toFloat32 } from "../io/convert.js";
+import { ConfigReader, parseConfigJson } from "../models/config-json.js";
+import type { CausalLM } from "../models/causal-lm.js";
+import { findFamily } from "../models/registry.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { makeArchitecture, type Architecture, type ArchitectureSize } from "./architectures.js";
+import { CHECKPOINT_FILE, checkCheckpointParams, loadCheckpoint, saveRun, type Checkpoint } from "./checkpoint.js";
+import type { TrainData } from "./data.js";
+import { AdamW, clipGradNorm, defaultParamGroups, findNonFinite, GradAccumulator, warmupCosine, type Param } from "./optim/index.js";
+import { ParameterLoader } from "./parameter-loader.js";
+import type { TaskBatch } from "./tasks/task.js";
+
+/** Everything that defines a run (saved in its checkpoint; --resume continues with these). */
+export interface TrainSettings {
+  arch: string;
+  size: ArchitectureSize;
+  /** How the data was chosen (for the record and for resuming): e.g. { task, options } or { text, tokenizer, seqLen }. */
+  data: Record<string, unknown>;
+  steps: number;
+  batchSize: number;
+  /** Micro-batches per update (gradient accumulation). */
+  accumulate: number;
+  lr: number;
+  /** Learning rate of Mamba's A_log, D, dt (default lr) and of H3/S4D kernel parameters (default min(lr, 1e-3)). */
+  ssmLr?: number;
+  kernelLr?: number;
+  weightDecay: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  /** Global gradient-norm clip (0: off). */
+  clip: number;
+  betas: [number, number];
+  seed: number;
+  evalEvery: number;
+  checkpointEvery: number;
+  logEvery: number;
+}
+
+export interface StepReport {
+  step: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+}
+
+export interface EvalReport {
+  step: number;
+  loss: number;
+  tokenAccuracy: number;
+  exactMatch?: number;
+}
+
+export interface TrainEvents {
+  onStep?(r: StepReport): void;
+  onEval?(r: EvalReport): void;
+  onCheckpoint?(step: number, dir: string): void;
+  /** Polled after every update: true stops the run (after a checkpoint). */
+  shouldStop?(): boolean;
+}
+
+export interface TrainResult {
+  step: number;
+  stopped: "done" | "interrupted";
+  lastEval: EvalReport | null;
+  log: Record<string, unknown>[];
+}
+
+/**
+ * Trains a model on the CPU with autograd: each update builds the model from the parameters through a
+ * ParameterLoader (so the family's own loader and layers are what is trained), runs the parallel forward
+ * over a batch, cross-entropy, backward, clipping, AdamW. Data, schedule and optimizer state are
+ * functions of the step, so a resumed run reproduces an uninterrupted one exactly.
+ */
+export class Trainer {
+  readonly backend = new GradBackend();
+  readonly arch: Architecture;
+  readonly params = new Map<string, Tensor>();
+  readonly shapes = new Map<string, readonly number[]>();
+  private readonly optimizer: AdamW;
+  private readonly schedule: (step: number) => number;
+  private readonly evalData: TaskBatch[];
+  private step = 0;
+  private log: Record<string, unknown>[] = [];
+
+  private constructor(readonly settings: TrainSettings, readonly data: TrainData, readonly out: string, initial: Map<string, Float32Array> | null) {
+    checkSettings(settings);
+    this.arch = makeArchitecture(settings.arch, settings.size);
+    for (const [name, raw] of this.arch.init(settings.seed)) {
+      this.shapes.set(name, raw.shape);
+      this.params.set(name, this.backend.upload(initial?.get(name) ?? toFloat32(raw, name), raw.shape, "f32"));
+    }
+    const list: Param[] = [...this.params].map(([name, t]) => ({ name, shape: [...t.shape], value: t.storage as Float32Array }));
+    const groups = defaultParamGroups(list, { lr: settings.lr, weightDecay: settings.weightDecay, ssmLr: settings.ssmLr, kernelLr: settings.kernelLr });
+    this.optimizer = new AdamW(groups, { betas: settings.betas });
+    this.schedule = warmupCosine({ warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minLrRatio: settings.minLrRatio });
+    this.evalData = data.evalBatches(Math.max(settings.batchSize, 32));
+  }
+
+  /** A fresh run. */
+  static create(settings: TrainSettings, data: TrainData, out: string): Trainer {
+    return new Trainer(settings, data, out, null);
+  }
+
+  /** Continues the run saved in `out` (its settings, parameters, optimizer state and log); `steps` may extend it. */
+  static async resume(out: string, data: (settings: TrainSettings) => Promise<TrainData>, steps?: number): Promise<Trainer> {
+    const ckpt = await loadCheckpoint(out);
+    const settings = { ...(ckpt.settings as unknown as TrainSettings) };
+    if (steps !== undefined) {
+      settings.steps = steps;
+      settings.warmupSteps = Math.min(settings.warmupSteps, steps);
+    }
+    const path = join(out, CHECKPOINT_FILE);
+    let arch: Architecture;
+    try {
+      arch = makeArchitecture(settings.arch, settings.size);
+    } catch (e) {
+      throw new HippoError(`${path}: its settings do not describe a model (${(e as Error).message})`);
+    }
+    const shapes = new Map([...arch.init(0)].map(([n, raw]) => [n, raw.shape]));
+    checkCheckpointParams(path, ckpt.params, shapes);
+    const trainer = new Trainer(settings, await data(settings), out, ckpt.params);
+    try {
+      trainer.optimizer.loadStateDict(ckpt.optimizer);
+    } catch (e) {
+      throw new HippoError(`${path}: optimizer state does not match the parameters (${(e as Error).message})`);
+    }
+    trainer.step = ckpt.step;
+    trainer.log = ckpt.log;
+    return trainer;
+  }
+
+  get currentStep(): number {
+    return this.step;
+  }
+
+  parameterCount(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size;
+    return n;
+  }
+
+  /** The model as the family builds it, from the current parameters (the same tensors, not copies). */
+  async model(): Promise<CausalLM> {
+    // Through JSON, as loadModel reads it (transformers' {"__float__": "Infinity"} becomes a number).
+    const reader = new ConfigReader(parseConfigJson(JSON.stringify(this.arch.config), "config.json"), `${this.out}/config.json`);
+    return findFamily(reader).load(reader, new ParameterLoader(this.params, this.backend, `${this.settings.arch} parameters`));
+  }
+
+  private ids(b: TaskBatch): { inputs: Tensor; targets: Tensor } {
+    return {
+      inputs: this.backend.upload(b.inputs, [b.batch, b.length], "i32"),
+      targets: this.backend.upload(b.targets, [b.batch, b.length], "i32"),
+    };
+  }
+
+  /** One update: forward and backward over `accumulate` micro-batches, clip, AdamW. */
+  async trainStep(): Promise<StepReport> {
+    const s = this.settings;
+    const started = performance.now();
+    const acc = new GradAccumulator();
+    let lossSum = 0, right = 0, scored = 0, tokens = 0;
+    for (let micro = 0; micro < s.accumulate; micro++) {
+      const batch = this.data.batch(s.seed, this.step, micro, s.batchSize);
+      const tape = new Tape();
+      tape.watch(...this.params.values());
+      this.backend.tape = tape;
+      let loss: Tensor;
+      try {
+        const model = await this.model();
+        const { inputs, targets } = this.ids(batch);
+        const { logits } = model.forward(inputs, null, { logits: "all" });
+        const ce = crossEntropy(logits!, targets);
+        loss = ce.loss;
+        for (let i = 0; i < batch.targets.length; i++) {
+          if (batch.targets[i] < 0) continue;
+          scored++;
+          if (ce.predictions[i] === batch.targets[i]) right++;
+        }
+      } finally {
+        this.backend.tape = null;
+      }
+      const value = (loss.storage as Float32Array)[0];
+      if (!Number.isFinite(value)) throw this.diverged(`the loss is ${value}`);
+      lossSum += value;
+      tokens += batch.batch * batch.length;
+      const grads = tape.backward(loss, [...this.params.values()]);
+      acc.add(new Map([...this.params].map(([name, t]) => [name, grads.get(t)!])));
+    }
+    const grads = acc.mean();
+    const bad = findNonFinite(grads);
+    if (bad.length > 0) throw this.diverged(`the gradient of '${bad[0].name}' holds ${bad[0].value} (${bad.length} parameter(s) affected)`);
+    const gradNorm = s.clip > 0 ? clipGradNorm(grads, s.clip) : Math.sqrt([...grads.values()].reduce((n, g) => n + g.reduce((a, v) => a + v * v, 0), 0));
+    const lrScale = this.schedule(this.step);
+    this.optimizer.step(grads, lrScale);
+    this.step++;
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      step: this.step, loss: lossSum / s.accumulate, accuracy: scored > 0 ? right / scored : 0, lr: s.lr * lrScale, gradNorm,
+      tokensPerSecond: tokens / seconds, elapsedSeconds: seconds,
+    };
+  }
+
+  private diverged(what: string): HippoError {
+    const saved = this.log.length > 0 || this.step > 0 ? `the last good checkpoint in ${this.out} is kept` : "nothing was saved";
+    return new HippoError(`training diverged at update ${this.step + 1}: ${what}; stopped (${saved}). Try a lower --lr or --clip 1`);
+  }
+
+  /** Loss, token accuracy and (tasks) exact match on the held-out data, with the current parameters. */
+  async evaluate(): Promise<EvalReport> {
+    const model = await this.model();
+    let lossSum = 0, count = 0, right = 0;
+    const preds: Int32Array[] = [], targets: Int32Array[] = [];
+    for (const b of this.evalData) {
+      const { inputs, targets: t } = this.ids(b);
+      const { logits } = model.forward(inputs, null, { logits: "all" });
+      const ce = crossEntropy(logits!, t);
+      lossSum += (ce.loss.storage as Float32Array)[0] * ce.count;
+      count += ce.count;
+      for (let i = 0; i < b.targets.length; i++) if (b.targets[i] >= 0 && ce.predictions[i] === b.targets[i]) right++;
+      preds.push(ce.predictions);
+      targets.push(b.targets);
+    }
+    const report: EvalReport = { step: this.step, loss: lossSum / Math.max(count, 1), tokenAccuracy: right / Math.max(count, 1) };
+    if (this.data.exactMatch) report.exactMatch = this.data.exactMatch(concat(preds), concat(targets));
+    return report;
+  }
+
+  async checkpoint(): Promise<void> {
+    const ckpt: Checkpoint = {
+      step: this.step,
+      settings: this.settings as unknown as Record<string, unknown>,
+      params: new Map([...this.params].map(([n, t]) => [n, t.storage as Float32Array])),
+      optimizer: this.optimizer.stateDict(),
+      log: this.log,
+    };
+    const config = { ...this.arch.config, ...(this.data.eosTokenId !== undefined ? { eos_token_id: this.data.eosTokenId } : {}) };
+    await saveRun(this.out, ckpt, this.shapes, config, this.data.tokenizerJson);
+  }
+
+  /** Runs updates until settings.steps (or a stop request), evaluating and checkpointing on schedule. */
+  async run(events: TrainEvents = {}): Promise<TrainResult> {
+    const s = this.settings;
+    let lastEval: EvalReport | null = null;
+    let stopped: TrainResult["stopped"] = "done";
+    while (this.step < s.steps) {
+      const r = await this.trainStep();
+      if (r.step % s.logEvery === 0 || r.step === s.steps) this.log.push({ type: "train", ...r });
+      events.onStep?.(r);
+      // Let signal handlers (Ctrl-C) run: awaits alone never leave the microtask queue.
+      await new Promise((done) => setImmediate(done));
+      const interrupted = events.shouldStop?.() ?? false;
+      if (r.step % s.evalEvery === 0 || r.step === s.steps) {
+        lastEval = await this.evaluate();
+        this.log.push({ type: "eval", ...lastEval });
+        events.onEval?.(lastEval);
+      }
+      if (r.step % s.checkpointEvery === 0 || r.step === s.steps || interrupted) {
+        await this.checkpoint();
+        events.onCheckpoint?.(r.step, this.out);
+      }
+      if (interrupted) {
+        stopped = "interrupted";
+        break;
+      }
+    }
+    return { step: this.step, stopped, lastEval, log: this.log };
+  }
+}
+
+function concat(parts: Int32Array[]): Int32Array {
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function checkSettings(s: TrainSettings): void {
+  const positive: (keyof TrainSettings)[] = ["steps", "batchSize", "accumulate", "evalEvery", "checkpointEvery", "logEvery"];
+  for (const k of positive) {
+    const v = s[k];
+    if (!Number.isInteger(v) || (v as number) <= 0) throw new HippoError(`training setting ${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (!(s.lr > 0) || !Number.isFinite(s.lr)) throw new HippoError(`learning rate must be a positive number, got ${s.lr}`);
+  if (!(s.clip >= 0)) throw new HippoError(`--clip must be ≥ 0, got ${s.clip}`);
+  if (!Number.isInteger(s.warmupSteps) || s.warmupSteps < 0 || s.warmupSteps > s.steps) {
+    throw new HippoError(`--warmup must be an integer in [0, steps=${s.steps}], got ${s.warmupSteps}`);
+  }
+}

@@ -1,0 +1,126 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadModel } from "../../src/models/load.js";
+import { taskData, textData } from "../../src/train/data.js";
+import { CHECKPOINT_FILE, loadCheckpoint } from "../../src/train/checkpoint.js";
+import { Trainer, type TrainSettings } from "../../src/train/trainer.js";
+import { relativeL2 } from "../fixtures.js";
+
+const TASK = { task: "associative-recall", options: { vocabSize: 10, inputSeqLen: 8, numTrainExamples: 0, numTestExamples: 16 } };
+const data = () => taskData(TASK.task, TASK.options);
+
+function settings(arch: string, over: Partial<TrainSettings> = {}): TrainSettings {
+  return {
+    arch, size: { dModel: 16, nLayer: 1, vocabSize: 10, dState: 4, heads: 2 }, data: TASK,
+    steps: 6, batchSize: 4, accumulate: 2, lr: 3e-3, weightDecay: 0.1, warmupSteps: 2, minLrRatio: 0.1, clip: 1,
+    betas: [0.9, 0.98], seed: 3, evalEvery: 3, checkpointEvery: 3, logEvery: 1, ...over,
+  };
+}
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), "hippo-train-"));
+}
+
+const losses = (log: Record<string, unknown>[]) => log.filter((e) => e.type === "train").map((e) => e.loss as number);
+
+test("training lowers the loss, and a resumed run reproduces an uninterrupted one exactly", async () => {
+  const a = await tempDir(), b = await tempDir();
+  try {
+    const straight = await Trainer.create(settings("mamba"), data(), a).run();
+    assert.equal(straight.step, 6);
+    const first = losses(straight.log);
+    assert.ok(first[5] < first[0], `loss fell: ${first.join(", ")}`);
+
+    let calls = 0;
+    const part = await Trainer.create(settings("mamba"), data(), b).run({ shouldStop: () => ++calls === 3 });
+    assert.equal(part.stopped, "interrupted");
+    assert.equal((await loadCheckpoint(b)).step, 3, "a stop request checkpoints at once");
+    const resumed = await (await Trainer.resume(b, async () => data())).run();
+    assert.deepEqual(losses(resumed.log), first, "same losses, bit for bit");
+    const pa = await readFile(join(a, "model.safetensors")), pb = await readFile(join(b, "model.safetensors"));
+    assert.ok(pa.equals(pb), "same final weights");
+  } finally {
+    await rm(a, { recursive: true, force: true });
+    await rm(b, { recursive: true, force: true });
+  }
+});
+
+for (const arch of ["mamba2", "h3", "s4d", "attention", "m*-"]) {
+  test(`${arch}: a trained run directory loads with loadModel and gives the trainer's logits`, async () => {
+    const dir = await tempDir();
+    try {
+      const trainer = Trainer.create(settings(arch, { steps: 2, evalEvery: 2, checkpointEvery: 2 }), data(), dir);
+      await trainer.run();
+      const ids = Int32Array.of(1, 2, 3, 4, 5, 6);
+      const ours = (await trainer.model()).forward(trainer.backend.upload(ids, [1, 6], "i32")).logits!;
+      const { model } = await loadModel(dir);
+      const loaded = model.forward(model.backend.upload(ids, [1, 6], "i32")).logits!;
+      assert.ok(relativeL2(await loaded.readFloat32(), await ours.readFloat32()) < 1e-6);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test("a diverging run stops with a clear error and keeps the last good checkpoint", async () => {
+  const dir = await tempDir();
+  try {
+    const trainer = Trainer.create(settings("mamba", { lr: 1e30, warmupSteps: 0, clip: 0, checkpointEvery: 1, evalEvery: 100, steps: 20 }), data(), dir);
+    await assert.rejects(trainer.run(), /training diverged at update \d+: the (loss is (NaN|Infinity)|gradient of '[^']+' holds)/);
+    const ckpt = await loadCheckpoint(dir);
+    assert.ok(ckpt.step >= 1 && ckpt.step < 20, `checkpoint at ${ckpt.step}`);
+    for (const [name, v] of ckpt.params) assert.ok(v.every(Number.isFinite), `${name} finite in the kept checkpoint`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("--resume refuses corrupt and mismatched checkpoints with messages naming the problem", async () => {
+  const dir = await tempDir();
+  try {
+    await Trainer.create(settings("mamba", { steps: 1, warmupSteps: 0, checkpointEvery: 1, evalEvery: 1 }), data(), dir).run();
+    const path = join(dir, CHECKPOINT_FILE);
+    const good = await readFile(path);
+    await writeFile(path, good.subarray(0, good.length - 100));
+    await assert.rejects(Trainer.resume(dir, async () => data()), /checkpoint\.safetensors: not a readable checkpoint/);
+    // Settings saying another width: every parameter mismatches.
+    const text = good.toString("latin1").replace('\\"dModel\\":16', '\\"dModel\\":24');
+    await writeFile(path, Buffer.from(text, "latin1"));
+    await assert.rejects(Trainer.resume(dir, async () => data()), /parameter '[^']+' has \d+ values, the model needs/);
+    await rm(path);
+    await assert.rejects(Trainer.resume(dir, async () => data()), /no checkpoint\.safetensors to resume from/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("impossible architectures are refused before training", () => {
+  assert.throws(() => Trainer.create(settings("M*Q"), data(), "unused"), /unknown letter 'Q'/);
+  assert.throws(() => Trainer.create(settings("transformer"), data(), "unused"), /neither an architecture .* nor a layer pattern/);
+  assert.throws(() => Trainer.create(settings("attention", { size: { dModel: 16, nLayer: 1, vocabSize: 10, dState: 4, heads: 3 } }), data(), "unused"), /3 heads do not divide d_model 16/);
+  assert.throws(() => Trainer.create(settings("mamba", { warmupSteps: 9 }), data(), "unused"), /--warmup must be an integer in \[0, steps=6\]/);
+});
+
+test("text data: byte windows, held-out tail, .gz corpora", async () => {
+  const dir = await tempDir();
+  try {
+    const text = "the quick brown fox jumps over the lazy dog. ".repeat(40);
+    await writeFile(join(dir, "t.txt"), text);
+    const d = await textData(join(dir, "t.txt"), { seqLen: 16 });
+    assert.equal(d.vocabSize, 257);
+    const b = d.batch(1, 0, 0, 3);
+    for (let r = 0; r < 3; r++) {
+      for (let i = 0; i < 15; i++) assert.equal(b.targets[r * 16 + i], b.inputs[r * 16 + i + 1], "targets are the next bytes");
+    }
+    assert.deepEqual(d.batch(1, 0, 0, 3).inputs, b.inputs, "a batch is a function of (seed, step, micro)");
+    assert.ok(d.evalBatches(8).length > 0);
+    await writeFile(join(dir, "short.txt"), "tiny");
+    await assert.rejects(textData(join(dir, "short.txt"), { seqLen: 16 }), /too short for windows of 16 tokens/);
+    await assert.rejects(textData(join(dir, "missing.txt"), { seqLen: 16 }), /cannot read the training text \(ENOENT\)/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
