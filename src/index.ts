@@ -20,3 +20,13 @@ export { readSafetensors, encodeSafetensors } from "./io/safetensors.js";
 export { buildMambaLM } from "./models/mamba/model.js";
 export { SequenceLM } from "./models/sequence-lm.js";
 export { initMambaWeights, mambaConfig, mambaHfConfigJson } from "./models/mamba/init.js";
+// Training: autograd, the trainer, data, optimisation.
+export { GradBackend } from "./autograd/grad-backend.js";
+export { Tape, type Grad } from "./autograd/tape.js";
+export { crossEntropy, IGNORE_INDEX } from "./autograd/loss.js";
+export { Trainer, type TrainSettings, type StepReport, type EvalReport, type TrainResult } from "./train/trainer.js";
+export { makeArchitecture, NAMED_ARCHITECTURES, type Architecture, type ArchitectureSize } from "./train/architectures.js";
+export { taskData, textData, type TrainData } from "./train/data.js";
+export { ParameterLoader } from "./train/parameter-loader.js";
+export { getTask, TASK_NAMES } from "./train/tasks/registry.js";
+export { AdamW, defaultParamGroups, warmupCosine, clipGradNorm } from "./train/optim/index.js";

@@ -28,6 +28,10 @@ export class ParameterLoader extends WeightLoader {
     return this.param(names, shape, why);
   }
 
+  override async table(names: string | readonly string[], shape: readonly number[], why: string): Promise<Tensor> {
+    return this.param(names, shape, why);
+  }
+
   override async vector(names: string | readonly string[], shape: readonly number[], why: string): Promise<Tensor> {
     return this.param(names, shape, why);
   }
