@@ -3,7 +3,8 @@
  * and attention; plus Mamba and Mamba-2) and the phonebook gap between a pure SSM and a hybrid with one
  * attention layer — 2-layer models of width 64 trained with Hippo on the CPU.
  *
- *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--minutes M] [--only task/arch,...]
+ *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
+ *       [--minutes M] [--only task/arch,...]
  *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got)
  *   node dist/scripts/reproduce-synthetics.js --report                              table + SVG loss curves
  *
@@ -48,17 +49,21 @@ const RUNS: RunSpec[] = [
 
 const runFile = (r: RunSpec) => join(OUT, "runs", `${r.task}--${r.arch.replace(/\*/g, "A")}.json`);
 
-async function train(baseSteps: number, only: string[] | null, minutes: number, lr: number, batchSize: number, checkpoints: string): Promise<void> {
+async function train(
+  baseSteps: number, only: string[] | null, minutes: number, lr: number, batchSize: number, checkpoints: string, targets: string | undefined,
+): Promise<void> {
   await mkdir(join(OUT, "runs"), { recursive: true });
   for (const r of RUNS) {
     if (only && !only.includes(`${r.task}/${r.arch}`)) continue;
     const done = await readFile(runFile(r), "utf8").then(() => true, () => false);
     if (done) continue;
-    const data = taskData(r.task, r.taskOptions ?? {});
+    // --targets answer trains on the answer positions only (safari trains on every next token).
+    const taskOptions = { ...(r.taskOptions ?? {}), ...(targets ? { trainTargets: targets } : {}) };
+    const data = taskData(r.task, taskOptions);
     const steps = Math.round(baseSteps * (r.stepScale ?? 1));
     const settings: TrainSettings = {
       arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
-      data: { task: r.task, options: r.taskOptions ?? {} }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
+      data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
       warmupSteps: Math.floor(steps / 10), minLrRatio: 0.1, clip: 1, betas: [0.9, 0.98], seed: 0,
       evalEvery: Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
     };
@@ -122,12 +127,12 @@ async function report(): Promise<void> {
 
 const { values } = parseArgs({ options: {
   steps: { type: "string" }, only: { type: "string" }, report: { type: "boolean" }, out: { type: "string" }, minutes: { type: "string" }, list: { type: "boolean" },
-  lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" },
+  lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
 else if (values.report) await report();
 else {
   await train(Number(values.steps ?? 400), values.only ? values.only.split(",") : null, Number(values.minutes ?? Infinity),
-    Number(values.lr ?? 1e-3), Number(values["batch-size"] ?? 32), values.checkpoints ?? join(OUT, "checkpoints"));
+    Number(values.lr ?? 1e-3), Number(values["batch-size"] ?? 32), values.checkpoints ?? join(OUT, "checkpoints"), values.targets);
 }
