@@ -11,7 +11,7 @@ import type { Tensor } from "../tensor/tensor.js";
 import { makeArchitecture, type Architecture, type ArchitectureSize } from "./architectures.js";
 import { CHECKPOINT_FILE, checkCheckpointParams, loadCheckpoint, saveRun, type Checkpoint } from "./checkpoint.js";
 import type { TrainData } from "./data.js";
-import { AdamW, clipGradNorm, defaultParamGroups, findNonFinite, GradAccumulator, warmupCosine, type Param } from "./optim/index.js";
+import { AdamW, clipGradNorm, defaultParamGroups, findNonFinite, GradAccumulator, gradNorm, warmupCosine, type Param } from "./optim/index.js";
 import { ParameterLoader } from "./parameter-loader.js";
 import type { TaskBatch } from "./tasks/task.js";
 
@@ -197,13 +197,13 @@ export class Trainer {
     const grads = acc.mean();
     const bad = findNonFinite(grads);
     if (bad.length > 0) throw this.diverged(`the gradient of '${bad[0].name}' holds ${bad[0].value} (${bad.length} parameter(s) affected)`);
-    const gradNorm = s.clip > 0 ? clipGradNorm(grads, s.clip) : Math.sqrt([...grads.values()].reduce((n, g) => n + g.reduce((a, v) => a + v * v, 0), 0));
+    const norm = s.clip > 0 ? clipGradNorm(grads, s.clip) : gradNorm(grads);
     const lrScale = this.schedule(this.step);
     this.optimizer.step(grads, lrScale);
     this.step++;
     const seconds = (performance.now() - started) / 1000;
     return {
-      step: this.step, loss: lossSum / s.accumulate, accuracy: scored > 0 ? right / scored : 0, lr: s.lr * lrScale, gradNorm,
+      step: this.step, loss: lossSum / s.accumulate, accuracy: scored > 0 ? right / scored : 0, lr: s.lr * lrScale, gradNorm: norm,
       tokensPerSecond: tokens / seconds, elapsedSeconds: seconds,
     };
   }
