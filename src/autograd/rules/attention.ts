@@ -1,5 +1,7 @@
 /** Backward rules of causal attention and rotary embedding (host arrays in, gradients out). */
 
+import { ropeKernel } from "../../backends/cpu/kernels/attention.js";
+
 /**
  * Backward of causalAttentionKernel: q [B, L, Hq, D], k [B, T, Hkv, D], v [B, T, Hkv, Dv], out the
  * forward's output [B, L, Hq, Dv], g its gradient. Query i of row b sees keys 0..qStart[b] + i (clipped
@@ -91,28 +93,7 @@ export function ropeBackward(
   g: Float32Array, start: Int32Array, Bsz: number, L: number, H: number, D: number,
   rotaryDim: number, base: number, positionScale: number, interleaved: boolean,
 ): Float32Array {
-  const gx = g.slice();
-  const half = rotaryDim / 2;
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(base, (2 * i) / rotaryDim);
-  for (let b = 0; b < Bsz; b++) {
-    for (let t = 0; t < L; t++) {
-      const pos = Math.fround((start[b] + t) / positionScale);
-      for (let i = 0; i < half; i++) {
-        const angle = Math.fround(pos * invFreq[i]);
-        const c = Math.cos(angle);
-        const s = Math.sin(angle);
-        for (let h = 0; h < H; h++) {
-          const o = ((b * L + t) * H + h) * D;
-          const i1 = interleaved ? o + 2 * i : o + i;
-          const i2 = interleaved ? o + 2 * i + 1 : o + i + half;
-          const g1 = g[i1];
-          const g2 = g[i2];
-          gx[i1] = g1 * c + g2 * s;
-          gx[i2] = g2 * c - g1 * s;
-        }
-      }
-    }
-  }
+  const gx = new Float32Array(g.length);
+  ropeKernel(g, start, Bsz, L, H, D, rotaryDim, base, positionScale, interleaved, gx, true);
   return gx;
 }

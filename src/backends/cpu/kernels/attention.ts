@@ -50,10 +50,13 @@ export function causalAttentionKernel(
   }
 }
 
-/** Rotary embedding on [Bsz, L, H, D]: the first `rotaryDim` dims rotate by position · base^(−2i/rotaryDim). */
+/**
+ * Rotary embedding on [Bsz, L, H, D]: the first `rotaryDim` dims rotate by position · base^(−2i/rotaryDim).
+ * `inverse` rotates back by the same angles (RoPE's backward: the transpose of a rotation is its inverse).
+ */
 export function ropeKernel(
   x: Float32Array, start: Int32Array, Bsz: number, L: number, H: number, D: number,
-  rotaryDim: number, base: number, positionScale: number, interleaved: boolean, out: Float32Array,
+  rotaryDim: number, base: number, positionScale: number, interleaved: boolean, out: Float32Array, inverse = false,
 ): void {
   out.set(x);
   const half = rotaryDim / 2;
@@ -66,7 +69,7 @@ export function ropeKernel(
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos * invFreq[i]);
         const c = Math.cos(angle);
-        const s = Math.sin(angle);
+        const s = inverse ? -Math.sin(angle) : Math.sin(angle);
         for (let h = 0; h < H; h++) {
           const o = ((b * L + t) * H + h) * D;
           const i1 = interleaved ? o + 2 * i : o + i;
