@@ -22,6 +22,12 @@ export interface OpTimer {
   begin(op: string): unknown;
   /** Milliseconds the op took, now or once the device has run it. */
   end(handle: unknown): number | Promise<number>;
+  /** Called when a profiler attaches (e.g. to switch the device into timed recording). */
+  start?(): void;
+  /** Called when it detaches. */
+  stop?(): Promise<void> | void;
+  /** Makes every pending `end` resolve (submits recorded work, reads its timestamps back). */
+  settle?(): Promise<void>;
 }
 
 export const hostTimer: OpTimer = {
@@ -88,6 +94,7 @@ export class OpProfiler {
   /** Instruments the backend instance; returns this. */
   attach(): this {
     if (this.attached) return this;
+    this.timer.start?.();
     const target = this.backend as unknown as Record<string, AnyFn>;
     for (const op of PROFILED_OPS) {
       const original = target[op];
@@ -109,6 +116,7 @@ export class OpProfiler {
   /** Removes the instrumentation (the instance's own prototype methods show through again). */
   detach(): void {
     if (!this.attached) return;
+    void this.timer.stop?.();
     const target = this.backend as unknown as Record<string, unknown>;
     for (const op of [...PROFILED_OPS, "release"]) delete target[op];
     this.attached = false;
@@ -143,6 +151,7 @@ export class OpProfiler {
 
   /** Waits for op durations that the timer resolves asynchronously (GPU timestamps). */
   async flush(): Promise<void> {
+    await this.timer.settle?.();
     const pending = this.pending;
     this.pending = [];
     await Promise.all(pending);
@@ -183,6 +192,21 @@ export class OpProfiler {
   private async callAsync(op: string, fn: AnyFn, args: unknown[]): Promise<unknown> {
     if (!this.recording) return fn(...args);
     const scope = this.scope;
+    if (this.timer !== hostTimer) {
+      // A device timer: the read's own commands (the copy out) are recorded before its first await; the
+      // wait that follows is the device finishing earlier ops, whose time those ops already carry.
+      const handle = this.timer.begin(op);
+      let promise: Promise<unknown>;
+      try {
+        promise = fn(...args) as Promise<unknown>;
+      } finally {
+        const elapsed = this.timer.end(handle);
+        const cost = opCost(op, args, undefined);
+        if (typeof elapsed === "number") this.add(op, elapsed, cost, 0, scope);
+        else this.pending.push(elapsed.then((ms) => this.add(op, ms, cost, 0, scope)));
+      }
+      return promise;
+    }
     const start = performance.now();
     const result = await (fn(...args) as Promise<unknown>);
     this.add(op, performance.now() - start, opCost(op, args, result), 0, scope);

@@ -27,7 +27,7 @@ export const CLASS_LABELS: Record<OpClass, string> = {
   sampling: "sampling",
   readback: "logits readback",
   gc: "garbage collection",
-  overhead: "untimed host work",
+  overhead: "outside ops (host, GPU idle)",
 };
 
 /** Colours per class, stable across plots (Tableau 20). */

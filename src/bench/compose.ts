@@ -27,7 +27,7 @@ export interface Profile {
   peakBytes: number;
 }
 
-export const OVERHEAD_OP = "(untimed host work)";
+export const OVERHEAD_OP = "(outside ops)";
 
 export function composeRun(run: RunStats, measured: Record<string, number>, full: Record<string, number>): Profile {
   const scale = (kind: string) => (measured[kind] ? (full[kind] ?? 0) / measured[kind] : 1);

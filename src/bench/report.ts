@@ -131,8 +131,10 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
     "scores, softmax, weighted sum and RoPE; KV-cache append = writing the new keys and values; FFT convolution = H3's long convolution " +
     "(kernel generation, FFTs, state passing); scan = Mamba's selective scan, Mamba-2's SSD, H3's recurrent step; short conv = causal conv1d " +
     "and H3's shift SSM; LM head includes the final projection to the vocabulary; garbage collection = pauses of the JavaScript garbage " +
-    "collector that fell inside op calls (they are moved out of the op they interrupted); untimed host work = wall time no op accounts for " +
-    "(scheduling, bookkeeping, pauses between op calls)."));
+    "collector that fell inside op calls (they are moved out of the op they interrupted); outside ops = wall time no op accounts for " +
+    "(scheduling, bookkeeping, pauses between op calls; on a GPU also the device idling while the host records, and " +
+    "readback latency). With GPU timestamps, wall times come from an untimed run of the same work just before the " +
+    "timed one (timing puts each dispatch in a pass of its own, which slows the device down a little)."));
   if (has("layer-kinds")) blocks.push(fig("layer-kinds"));
   const perLayerTable = (pts: { model: string; perLayer?: Record<string, ByClass> }[]): Block => {
     const used = new Set<OpClass>();

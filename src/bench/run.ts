@@ -63,6 +63,10 @@ interface Built {
  * made asynchronously), else looked up. Either way an unknown or unavailable backend is a HippoError.
  */
 async function backendNamed(name: string): Promise<Backend> {
+  // Dawn rounds timestamps to 100 µs by default (a browser fingerprinting guard), which would zero most
+  // single-op GPU times; a benchmark wants the exact clock. Only takes effect before Dawn is first created.
+  const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env;
+  if (name === "webgpu" && env && env.HIPPO_WEBGPU_FLAGS === undefined) env.HIPPO_WEBGPU_FLAGS = "disable-dawn-features=timestamp_quantization";
   const create = (registry as { createBackend?: (n: string) => Promise<Backend> }).createBackend;
   return create ? create(name) : registry.getBackend(name);
 }
@@ -93,7 +97,7 @@ function atMost(xs: number[], limit: number): number {
 }
 
 function rooflineRows(model: string, phase: "prefill" | "decode", tokens: number, p: Profile, peakF: number, peakB: number): RooflineRow[] {
-  // Only ops that do work have a floor (not views, garbage collection or untimed host work).
+  // Only ops that do work have a floor (not views, garbage collection or time outside ops).
   return p.rows.filter((r) => r.ms > 0 && (r.flops > 0 || r.bytes > 0)).map((r) => {
     const floorMs = Math.max(r.flops / peakF, r.bytes / peakB) * 1000;
     return {

@@ -9,6 +9,8 @@ import type {
 } from "../backend.js";
 import type { TokenSampler, TokenSamplingOptions } from "../sampling.js";
 import { requestDevice, type GpuHandle } from "./gpu.js";
+import type { OpTimer } from "../profiling.js";
+import { GpuOpTimer } from "./op-timer.js";
 import { GpuRuntime, type Kernel, type KernelSpec } from "./runtime.js";
 import { attentionGrid, attentionSpec, ropeSpec } from "./kernels/attention.js";
 import { causalConv1dSpec } from "./kernels/conv.js";
@@ -94,6 +96,14 @@ export class WebGpuBackend implements Backend, TokenSampler {
   get description(): string {
     const a = this.handle.adapterInfo;
     return [a.vendor, a.architecture, a.description].filter((s) => s).join(" ") || "unknown adapter";
+  }
+
+  /**
+   * GPU-clock op timing for OpProfiler (hippo bench) when the adapter offers `timestamp-query`; null
+   * otherwise (the profiler then falls back to the host clock and says so).
+   */
+  opTimer(): OpTimer | null {
+    return this.handle.features.includes("timestamp-query") ? new GpuOpTimer(this.rt) : null;
   }
 
   /** Submits recorded work (ops do not need this; benchmarks and interactive use may). */

@@ -103,16 +103,53 @@ export function wgslDeclarations(spec: KernelSpec): string {
 }
 
 /**
- * Per-dispatch GPU times from timestamp queries (feature `timestamp-query`): while enabled, every dispatch
- * runs in its own compute pass whose begin and end are timestamped, and times are summed per kernel key.
- * For finding where time goes; it changes what it measures a little (a pass per dispatch).
+ * Where one op's GPU time is summed: the dispatches and copies recorded while it is the runtime's current
+ * sink add their timestamped durations; `end()` resolves with the total once every one of them was read back.
+ */
+export class GpuTimeSink {
+  ms = 0;
+  private outstanding = 0;
+  private ended = false;
+  private resolve: ((ms: number) => void) | null = null;
+
+  /** One more timed command belongs to this sink. */
+  expect(): void {
+    this.outstanding++;
+  }
+
+  add(ms: number): void {
+    this.ms += ms;
+    this.outstanding--;
+    if (this.ended && this.outstanding === 0) this.resolve?.(this.ms);
+  }
+
+  /** No more commands will be added; resolves with the op's GPU milliseconds. */
+  end(): Promise<number> | number {
+    this.ended = true;
+    if (this.outstanding === 0) return this.ms;
+    return new Promise((resolve) => (this.resolve = resolve));
+  }
+}
+
+interface TimedCommand {
+  label: string;
+  sink: GpuTimeSink | null;
+}
+
+/**
+ * Per-command GPU times from timestamp queries (feature `timestamp-query`): while enabled, every dispatch
+ * runs in its own compute pass whose begin and end are timestamped, and every buffer copy is bracketed by
+ * two empty timestamped passes; times are summed per kernel key ("copy" for copies) and, when a sink is
+ * current, into that sink. It changes what it measures a little (a pass per dispatch).
  */
 class DispatchProfiler {
   private readonly querySet: GPUQuerySet;
   private readonly resolve: GPUBuffer;
-  private labels: string[] = [];
+  private commands: TimedCommand[] = [];
   private pending: Promise<void>[] = [];
   readonly totals = new Map<string, { ms: number; count: number }>();
+  /** The op whose commands are being recorded (see GpuTimeSink). */
+  sink: GpuTimeSink | null = null;
   static readonly CAPACITY = 2048;
 
   constructor(private readonly device: GPUDevice) {
@@ -121,34 +158,52 @@ class DispatchProfiler {
   }
 
   get full(): boolean {
-    return this.labels.length >= DispatchProfiler.CAPACITY;
+    return this.commands.length >= DispatchProfiler.CAPACITY;
   }
 
-  /** Timestamp writes for the next dispatch's pass. */
-  next(label: string): GPUComputePassTimestampWrites {
-    const i = this.labels.length;
-    this.labels.push(label);
-    return { querySet: this.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  /** Query indices [begin, end] for the next timed command. */
+  next(label: string): [number, number] {
+    const i = this.commands.length;
+    this.commands.push({ label, sink: this.sink });
+    this.sink?.expect();
+    return [2 * i, 2 * i + 1];
+  }
+
+  /** Timestamp writes for the next dispatch's own pass. */
+  dispatchPass(label: string): GPUComputePassTimestampWrites {
+    const [begin, end] = this.next(label);
+    return { querySet: this.querySet, beginningOfPassWriteIndex: begin, endOfPassWriteIndex: end };
+  }
+
+  /** Records `record` (copies) between two empty passes whose timestamps bound it. */
+  bracket(encoder: GPUCommandEncoder, label: string, record: () => void): void {
+    const [begin, end] = this.next(label);
+    encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, endOfPassWriteIndex: begin } }).end();
+    record();
+    encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: end } }).end();
   }
 
   /** Resolves this batch's timestamps into a readback buffer (before the submit). */
   resolveInto(encoder: GPUCommandEncoder): (() => void) | null {
-    const n = this.labels.length;
+    const n = this.commands.length;
     if (n === 0) return null;
-    const labels = this.labels;
-    this.labels = [];
+    const commands = this.commands;
+    this.commands = [];
     const read = this.device.createBuffer({ size: 16 * n, usage: USAGE.MAP_READ | USAGE.COPY_DST });
     encoder.resolveQuerySet(this.querySet, 0, 2 * n, this.resolve, 0);
     encoder.copyBufferToBuffer(this.resolve, 0, read, 0, 16 * n);
     return () => {
       this.pending.push(read.mapAsync(MAP_READ).then(() => {
         const t = new BigUint64Array(read.getMappedRange());
-        labels.forEach((label, j) => {
-          const ms = Number(t[2 * j + 1] - t[2 * j]) / 1e6;
+        commands.forEach(({ label, sink }, j) => {
+          const raw = Number(t[2 * j + 1] - t[2 * j]) / 1e6;
+          // Timestamps of different passes may be reordered or reset by the driver: such spans count 0.
+          const ms = raw > 0 && raw < 1e5 ? raw : 0;
           const e = this.totals.get(label) ?? { ms: 0, count: 0 };
-          e.ms += ms > 0 && ms < 1e5 ? ms : 0;
+          e.ms += ms;
           e.count++;
           this.totals.set(label, e);
+          sink?.add(ms);
         });
         read.unmap();
         read.destroy();
@@ -157,9 +212,16 @@ class DispatchProfiler {
   }
 
   async settle(): Promise<void> {
-    const p = this.pending;
-    this.pending = [];
-    await Promise.all(p);
+    while (this.pending.length > 0) {
+      const p = this.pending;
+      this.pending = [];
+      await Promise.all(p);
+    }
+  }
+
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolve.destroy();
   }
 }
 
@@ -233,14 +295,29 @@ export class GpuRuntime {
     return this.createBuffer(size);
   }
 
-  /** Returns a buffer to the pool (reuse is safe: later dispatches run after earlier ones). */
+  /**
+   * Returns a buffer to the pool (reuse is safe: later dispatches run after earlier ones). Over the pool's
+   * limit, the largest pooled buffers are destroyed to make room: after a long prefill the pool is full of
+   * huge activations that decoding never reuses, and without eviction every small buffer a decode step
+   * frees would be destroyed and re-created the next step.
+   */
   releaseBuffer(buffer: GPUBuffer): void {
     const size = buffer.size;
-    if (this.freeBytes + size > this.poolLimitBytes) {
-      this.allocatedBytes -= size;
-      this.doomed.push(buffer);
-      this.dropBindGroups();
+    if (size > this.poolLimitBytes) {
+      this.destroyLater(buffer);
       return;
+    }
+    if (this.freeBytes + size > this.poolLimitBytes) {
+      const classes = [...this.free.keys()].sort((a, b) => b - a);
+      for (const cls of classes) {
+        const list = this.free.get(cls)!;
+        while (list.length > 0 && this.freeBytes + size > this.poolLimitBytes) {
+          this.freeBytes -= cls;
+          this.destroyLater(list.pop()!);
+        }
+        if (list.length === 0) this.free.delete(cls);
+        if (this.freeBytes + size <= this.poolLimitBytes) break;
+      }
     }
     let list = this.free.get(size);
     if (!list) {
@@ -251,13 +328,20 @@ export class GpuRuntime {
     this.freeBytes += size;
   }
 
+  /**
+   * Destroys a buffer once the pending work that may use it is submitted. Cached bind groups that name it
+   * stay (their keys hold buffer ids that are never reused, so they are never hit again) until the cache
+   * is cleared: dropping the whole cache here would rebuild every decode bind group after each eviction.
+   */
+  private destroyLater(buffer: GPUBuffer): void {
+    this.allocatedBytes -= buffer.size;
+    this.doomed.push(buffer);
+  }
+
   /** Destroys every pooled buffer (after the pending work is submitted). */
   trim(): void {
     for (const list of this.free.values()) {
-      for (const b of list) {
-        this.allocatedBytes -= b.size;
-        this.doomed.push(b);
-      }
+      for (const b of list) this.destroyLater(b);
     }
     this.free.clear();
     this.freeBytes = 0;
@@ -309,7 +393,27 @@ export class GpuRuntime {
     if (!p) return new Map();
     await this.device.queue.onSubmittedWorkDone();
     await p.settle();
+    p.destroy();
     return p.totals;
+  }
+
+  get profiling(): boolean {
+    return this.profiler !== null;
+  }
+
+  /**
+   * Makes `sink` collect the GPU time of the commands recorded from now until the next call (null: none).
+   * Only while profiling.
+   */
+  timeInto(sink: GpuTimeSink | null): void {
+    if (this.profiler) this.profiler.sink = sink;
+  }
+
+  /** Submits pending work and waits until every timestamp recorded so far has been read back. */
+  async settleProfile(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.profiler?.settle();
   }
 
   kernel(spec: KernelSpec | (() => KernelSpec), key?: string): Kernel {
@@ -402,7 +506,7 @@ export class GpuRuntime {
     if (this.profiler) {
       if (this.profiler.full) this.flush();
       const encoder = this.copyEncoder();
-      const timed = encoder.beginComputePass({ timestampWrites: this.profiler.next(spec.key) });
+      const timed = encoder.beginComputePass({ timestampWrites: this.profiler.dispatchPass(spec.key) });
       timed.setPipeline(kernel.pipeline);
       timed.setBindGroup(0, bg, [offset]);
       timed.dispatchWorkgroups(gx, gy, gz);
@@ -423,7 +527,13 @@ export class GpuRuntime {
   /** Copies bytes between buffers in queue order. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
-    this.copyEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    if (this.profiler) {
+      if (this.profiler.full) this.flush();
+      const encoder = this.copyEncoder();
+      this.profiler.bracket(encoder, "copy", () => encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes));
+    } else {
+      this.copyEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    }
     this.recorded++;
   }
 
