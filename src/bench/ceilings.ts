@@ -1,4 +1,5 @@
 import type { Backend } from "../backends/backend.js";
+import { hostTimer, type OpProfiler } from "../backends/profiling.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /**
@@ -43,6 +44,34 @@ async function best(reps: number, run: () => Tensor): Promise<number> {
   return bestS;
 }
 
+type Timing = (reps: number, run: () => Tensor) => Promise<number>;
+
+/**
+ * Best device time of one op, from the profiler's device timer (GPU timestamps): host-clock timing of a
+ * GPU op mostly measures submit and readback latency, which dwarfs a 0.1 ms copy.
+ */
+function deviceTiming(profiler: OpProfiler): Timing {
+  return async (reps, run) => {
+    let bestS = Infinity;
+    for (let r = 0; r < reps; r++) {
+      profiler.reset();
+      profiler.recording = true;
+      let out: Tensor;
+      try {
+        out = run();
+      } finally {
+        profiler.recording = false;
+      }
+      await profiler.flush();
+      const ms = profiler.snapshot().reduce((sum, t) => sum + t.ms, 0);
+      out.dispose();
+      if (ms > 0) bestS = Math.min(bestS, ms / 1000);
+    }
+    profiler.reset();
+    return bestS;
+  };
+}
+
 /** Copy between two existing host buffers: the memory ceiling of a backend whose tensors live in host memory. */
 function hostCopySeconds(n: number, reps: number): number {
   const src = new Float32Array(n).fill(1);
@@ -56,27 +85,34 @@ function hostCopySeconds(n: number, reps: number): number {
   return bestS;
 }
 
-export async function measureCeilings(backend: Backend, quick: boolean): Promise<Ceilings> {
+/**
+ * `profiler`: when its timer is a device timer (GPU timestamps), ops are timed by it, at sizes that keep a
+ * GPU busy; otherwise by the host clock around the op and a tiny readback.
+ */
+export async function measureCeilings(backend: Backend, quick: boolean, profiler?: OpProfiler): Promise<Ceilings> {
+  const device = profiler && profiler.timer !== hostTimer ? profiler : null;
+  const time: Timing = device ? deviceTiming(device) : best;
   const n = (quick ? 16 : 64) * 1024 * 1024;
   const big = filled(backend, [n]);
-  const allocS = await best(quick ? 3 : 5, () => backend.toFloat32(big));
+  const allocS = await time(quick ? 3 : 5, () => backend.toFloat32(big));
   // The CPU backend's storage is host memory, so the host's copy rate is its ceiling; other backends are
   // measured through their copy op (which allocates its output, as every op does).
   const host = backend.name === "cpu";
   const copyS = host ? hostCopySeconds(n, quick ? 3 : 5) : allocS;
-  const addS = await best(3, () => backend.binary("add", big, big));
+  const addS = await time(3, () => backend.binary("add", big, big));
   big.dispose();
-  const [M, N, K] = quick ? [512, 768, 768] : [1024, 1024, 1024];
+  const [M, N, K] = device ? (quick ? [1024, 1024, 1024] : [4096, 4096, 4096]) : quick ? [512, 768, 768] : [1024, 1024, 1024];
   const x = filled(backend, [M, K]);
   const w = filled(backend, [N, K]);
-  const linS = await best(quick ? 2 : 3, () => backend.linear(x, w, null));
+  const linS = await time(quick ? 2 : 3, () => backend.linear(x, w, null));
   const v = filled(backend, [1, K]);
-  const mvS = await best(20, () => backend.linear(v, w, null));
+  const mvS = await time(20, () => backend.linear(v, w, null));
   for (const t of [x, w, v]) t.dispose();
+  const how = device ? `, timed by ${device.timer.name}` : "";
   return {
     bytesPerS: (2 * 4 * n) / copyS,
     copyBytes: 4 * n,
-    copyMethod: host ? "host memory copy into an existing buffer (Float32Array.set)" : "the backend's toFloat32 copy",
+    copyMethod: (host ? "host memory copy into an existing buffer (Float32Array.set)" : "the backend's toFloat32 copy") + how,
     allocatingCopyBytesPerS: (2 * 4 * n) / allocS,
     flopsPerS: (2 * M * N * K) / linS,
     linearShape: [M, N, K],

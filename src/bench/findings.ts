@@ -172,7 +172,7 @@ export function deriveFindings(r: BenchResults): string[] {
   // 8. Activations and the composition check.
   const acts = r.models.map((m) => r.activations.filter((a) => a.model === m.name).at(-1)).filter((a) => a !== undefined);
   if (acts.length) {
-    out.push("Prefill activations as Hippo allocates them (a forward's intermediates live until it returns): " +
+    out.push("Prefill activations at their peak (each layer's intermediates are freed when the layer is done): " +
       acts.map((a) => `${label(a!.model)} ${formatBytes(a!.bytesPerToken)}/token (${formatBytes(a!.peakBytes)} at ${formatTokens(a!.length)})`).join(", ") + ".");
   }
   if (r.check.length) {

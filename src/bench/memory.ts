@@ -90,7 +90,7 @@ export function maxDecodeBatch(m: ModelMemory, context: number, budget: number, 
 
 /**
  * Longest single prompt whose prefill fits `budget`, when a forward's activations take `bytesPerToken` per
- * prompt token (as Hippo allocates them now: intermediates live until the forward returns).
+ * prompt token (as Hippo allocates them: one layer's intermediates at a time, plus the residual stream).
  */
 export function maxPrefillLength(m: ModelMemory, budget: number, bytesPerToken: number): number {
   const free = budget - m.weightBytes - m.stateBytes;

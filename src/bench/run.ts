@@ -191,7 +191,7 @@ export async function runBench(o: BenchOptions, stderr: NodeJS.WritableStream | 
     checkMachineMemory(o, built, prefillLengths, decodeContexts);
     progress.task(`measuring ${backend.name} ceilings (copy bandwidth, linear FLOP/s)`);
     profiler.recording = false;
-    results.ceilings = await measureCeilings(backend, o.quick);
+    results.ceilings = await measureCeilings(backend, o.quick, profiler);
 
     await measureAll(built, o, profiler, rng, progress, results, prefillLengths, decodeContexts, extraPrefillBatches, extraDecodeBatches);
     for (const spec of checkSpecs) {

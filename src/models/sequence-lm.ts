@@ -103,9 +103,15 @@ export class SequenceLM implements CausalLM {
     const layers: LayerState[] = [];
     this.parts.layers.forEach(({ norm, layer }, i) => {
       const prev = state?.layers[i] ?? null;
-      const out = single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx);
-      h = add(h, out.y);
-      layers.push(out.state);
+      // Each layer in a scope of its own: its intermediates are freed as soon as it is done, so a prefill
+      // holds one layer's activations at a time instead of the whole model's.
+      const next = tidy(() => {
+        const out = single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx);
+        return { h: add(h, out.y), state: out.state };
+      });
+      if (i > 0) h.dispose();
+      h = next.h;
+      layers.push(next.state);
     });
     return { hidden: this.parts.finalNorm.apply(h), layers };
   }
