@@ -66,21 +66,6 @@ function idsTensor(model: SequenceLM, ids: Int32Array, shape: number[]): Tensor 
  * of the same scope: they are a cost of allocating, not of the op's arithmetic.
  */
 async function recorded(profiler: OpProfiler, fn: () => Promise<void>): Promise<RunStats> {
-  // A device timer changes the work it times (a pass per dispatch, timestamp readbacks): the wall time comes
-  // from the same work run untimed just before, the op split from the timed run.
-  const timer = profiler.timer;
-  let untimedMs: number | null = null;
-  if (timer.start && timer.stop) {
-    await timer.stop();
-    try {
-      collectGarbage();
-      const t0 = now();
-      await fn();
-      untimedMs = now() - t0;
-    } finally {
-      timer.start();
-    }
-  }
   collectGarbage();
   const pauses = await watchGc();
   profiler.reset();
@@ -100,7 +85,27 @@ async function recorded(profiler: OpProfiler, fn: () => Promise<void>): Promise<
   const ops = profiler.snapshot();
   moveGcPauses(ops, profiler.callLog, await pauses.stop());
   profiler.callLog = null;
-  return { wallMs: untimedMs ?? wallMs, ops, peakBytes: profiler.peakBytes - base };
+  const peakBytes = profiler.peakBytes - base;
+  return { wallMs: (await untimedWallMs(profiler, fn)) ?? wallMs, ops, peakBytes };
+}
+
+/**
+ * A device timer changes the work it times (a pass per dispatch, timestamp readbacks): with one, the wall
+ * time comes from the same work run again untimed, right after the timed run (so both find the buffers
+ * the first run allocated, as repeated prefills do). null with the host clock.
+ */
+async function untimedWallMs(profiler: OpProfiler, fn: () => Promise<void>): Promise<number | null> {
+  const timer = profiler.timer;
+  if (!timer.start || !timer.stop) return null;
+  await timer.stop();
+  try {
+    collectGarbage();
+    const t0 = now();
+    await fn();
+    return now() - t0;
+  } finally {
+    timer.start();
+  }
 }
 
 interface Pause { start: number; end: number }

@@ -96,9 +96,13 @@ function atMost(xs: number[], limit: number): number {
   return below.length ? Math.max(...below) : Math.min(...xs);
 }
 
-function rooflineRows(model: string, phase: "prefill" | "decode", tokens: number, p: Profile, peakF: number, peakB: number): RooflineRow[] {
-  // Only ops that do work have a floor (not views, garbage collection or time outside ops).
-  return p.rows.filter((r) => r.ms > 0 && (r.flops > 0 || r.bytes > 0)).map((r) => {
+/** Work the bench times on the host whatever the backend (sampling the read-back logits). */
+const HOST_SIDE_OPS = new Set(["sample"]);
+
+function rooflineRows(model: string, phase: "prefill" | "decode", tokens: number, p: Profile, peakF: number, peakB: number, device: boolean): RooflineRow[] {
+  // Only ops that do work have a floor (not views, garbage collection or time outside ops); on a device, only
+  // ops that ran there (the device's ceilings say nothing about host-side sampling).
+  return p.rows.filter((r) => r.ms > 0 && (r.flops > 0 || r.bytes > 0) && !(device && HOST_SIDE_OPS.has(r.op))).map((r) => {
     const floorMs = Math.max(r.flops / peakF, r.bytes / peakB) * 1000;
     return {
       model, phase, tokens, cls: r.cls, kind: r.kind, op: r.op, calls: r.calls, ms: r.ms, flops: r.flops, bytes: r.bytes,
@@ -256,6 +260,7 @@ async function measureAll(
   lengths: number[], contexts: number[], prefillBatches: number[], decodeBatches: number[],
 ): Promise<void> {
   const { flopsPerS, bytesPerS } = results.ceilings;
+  const device = profiler.timer !== hostTimer;
   const undo = built.map((b) => attributeLayers(b.model, profiler));
   const compose = (b: Built, run: RunStats) => composeRun(run, b.measured, b.full);
   const best = new Map<string, Profile>();
@@ -303,7 +308,7 @@ async function measureAll(
       measured.push({ length: L, profile: p });
       results.prefill.push(prefillPoint(name, 1, L, p, b.full));
       results.activations.push({ model: name, length: L, peakBytes: p.peakBytes, bytesPerToken: p.peakBytes / L });
-      if (L === refLength) results.roofline.push(...rooflineRows(name, "prefill", L, p, flopsPerS, bytesPerS));
+      if (L === refLength) results.roofline.push(...rooflineRows(name, "prefill", L, p, flopsPerS, bytesPerS, device));
     }
     // Projection beyond the longest measured prompt, from growth laws fitted per layer kind and op class.
     const fit = fitPrefill(measured);
@@ -315,7 +320,7 @@ async function measureAll(
     for (const { B, C } of decodePoints) {
       const p = best.get(`${name}|decode|${B}|${C}`)!;
       results.decode.push(decodePoint(name, B, C, p, b.full));
-      if (B === 1 && C === refContext) results.roofline.push(...rooflineRows(name, "decode", C, p, flopsPerS, bytesPerS));
+      if (B === 1 && C === refContext) results.roofline.push(...rooflineRows(name, "decode", C, p, flopsPerS, bytesPerS, device));
     }
   }
 }
