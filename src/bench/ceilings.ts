@@ -47,31 +47,26 @@ async function best(reps: number, run: () => Tensor): Promise<number> {
 type Timing = (reps: number, run: () => Tensor) => Promise<number>;
 
 /**
- * Best device time of one op, from the profiler's device timer (GPU timestamps): host-clock timing of a
- * GPU op mostly measures submit and readback latency, which dwarfs a 0.1 ms copy.
+ * Device time of one op, from the profiler's device timer (GPU timestamps): host-clock timing of a GPU op
+ * mostly measures submit and readback latency, which dwarfs a 0.1 ms copy. The runs are recorded back to
+ * back and read out once, so that the GPU stays busy (and at its working clocks) as it is in a model's
+ * forward; the mean per run is returned.
  */
 function deviceTiming(profiler: OpProfiler): Timing {
   return async (reps, run) => {
-    // A GPU idling at low clocks needs a few runs to come up to speed.
+    const runs = Math.max(reps, 10);
     for (let w = 0; w < 3; w++) run().dispose();
-    reps = Math.max(reps, 10);
-    let bestS = Infinity;
-    for (let r = 0; r < reps; r++) {
-      profiler.reset();
-      profiler.recording = true;
-      let out: Tensor;
-      try {
-        out = run();
-      } finally {
-        profiler.recording = false;
-      }
-      await profiler.flush();
-      const ms = profiler.snapshot().reduce((sum, t) => sum + t.ms, 0);
-      out.dispose();
-      if (ms > 0) bestS = Math.min(bestS, ms / 1000);
-    }
     profiler.reset();
-    return bestS;
+    profiler.recording = true;
+    try {
+      for (let r = 0; r < runs; r++) run().dispose();
+    } finally {
+      profiler.recording = false;
+    }
+    await profiler.flush();
+    const ms = profiler.snapshot().reduce((sum, t) => sum + t.ms, 0);
+    profiler.reset();
+    return ms > 0 ? ms / runs / 1000 : Infinity;
   };
 }
 
