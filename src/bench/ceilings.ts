@@ -20,8 +20,10 @@ export interface Ceilings {
   linearShape: [number, number, number];
   /** What the elementwise kernels stream (a + b, 3 × bytes / s): for context, not a ceiling. */
   elementwiseBytesPerS: number;
-  /** Matrix–vector rate (M = 1, the decode shape): for context. */
+  /** Matrix–vector rate (M = 1, the decode shape): for context (and a bandwidth probe on devices). */
   matvecFlopsPerS: number;
+  /** [N, K] of that product (absent in reports written before it was recorded: the linear's N, K). */
+  matvecShape?: [number, number];
 }
 
 function filled(backend: Backend, shape: number[]): Tensor {
@@ -46,27 +48,44 @@ async function best(reps: number, run: () => Tensor): Promise<number> {
 
 type Timing = (reps: number, run: () => Tensor) => Promise<number>;
 
+/** Runs `run` untimed until `ms` of wall time have passed (a GPU idling at low clocks needs that to come up). */
+async function warmUp(run: () => Tensor, ms: number): Promise<void> {
+  const start = performance.now();
+  do {
+    const outs = Array.from({ length: 4 }, () => run());
+    const backend = outs[0].backend;
+    const flat = backend.reshape(outs[3], [outs[3].size]);
+    await backend.read(backend.slice0(flat, 0, 1));
+    for (const t of outs) t.dispose();
+  } while (performance.now() - start < ms);
+}
+
 /**
  * Device time of one op, from the profiler's device timer (GPU timestamps): host-clock timing of a GPU op
- * mostly measures submit and readback latency, which dwarfs a 0.1 ms copy. The runs are recorded back to
- * back and read out once, so that the GPU stays busy (and at its working clocks) as it is in a model's
- * forward; the mean per run is returned.
+ * mostly measures submit and readback latency, which dwarfs a 0.1 ms copy. After a warm-up, batches of runs
+ * are recorded back to back and read out once, so that the GPU stays busy as it is in a model's forward;
+ * the best batch's mean per run is returned. (On an H200 right after a pause, one batch without warm-up
+ * measured a quarter of the rates the same probe reaches warm.)
  */
 function deviceTiming(profiler: OpProfiler): Timing {
   return async (reps, run) => {
+    await warmUp(run, 500);
     const runs = Math.max(reps, 10);
-    for (let w = 0; w < 3; w++) run().dispose();
-    profiler.reset();
-    profiler.recording = true;
-    try {
-      for (let r = 0; r < runs; r++) run().dispose();
-    } finally {
-      profiler.recording = false;
+    let bestS = Infinity;
+    for (let batch = 0; batch < 3; batch++) {
+      profiler.reset();
+      profiler.recording = true;
+      try {
+        for (let r = 0; r < runs; r++) run().dispose();
+      } finally {
+        profiler.recording = false;
+      }
+      await profiler.flush();
+      const ms = profiler.snapshot().reduce((sum, t) => sum + t.ms, 0);
+      if (ms > 0) bestS = Math.min(bestS, ms / runs / 1000);
     }
-    await profiler.flush();
-    const ms = profiler.snapshot().reduce((sum, t) => sum + t.ms, 0);
     profiler.reset();
-    return ms > 0 ? ms / runs / 1000 : Infinity;
+    return bestS;
   };
 }
 
@@ -91,36 +110,50 @@ export async function measureCeilings(backend: Backend, quick: boolean, profiler
   const device = profiler && profiler.timer !== hostTimer ? profiler : null;
   const time: Timing = device ? deviceTiming(device) : best;
   const n = (quick ? 16 : 64) * 1024 * 1024;
-  const big = filled(backend, [n]);
-  const allocS = await time(quick ? 3 : 5, () => backend.toFloat32(big));
+  const a = filled(backend, [n]);
+  const allocS = await time(quick ? 3 : 5, () => backend.toFloat32(a));
   // The CPU backend's storage is host memory, so the host's copy rate is its ceiling; other backends are
   // measured through their copy op (which allocates its output, as every op does).
   const host = backend.name === "cpu";
   const copyS = host ? hostCopySeconds(n, quick ? 3 : 5) : allocS;
-  const addS = await time(3, () => backend.binary("add", big, big));
-  big.dispose();
+  // Two distinct inputs: a + a would read its input once from memory and once from cache.
+  const b = backend.binary("mul", a, a);
+  const addS = await time(3, () => backend.binary("add", a, b));
+  a.dispose();
+  b.dispose();
   const [M, N, K] = device ? (quick ? [1024, 1024, 1024] : [4096, 4096, 4096]) : quick ? [512, 768, 768] : [1024, 1024, 1024];
   const x = filled(backend, [M, K]);
   const w = filled(backend, [N, K]);
   const linS = await time(quick ? 2 : 3, () => backend.linear(x, w, null));
-  const v = filled(backend, [1, K]);
-  const mvS = await time(20, () => backend.linear(v, w, null));
-  for (const t of [x, w, v]) t.dispose();
+  w.dispose();
+  // The matrix–vector product streams its weights once: on a GPU, the decode-shaped way to read memory.
+  const [Nv, Kv] = device && !quick ? [16384, 4096] : [N, K];
+  const wv = filled(backend, [Nv, Kv]);
+  const v = filled(backend, [1, Kv]);
+  const mvS = await time(20, () => backend.linear(v, wv, null));
+  for (const t of [x, wv, v]) t.dispose();
   const how = device ? `, timed by ${device.timer.name}` : "";
   const copyRate = (2 * 4 * n) / copyS;
   const addRate = (3 * 4 * n) / addS;
-  // A GPU's buffer-to-buffer copy engine can be slower than its shader cores streaming memory (H200: 0.8 vs
-  // 3+ TB/s); the bandwidth ceiling is whichever of the two moved bytes faster.
-  const viaAdd = !host && addRate > copyRate;
+  const matvecRate = (4 * Nv * Kv) / mvS;
+  // A GPU's buffer-to-buffer copy engine can be slower than its shader cores streaming memory (H200: 0.7–2
+  // vs 2–3.3 TB/s, varying between runs); on a device the bandwidth ceiling is the fastest of the three ways
+  // of moving bytes. The CPU's is the host copy: its kernels are not written to stream at the memory's rate.
+  const probes: [string, number][] = host ? [["host memory copy into an existing buffer (Float32Array.set)", copyRate]] : [
+    ["the backend's toFloat32 copy", copyRate],
+    ["the backend's elementwise add (a + b: 3 × bytes)", addRate],
+    [`the backend's matrix–vector product (${Nv}×${Kv} f32 weights read once)`, matvecRate],
+  ];
+  const [method, bytesPerS] = probes.reduce((x, y) => (y[1] > x[1] ? y : x));
   return {
-    bytesPerS: viaAdd ? addRate : copyRate,
+    bytesPerS,
     copyBytes: 4 * n,
-    copyMethod: (host ? "host memory copy into an existing buffer (Float32Array.set)"
-      : viaAdd ? "the backend's elementwise add (a + b: 3 × bytes), faster than its toFloat32 copy" : "the backend's toFloat32 copy") + how,
+    copyMethod: method + how,
     allocatingCopyBytesPerS: (2 * 4 * n) / allocS,
     flopsPerS: (2 * M * N * K) / linS,
     linearShape: [M, N, K],
     elementwiseBytesPerS: addRate,
-    matvecFlopsPerS: (2 * N * K) / mvS,
+    matvecFlopsPerS: (2 * Nv * Kv) / mvS,
+    matvecShape: [Nv, Kv],
   };
 }

@@ -61,11 +61,11 @@ export function buildReport(r: BenchResults, plots: Plot[]): { title: string; bl
   const c = r.ceilings;
   blocks.push(h2("Ceilings measured on this device"));
   blocks.push(table(["measurement", "rate", "used as"], [
-    [`copy of ${formatBytes(c.copyBytes)} (read + write): ${c.copyMethod}`, formatRate(c.bytesPerS, "B/s"), "memory ceiling"],
-    ["the same through the backend's copy op, into a new tensor", formatRate(c.allocatingCopyBytesPerS, "B/s"), "context"],
+    [`memory bandwidth (bytes read + written): ${c.copyMethod}`, formatRate(c.bytesPerS, "B/s"), "memory ceiling"],
+    [`copy of ${formatBytes(c.copyBytes)} through the backend's copy op, into a new tensor`, formatRate(c.allocatingCopyBytesPerS, "B/s"), "context"],
     [`linear ${c.linearShape.join("×")} (2·M·N·K FLOPs)`, formatRate(c.flopsPerS, "FLOP/s"), "compute ceiling"],
     ["elementwise add (3 streams)", formatRate(c.elementwiseBytesPerS, "B/s"), "context"],
-    [`matrix–vector 1×${c.linearShape[1]}×${c.linearShape[2]}`, formatRate(c.matvecFlopsPerS, "FLOP/s"), "context"],
+    [`matrix–vector 1×${(c.matvecShape ?? c.linearShape.slice(1)).join("×")}`, formatRate(c.matvecFlopsPerS, "FLOP/s"), "context"],
   ], ["l", "r", "l"]));
   blocks.push(p(`Ridge point: ${(c.flopsPerS / c.bytesPerS).toFixed(2)} FLOP/byte — ops with fewer FLOPs per byte are memory-bound on this device. ` +
     "The compute ceiling is the backend's own best kernel (a large linear), not the hardware's peak."));
