@@ -235,6 +235,8 @@ export class GpuRuntime {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly free = new Map<number, GPUBuffer[]>();
+  /** Pooled buffers in the order they were released (a Set iterates in insertion order): eviction order. */
+  private readonly pooledOrder = new Set<GPUBuffer>();
   private freeBytes = 0;
   /** Buffers to destroy once the pending encoder has been submitted. */
   private doomed: GPUBuffer[] = [];
@@ -290,6 +292,7 @@ export class GpuRuntime {
     const hit = list?.pop();
     if (hit) {
       this.freeBytes -= size;
+      this.pooledOrder.delete(hit);
       return hit;
     }
     return this.createBuffer(size);
@@ -297,9 +300,9 @@ export class GpuRuntime {
 
   /**
    * Returns a buffer to the pool (reuse is safe: later dispatches run after earlier ones). Over the pool's
-   * limit, the largest pooled buffers are destroyed to make room: after a long prefill the pool is full of
-   * huge activations that decoding never reuses, and without eviction every small buffer a decode step
-   * frees would be destroyed and re-created the next step.
+   * limit, the pooled buffers released longest ago are destroyed to make room: after a long prefill the
+   * pool holds activations of shapes that may not come again, and what was freed last is what the next
+   * run of the same work (the next decode step, the next prompt of that length) asks for.
    */
   releaseBuffer(buffer: GPUBuffer): void {
     const size = buffer.size;
@@ -307,17 +310,14 @@ export class GpuRuntime {
       this.destroyLater(buffer);
       return;
     }
-    if (this.freeBytes + size > this.poolLimitBytes) {
-      const classes = [...this.free.keys()].sort((a, b) => b - a);
-      for (const cls of classes) {
-        const list = this.free.get(cls)!;
-        while (list.length > 0 && this.freeBytes + size > this.poolLimitBytes) {
-          this.freeBytes -= cls;
-          this.destroyLater(list.pop()!);
-        }
-        if (list.length === 0) this.free.delete(cls);
-        if (this.freeBytes + size <= this.poolLimitBytes) break;
-      }
+    for (const old of this.pooledOrder) {
+      if (this.freeBytes + size <= this.poolLimitBytes) break;
+      const list = this.free.get(old.size)!;
+      list.splice(list.lastIndexOf(old), 1);
+      if (list.length === 0) this.free.delete(old.size);
+      this.pooledOrder.delete(old);
+      this.freeBytes -= old.size;
+      this.destroyLater(old);
     }
     let list = this.free.get(size);
     if (!list) {
@@ -325,6 +325,7 @@ export class GpuRuntime {
       this.free.set(size, list);
     }
     list.push(buffer);
+    this.pooledOrder.add(buffer);
     this.freeBytes += size;
   }
 
@@ -343,6 +344,7 @@ export class GpuRuntime {
     for (const list of this.free.values()) {
       for (const b of list) this.destroyLater(b);
     }
+    this.pooledOrder.clear();
     this.free.clear();
     this.freeBytes = 0;
     this.dropBindGroups();
