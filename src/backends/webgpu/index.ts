@@ -12,7 +12,7 @@ import { requestDevice, type GpuHandle } from "./gpu.js";
 import type { OpTimer } from "../profiling.js";
 import { GpuOpTimer } from "./op-timer.js";
 import { GpuRuntime, type Kernel, type KernelSpec } from "./runtime.js";
-import { attentionGrid, attentionSpec, ropeSpec } from "./kernels/attention.js";
+import { attentionGrid, attentionSpec, decodeAttentionGrid, decodeAttentionSpec, ropeSpec, useDecodeAttention } from "./kernels/attention.js";
 import { causalConv1dSpec } from "./kernels/conv.js";
 import {
   binarySpec, copySpec, embeddingSpec, fillSpec, gatherViewSpec, resizeAxis1Spec, selectPositionsSpec, sliceLastSpec, unarySpec, widenSpec,
@@ -623,8 +623,13 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const out = this.make([B, L, Hq, Dv]);
     const temps: Tensor[] = [];
     if (out.size > 0) {
-      this.run(this.kernel(`attention-${D}-${Dv}`, () => attentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale },
-        [this.f32(a.q, temps), this.f32(a.k, temps), this.f32(a.v, temps), this.buf(a.queryStart), this.buf(out)], attentionGrid(B, L, Hq));
+      const buffers = [this.f32(a.q, temps), this.f32(a.k, temps), this.f32(a.v, temps), this.buf(a.queryStart), this.buf(out)];
+      if (useDecodeAttention(L, T)) {
+        this.run(this.kernel(`attention-decode-${D}-${Dv}`, () => decodeAttentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale },
+          buffers, decodeAttentionGrid(B, L, Hq));
+      } else {
+        this.run(this.kernel(`attention-${D}-${Dv}`, () => attentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale }, buffers, attentionGrid(B, L, Hq));
+      }
     }
     this.done(temps);
     return out;

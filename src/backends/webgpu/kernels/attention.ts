@@ -136,3 +136,95 @@ ${MAIN_1D}
 }`,
   };
 }
+
+/**
+ * Causal attention for a few queries against a long cache (decoding): one workgroup per (query, head, row)
+ * and the keys split across its threads, each keeping its own online softmax over keys lid, lid + 64, …;
+ * the partial results are then merged through workgroup memory (max, rescaled sums, then the output
+ * columns 32 at a time). The flash kernel above gives a single query to one thread, which walks all T keys
+ * alone — 870× its memory floor for a 4K-token cache on an H200.
+ */
+const DECODE_THREADS = 64;
+const DECODE_COLUMNS = 32;
+
+/** Whether the split-keys kernel suits the shape: few queries per row, enough keys to share out. */
+export function useDecodeAttention(L: number, T: number): boolean {
+  return L <= 4 && T >= 2 * DECODE_THREADS;
+}
+
+export function decodeAttentionGrid(B: number, L: number, Hq: number): [number, number, number] {
+  return [L, Hq, B];
+}
+
+export function decodeAttentionSpec(D: number, Dv: number): KernelSpec {
+  const W = DECODE_THREADS;
+  const C = DECODE_COLUMNS;
+  return {
+    key: `attention-decode-${D}-${Dv}`,
+    params: [["L", "u32"], ["T", "u32"], ["Hq", "u32"], ["Hkv", "u32"], ["scale", "f32"]],
+    workgroupSize: W,
+    bindings: [
+      { name: "q", type: "f32" }, { name: "k", type: "f32" }, { name: "v", type: "f32" }, { name: "q_start", type: "i32" },
+      { name: "out", type: "f32", write: true },
+    ],
+    body: `
+const D: u32 = ${D}u;
+const DV: u32 = ${Dv}u;
+var<workgroup> m_sh: array<f32, ${W}>;
+var<workgroup> l_sh: array<f32, ${W}>;
+var<workgroup> cols: array<f32, ${W * C}>;
+@compute @workgroup_size(${W})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = wid.x;
+  let h = wid.y;
+  let b = wid.z;
+  let kh = h / (p.Hq / p.Hkv);
+  let visible = min(p.T, u32(max(q_start[b], 0)) + i + 1u);
+  var qv: array<f32, ${D}>;
+  let qo = ((b * p.L + i) * p.Hq + h) * D;
+  for (var e = 0u; e < D; e = e + 1u) { qv[e] = q[qo + e] * p.scale; }
+  var acc: array<f32, ${Dv}>;
+  for (var e = 0u; e < DV; e = e + 1u) { acc[e] = 0.0; }
+  var m = -3.0e38;
+  var l = 0.0;
+  for (var j = lid; j < visible; j = j + ${W}u) {
+    let ko = ((b * p.T + j) * p.Hkv + kh) * D;
+    var s = 0.0;
+    for (var e = 0u; e < D; e = e + 1u) { s = s + qv[e] * k[ko + e]; }
+    let m_new = max(m, s);
+    let corr = exp(m - m_new);
+    let w = exp(s - m_new);
+    l = l * corr + w;
+    let vo = ((b * p.T + j) * p.Hkv + kh) * DV;
+    for (var e = 0u; e < DV; e = e + 1u) { acc[e] = acc[e] * corr + w * v[vo + e]; }
+    m = m_new;
+  }
+  // Merge: the workgroup's max, then every thread's sums rescaled to it.
+  m_sh[lid] = m;
+  workgroupBarrier();
+  var big = -3.0e38;
+  for (var t = 0u; t < ${W}u; t = t + 1u) { big = max(big, m_sh[t]); }
+  // A thread that saw no key has l = 0 and contributes nothing (exp of a huge negative is 0).
+  let f = select(0.0, exp(m - big), l > 0.0);
+  l_sh[lid] = l * f;
+  workgroupBarrier();
+  var total = 0.0;
+  for (var t = 0u; t < ${W}u; t = t + 1u) { total = total + l_sh[t]; }
+  let oo = ((b * p.L + i) * p.Hq + h) * DV;
+  for (var c0 = 0u; c0 < DV; c0 = c0 + ${C}u) {
+    for (var c = 0u; c < ${C}u; c = c + 1u) {
+      var a = 0.0;
+      if (c0 + c < DV) { a = acc[c0 + c] * f; }
+      cols[lid * ${C}u + c] = a;
+    }
+    workgroupBarrier();
+    if (lid < ${C}u && c0 + lid < DV) {
+      var sum = 0.0;
+      for (var t = 0u; t < ${W}u; t = t + 1u) { sum = sum + cols[t * ${C}u + lid]; }
+      out[oo + c0 + lid] = select(0.0, sum / total, visible > 0u);
+    }
+    workgroupBarrier();
+  }
+}`,
+  };
+}
