@@ -6,7 +6,7 @@
 // the TypeScript reference backend ("cpu-ref") for comparison.
 //
 //   npx tsc -p tsconfig.json && node dist/bench/cpu-fast.js [--quick] [--models mamba,mamba2,gpt2]
-//       [--dtypes f32,f16] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
+//       [--dtypes f32,f16,q8] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -26,7 +26,8 @@ import { argHelpers, randomIds } from "./common.js";
 
 const USAGE = `usage: node dist/bench/cpu-fast.js [options]
   --models <list>    mamba, mamba2, gpt2 (default all three)
-  --dtypes <list>    weight dtypes: f32, f16, bf16 (default f32,f16)
+  --dtypes <list>    weight dtypes: f32, f16, bf16, q8 (f32 weights quantized at load, embedding/LM head
+                     included, like llama.cpp's Q8_0) (default f32,f16,q8)
   --threads <list>   kernel thread counts (default 1,<cores> e.g. 1,2)
   --prompts <list>   prompt-processing lengths (default 512,2048)
   --gen <n>          generated tokens for tg (default 128)
@@ -65,9 +66,9 @@ const MODELS: Record<string, ModelShape> = {
 
 /** llama.cpp (llama-bench, 2 threads) on one of these 2-core machines, from issue 8: [pp512, tg128] tok/s. */
 const LLAMA_CPP: Record<string, Record<string, [number, string]>> = {
-  "mamba-130m": { f32: [274, "39"], f16: [272, "65-74"] },
-  "mamba2-130m": { f32: [520, "49"], f16: [517, "89"] },
-  "gpt2-124m": { f32: [539, "52"], f16: [586, "102"] },
+  "mamba-130m": { f32: [274, "39"], f16: [272, "65-74"], q8: [318, "92"] },
+  "mamba2-130m": { f32: [520, "49"], f16: [517, "89"], q8: [673, "103"] },
+  "gpt2-124m": { f32: [539, "52"], f16: [586, "102"], q8: [648, "145"] },
 };
 
 interface Row {
@@ -95,8 +96,8 @@ function options() {
   const quick = values.quick ?? false;
   const models = (values.models ?? "mamba,mamba2,gpt2").split(",");
   for (const m of models) if (!MODELS[m]) args.fail(`unknown model '${m}' (mamba, mamba2, gpt2)`);
-  const dtypes = (values.dtypes ?? "f32,f16").split(",");
-  for (const d of dtypes) if (!["f32", "f16", "bf16"].includes(d)) args.fail(`--dtypes: '${d}' is not f32, f16 or bf16`);
+  const dtypes = (values.dtypes ?? "f32,f16,q8").split(",");
+  for (const d of dtypes) if (!["f32", "f16", "bf16", "q8"].includes(d)) args.fail(`--dtypes: '${d}' is not f32, f16, bf16 or q8`);
   const cores = os.availableParallelism();
   return {
     quick, models, dtypes,
@@ -116,9 +117,9 @@ function log(message: string): void {
 
 async function build(shape: ModelShape, layers: number, dtype: string, backend: Backend): Promise<SequenceLM> {
   const reader = new ConfigReader(shape.config(layers), `${shape.name} config`);
-  const fileDType = dtype === "f32" ? "F32" : dtype === "f16" ? "F16" : "BF16";
+  const fileDType = dtype === "f16" ? "F16" : dtype === "bf16" ? "BF16" : "F32";
   const weights = initHybridWeights(parseHybridConfig(reader), 0, fileDType);
-  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random"));
+  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random", { quantize: dtype === "q8" ? "q8" : null }));
 }
 
 async function promptProcessing(model: SequenceLM, L: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {

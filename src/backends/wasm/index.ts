@@ -1,9 +1,10 @@
-// The fast CPU backend: the reference CpuBackend with its hot kernels (linear, selective scan, causal
-// conv, SSD) replaced by WebAssembly SIMD ones that split their rows across threads. Everything else,
-// and any case the wasm kernels do not cover (q8 weights, weights that do not fit the 4 GiB memory,
-// f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
+// The fast CPU backend: the reference CpuBackend with its hot kernels (linear with f32/f16/bf16/q8
+// weights, selective scan, causal conv, SSD) replaced by WebAssembly SIMD ones that split their rows
+// across threads. Everything else, and any case the wasm kernels do not cover (weights that do not fit
+// the 4 GiB memory, f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
 import { shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
+import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backend.js";
 import { CpuBackend } from "../cpu/index.js";
@@ -26,7 +27,14 @@ const THREAD_MIN_WORK = 1 << 18;
  */
 const WASM_MIN_MACS = 1 << 16;
 
-interface Resident { offset: number; bytes: number }
+/** A block of wasm memory owned by a tensor's storage; q8 matrices own a second one for their scales. */
+interface Resident { offset: number; bytes: number; scales?: number; scaleBytes?: number }
+
+/**
+ * Bytes of slack after a resident q8 matrix: the integer dot form reads each row's short last block as a
+ * whole block of 32 (against zero x), so the last row may read up to 31 bytes past the values.
+ */
+const Q8_SLACK = 32;
 
 const LINEAR_KERNEL: Partial<Record<DType, KernelName>> = { f32: "linear_f32", f16: "linear_f16", bf16: "linear_bf16" };
 
@@ -56,7 +64,7 @@ export class WasmCpuBackend extends CpuBackend {
     const instance = instantiate(module, this.heap.memory);
     this.k = instance.exports as unknown as KernelExports;
     this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
-    this.reclaim = new FinalizationRegistry((r) => this.heap.release(r.offset, r.bytes));
+    this.reclaim = new FinalizationRegistry((r) => this.freeResident(r));
   }
 
   /** The fast backend, or null where WebAssembly SIMD with shared memory is not available. */
@@ -88,7 +96,33 @@ export class WasmCpuBackend extends CpuBackend {
     return this.heap.size;
   }
 
+  private freeResident(r: Resident): void {
+    this.heap.release(r.offset, r.bytes);
+    if (r.scales) this.heap.release(r.scales, r.scaleBytes!);
+  }
+
+  /** A q8 matrix whose values and scales live in wasm memory (the original where they do not fit). */
+  private uploadQ8(q: Q8Matrix, shape: readonly number[]): Tensor {
+    const vBytes = q.values.length + Q8_SLACK, sBytes = q.scales.length * 4;
+    const vo = this.heap.alloc(vBytes);
+    const so = vo < 0 ? -1 : this.heap.alloc(sBytes);
+    if (so < 0) {
+      if (vo >= 0) this.heap.release(vo, vBytes);
+      return super.upload(q, shape, "q8");
+    }
+    const values = new Int8Array(this.heap.memory.buffer, vo, q.values.length);
+    const scales = new Float32Array(this.heap.memory.buffer, so, q.scales.length);
+    values.set(q.values);
+    scales.set(q.scales);
+    const m = new Q8Matrix(values, scales, q.rows, q.cols);
+    const r = { offset: vo, bytes: vBytes, scales: so, scaleBytes: sBytes };
+    this.resident.set(m, r);
+    this.reclaim.register(m, r);
+    return super.upload(m, shape, "q8");
+  }
+
   override upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
+    if (dtype === "q8" && data instanceof Q8Matrix && shape.length === 2 && shape[0] === data.rows && shape[1] === data.cols) return this.uploadQ8(data, shape);
     const t = super.upload(data, shape, dtype);
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") return t;
     if (shape.length < 2 || t.size < RESIDENT_MIN_SIZE) return t;
@@ -108,6 +142,24 @@ export class WasmCpuBackend extends CpuBackend {
   private residentOffset(t: Tensor): number {
     t.assertAlive();
     return this.resident.get(t.storage as object)?.offset ?? -1;
+  }
+
+  /** q8 linear: the integer dot form (x quantized to int16 first) for few rows, dequantized tiles for many. */
+  private linearQ8(x: Tensor, weight: Tensor, bias: Tensor | null, M: number, N: number, K: number): Tensor {
+    const r = this.resident.get(weight.storage as object);
+    if (!r || M * N * K < Math.max(1, this.minWasmMacs)) return super.linear(x, weight, bias);
+    const scratchStride = this.k.linearScratchBytes(K);
+    const threads = M * N * K < this.minThreadWork ? 1 : this.pool.threads;
+    const qBytes = this.k.q16Bytes(M, K);
+    if (!this.arena.begin(Arena.bytesFor(x.size, N, M * N, qBytes / 4) + threads * (scratchStride + 64))) return super.linear(x, weight, bias);
+    const xo = this.putF32(x);
+    const bo = this.putOpt(bias);
+    const out = this.arena.take(M * N * 4);
+    const xq = this.arena.take(qBytes);
+    const scratch = this.arena.take(threads * scratchStride);
+    if (M < 4) this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
+    this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.readOut(out, M * N));
   }
 
   /** Puts a float tensor's values (f32) in the arena. */
@@ -131,6 +183,7 @@ export class WasmCpuBackend extends CpuBackend {
     const kernel = LINEAR_KERNEL[weight.dtype];
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    if (weight.dtype === "q8" && K > 0) return this.linearQ8(x, weight, bias, M, N, K);
     let wOffset = kernel ? this.residentOffset(weight) : -1;
     const wBytes = weight.size * (weight.dtype === "f32" ? 4 : 2);
     if (!kernel || K === 0 || M * N * K < Math.max(1, this.minWasmMacs) || (wOffset < 0 && (wBytes > COPY_WEIGHT_MAX_BYTES || (weight.dtype === "f16" && hasF16NonFinite(weight.storage as Uint16Array))))) {

@@ -6,7 +6,7 @@ import { WASM_BASE64 } from "./kernels-wasm.js";
 
 /** The kernels every instance exports, in the order the thread pool numbers them. */
 export const KERNEL_NAMES = [
-  "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked",
+  "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked", "linear_q8",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -14,6 +14,8 @@ export interface KernelExports {
   linearScratchBytes(K: number): number;
   selectiveScanScratchBytes(E: number): number;
   ssdChunkedScratchBytes(Q: number, P: number): number;
+  q16Bytes(M: number, K: number): number;
+  quantize_q16(x: number, M: number, K: number, xq: number): void;
 }
 
 const PAGE = 65536;

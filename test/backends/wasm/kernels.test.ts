@@ -6,6 +6,7 @@ import type { Backend } from "../../../src/backends/backend.js";
 import { CpuBackend } from "../../../src/backends/cpu/index.js";
 import { WasmCpuBackend } from "../../../src/backends/wasm/index.js";
 import type { DType } from "../../../src/tensor/dtype.js";
+import { quantizeQ8 } from "../../../src/tensor/q8.js";
 import type { Tensor } from "../../../src/tensor/tensor.js";
 import { Prng } from "../../ops/helpers.js";
 
@@ -76,6 +77,24 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
           const [got, want] = both((b, i) => b.linear(x[i], w[i], bias ? bias[i] : null));
           await close(got, want, 2e-6, `linear ${dtype} M=${M} K=${K} N=${N}`);
         }
+      }
+    });
+
+    test(`linear, q8 weights, odd shapes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(23 + threads);
+      // K around the block of 32 (short last blocks, K % 16 != 0, K < 32), N around the 4-row groups and
+      // the 8-row split, M on both sides of the tile threshold (4).
+      const shapes = [[1, 1, 1], [1, 7, 5], [2, 33, 13], [3, 48, 17], [1, 64, 9], [4, 8, 8], [5, 31, 19], [1, 129, 67], [13, 70, 37], [70, 129, 33], [1, 768, 96], [2, 1536, 21], [9, 100, 130]];
+      for (const [M, K, N] of shapes) {
+        const x = pair(rng.f32(M * K, -3, 3), [M, K]);
+        const q = quantizeQ8(rng.f32(N * K, -0.5, 0.5), N, K);
+        const w: [Tensor, Tensor] = [fast!.upload(q, [N, K], "q8"), ref.upload(q, [N, K], "q8")];
+        const bias = rng.next() < 0.5 ? pair(rng.f32(N), [N]) : null;
+        const [got, want] = both((b, i) => b.linear(x[i], w[i], bias ? bias[i] : null));
+        // Few rows: x is quantized to int16 per block of 32 (error ≤ 1.5e-5 of the block's max); many
+        // rows: f32 tiles over the dequantized weights.
+        await close(got, want, M < 4 ? 5e-5 : 2e-6, `linear q8 M=${M} K=${K} N=${N}`);
       }
     });
 
