@@ -103,8 +103,12 @@ export class SequenceLM implements CausalLM {
     const layers: LayerState[] = [];
     this.parts.layers.forEach(({ norm, layer }, i) => {
       const prev = state?.layers[i] ?? null;
-      const out = single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx);
-      h = add(h, out.y);
+      // A scope per layer frees its intermediates at once (the forward's scope would keep every layer's).
+      const out = tidy(() => (single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx)));
+      const next = add(h, out.y);
+      out.y.dispose();
+      h.dispose();
+      h = next;
       layers.push(out.state);
     });
     return { hidden: this.parts.finalNorm.apply(h), layers };

@@ -9,6 +9,7 @@ import { Tensor } from "../../tensor/tensor.js";
 import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backend.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
+import { Residency } from "./residency.js";
 import { Arena, instantiate, kernelsModule, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
 
 /** Float tensors at least this large (rank ≥ 2) are uploaded into wasm memory: the weight matrices. */
@@ -27,14 +28,14 @@ const THREAD_MIN_WORK = 1 << 18;
  */
 const WASM_MIN_MACS = 1 << 16;
 
-/** A block of wasm memory owned by a tensor's storage; q8 matrices own a second one for their scales. */
-interface Resident { offset: number; bytes: number; scales?: number; scaleBytes?: number }
-
 /**
  * Bytes of slack after a resident q8 matrix: the integer dot form reads each row's short last block as a
  * whole block of 32 (against zero x), so the last row may read up to 31 bytes past the values.
  */
 const Q8_SLACK = 32;
+
+/** Where a kernel writes an output: offset, and the resident view when it is one. */
+interface Out { offset: number; view: Float32Array | null }
 
 const LINEAR_KERNEL: Partial<Record<DType, KernelName>> = { f32: "linear_f32", f16: "linear_f16", bf16: "linear_bf16" };
 
@@ -50,8 +51,7 @@ export class WasmCpuBackend extends CpuBackend {
   private readonly arena: Arena;
   private readonly k: KernelExports;
   private readonly pool: ThreadPool;
-  private readonly resident = new WeakMap<object, Resident>();
-  private readonly reclaim: FinalizationRegistry<Resident>;
+  private readonly res: Residency;
   /** Linear problems smaller than this (M·N·K) use the TypeScript kernel; tests set 0 to reach the wasm one. */
   minWasmMacs = WASM_MIN_MACS;
   /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
@@ -64,7 +64,7 @@ export class WasmCpuBackend extends CpuBackend {
     const instance = instantiate(module, this.heap.memory);
     this.k = instance.exports as unknown as KernelExports;
     this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
-    this.reclaim = new FinalizationRegistry((r) => this.freeResident(r));
+    this.res = new Residency(this.heap);
   }
 
   /** The fast backend, or null where WebAssembly SIMD with shared memory is not available. */
@@ -96,11 +96,6 @@ export class WasmCpuBackend extends CpuBackend {
     return this.heap.size;
   }
 
-  private freeResident(r: Resident): void {
-    this.heap.release(r.offset, r.bytes);
-    if (r.scales) this.heap.release(r.scales, r.scaleBytes!);
-  }
-
   /** A q8 matrix whose values and scales live in wasm memory (the original where they do not fit). */
   private uploadQ8(q: Q8Matrix, shape: readonly number[]): Tensor {
     const vBytes = q.values.length + Q8_SLACK, sBytes = q.scales.length * 4;
@@ -115,9 +110,7 @@ export class WasmCpuBackend extends CpuBackend {
     values.set(q.values);
     scales.set(q.scales);
     const m = new Q8Matrix(values, scales, q.rows, q.cols);
-    const r = { offset: vo, bytes: vBytes, scales: so, scaleBytes: sBytes };
-    this.resident.set(m, r);
-    this.reclaim.register(m, r);
+    this.res.add(m, { offset: vo, bytes: vBytes, scales: so, scaleBytes: sBytes });
     return super.upload(m, shape, "q8");
   }
 
@@ -132,47 +125,92 @@ export class WasmCpuBackend extends CpuBackend {
     if (offset < 0) return t;
     const view = dtype === "f32" ? new Float32Array(this.heap.memory.buffer, offset, t.size) : new Uint16Array(this.heap.memory.buffer, offset, t.size);
     view.set(data as Float32Array & Uint16Array);
-    const r = { offset, bytes };
-    this.resident.set(view, r);
-    this.reclaim.register(view, r);
+    this.res.add(view, { offset, bytes });
     return new Tensor(this, [...shape], dtype, view);
+  }
+
+  /** Op outputs go to wasm memory (zeroed, as the TypeScript kernels expect) when large enough. */
+  protected override alloc(n: number): Float32Array {
+    return this.res.f32(n, true) ?? new Float32Array(n);
+  }
+
+  protected override make(shape: readonly number[], data: Float32Array): Tensor {
+    const t = super.make(shape, data);
+    this.res.hold(t);
+    return t;
+  }
+
+  override reshape(x: Tensor, shape: readonly number[]): Tensor {
+    const t = super.reshape(x, shape);
+    this.res.hold(t);
+    return t;
+  }
+
+  override release(t: Tensor): void {
+    this.res.release(t);
   }
 
   /** Byte offset of a tensor's storage in wasm memory, or -1. */
   private residentOffset(t: Tensor): number {
     t.assertAlive();
-    return this.resident.get(t.storage as object)?.offset ?? -1;
+    return this.res.get(t.storage as object)?.offset ?? -1;
+  }
+
+  /** Offset of a float tensor's f32 values for a kernel: its own storage when resident, else a copy in the arena. */
+  private input(t: Tensor): number {
+    if (t.dtype === "f32") {
+      const o = this.residentOffset(t);
+      if (o >= 0) return o;
+    }
+    return this.arena.put(this.f32(t));
+  }
+
+  private inputOpt(t: Tensor | null): number {
+    return t ? this.input(t) : 0;
+  }
+
+  /** A kernel's output: a resident view it fills in place, or arena space copied out by result(). */
+  private output(n: number): Out {
+    const view = this.res.f32(n, false);
+    if (view) return { offset: this.res.get(view)!.offset, view };
+    return { offset: this.arena.take(n * 4), view: null };
+  }
+
+  /** An output that starts as a copy of `init` (kernels update states in place), or zeros. */
+  private outputFrom(init: Tensor | null, n: number): Out {
+    const o = this.output(n);
+    if (init) this.heap.f32.set(this.f32(init), o.offset >> 2);
+    else this.heap.f32.fill(0, o.offset >> 2, (o.offset >> 2) + n);
+    return o;
+  }
+
+  private result(o: Out, n: number): Float32Array {
+    return o.view ?? this.readOut(o.offset, n);
   }
 
   /** q8 linear: the integer dot form (x quantized to int16 first) for few rows, dequantized tiles for many. */
   private linearQ8(x: Tensor, weight: Tensor, bias: Tensor | null, M: number, N: number, K: number): Tensor {
-    const r = this.resident.get(weight.storage as object);
+    const r = this.res.get(weight.storage as object);
     if (!r || M * N * K < Math.max(1, this.minWasmMacs)) return super.linear(x, weight, bias);
     const scratchStride = this.k.linearScratchBytes(K);
     const threads = M * N * K < this.minThreadWork ? 1 : this.pool.threads;
     const qBytes = this.k.q16Bytes(M, K);
     if (!this.arena.begin(Arena.bytesFor(x.size, N, M * N, qBytes / 4) + threads * (scratchStride + 64))) return super.linear(x, weight, bias);
-    const xo = this.putF32(x);
-    const bo = this.putOpt(bias);
-    const out = this.arena.take(M * N * 4);
+    const xo = this.input(x);
+    const bo = this.inputOpt(bias);
+    const out = this.output(M * N);
     const xq = this.arena.take(qBytes);
     const scratch = this.arena.take(threads * scratchStride);
     if (M < 4) this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
-    this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out], total: N, align: 8, scratch, scratchStride }, threads);
-    return this.make([...x.shape.slice(0, -1), N], this.readOut(out, M * N));
-  }
-
-  /** Puts a float tensor's values (f32) in the arena. */
-  private putF32(t: Tensor): number {
-    return this.arena.put(this.f32(t));
-  }
-
-  private putOpt(t: Tensor | null): number {
-    return t ? this.putF32(t) : 0;
+    this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }
 
   private readOut(offset: number, n: number): Float32Array {
-    return this.heap.f32.slice(offset >> 2, (offset >> 2) + n);
+    // Not slice(): V8 slices typed arrays over shared memory element by element (~0.5 GB/s here).
+    const out = new Float32Array(n);
+    out.set(this.heap.f32.subarray(offset >> 2, (offset >> 2) + n));
+    return out;
   }
 
   private run(job: Job, threads?: number): void {
@@ -199,12 +237,12 @@ export class WasmCpuBackend extends CpuBackend {
       if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >> 2);
       else this.heap.u16.set(weight.storage as Uint16Array, wOffset >> 1);
     }
-    const xo = this.putF32(x);
-    const bo = this.putOpt(bias);
-    const out = this.arena.take(M * N * 4);
+    const xo = this.input(x);
+    const bo = this.inputOpt(bias);
+    const out = this.output(M * N);
     const scratch = this.arena.take(threads * scratchStride);
-    this.run({ kernel, args: [xo, M, K, wOffset, N, bo, out], total: N, align: 8, scratch, scratchStride }, threads);
-    return this.make([...x.shape.slice(0, -1), N], this.readOut(out, M * N));
+    this.run({ kernel, args: [xo, M, K, wOffset, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }
 
   override causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
@@ -214,15 +252,15 @@ export class WasmCpuBackend extends CpuBackend {
     const threads = B * L * C * K < this.minThreadWork ? 1 : this.pool.threads;
     const stride = K * C * 4 + 64;
     if (!this.arena.begin(Arena.bytesFor(a.x.size, C * K, C, B * S * C, a.x.size, B * S * C) + threads * stride)) return super.causalConv1d(a);
-    const xo = this.putF32(a.x);
-    const wo = this.putF32(a.weight);
-    const bo = this.putOpt(a.bias);
-    const so = this.putOpt(a.state);
-    const y = this.arena.take(a.x.size * 4);
-    const st = this.arena.take(B * S * C * 4);
+    const xo = this.input(a.x);
+    const wo = this.input(a.weight);
+    const bo = this.inputOpt(a.bias);
+    const so = this.inputOpt(a.state);
+    const y = this.output(a.x.size);
+    const st = this.output(B * S * C);
     const scratch = this.arena.take(threads * stride);
-    this.run({ kernel: "causal_conv1d", args: [xo, wo, bo, so, a.activation === "silu" ? 1 : 0, y, st, B, L, C, K], total: C, align: 4, scratch, scratchStride: stride }, threads);
-    return { y: this.make(a.x.shape, this.readOut(y, a.x.size)), state: this.make([B, S, C], this.readOut(st, B * S * C)) };
+    this.run({ kernel: "causal_conv1d", args: [xo, wo, bo, so, a.activation === "silu" ? 1 : 0, y.offset, st.offset, B, L, C, K], total: C, align: 4, scratch, scratchStride: stride }, threads);
+    return { y: this.make(a.x.shape, this.result(y, a.x.size)), state: this.make([B, S, C], this.result(st, B * S * C)) };
   }
 
   private scan(a: SelectiveScanArgs, L: number): { y: Tensor; state: Tensor } {
@@ -234,23 +272,22 @@ export class WasmCpuBackend extends CpuBackend {
     if (!this.arena.begin(Arena.bytesFor(n, n, E * N, B * L * N, B * L * N, E, n, E, B * E * N, n) + threads * (stride + 64))) {
       return L === 1 ? super.selectiveStateUpdate(a) : super.selectiveScan(a);
     }
-    const u = this.putF32(a.u);
-    const delta = this.putF32(a.delta);
-    const A = this.putF32(a.A);
-    const Bm = this.putF32(a.B);
-    const Cm = this.putF32(a.C);
-    const D = this.putOpt(a.D);
-    const z = this.putOpt(a.z);
-    const bias = this.putOpt(a.deltaBias);
-    const state = a.state ? this.putF32(a.state) : this.arena.take(B * E * N * 4);
-    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + B * E * N);
-    const y = this.arena.take(n * 4);
+    const u = this.input(a.u);
+    const delta = this.input(a.delta);
+    const A = this.input(a.A);
+    const Bm = this.input(a.B);
+    const Cm = this.input(a.C);
+    const D = this.inputOpt(a.D);
+    const z = this.inputOpt(a.z);
+    const bias = this.inputOpt(a.deltaBias);
+    const state = this.outputFrom(a.state, B * E * N);
+    const y = this.output(n);
     const scratch = this.arena.take(threads * stride);
     this.run({
-      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, state, y, B, L, E, N],
+      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, state.offset, y.offset, B, L, E, N],
       total: E, align: 4, scratch, scratchStride: stride,
     }, threads);
-    return { y: this.make(a.u.shape, this.readOut(y, n)), state: this.make([B, E, N], this.readOut(state, B * E * N)) };
+    return { y: this.make(a.u.shape, this.result(y, n)), state: this.make([B, E, N], this.result(state, B * E * N)) };
   }
 
   override selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
@@ -274,26 +311,25 @@ export class WasmCpuBackend extends CpuBackend {
     if (!this.arena.begin(Arena.bytesFor(n, B * steps * H, H, B * steps * G * N, B * steps * G * N, H * P, H, B * H * P * N, n) + threads * stride)) {
       return fallback();
     }
-    const x = this.putF32(a.x);
-    const dt = this.putF32(a.dt);
-    const A = this.putF32(a.A);
-    const Bm = this.putF32(a.B);
-    const Cm = this.putF32(a.C);
-    const D = this.putOpt(a.D);
+    const x = this.input(a.x);
+    const dt = this.input(a.dt);
+    const A = this.input(a.A);
+    const Bm = this.input(a.B);
+    const Cm = this.input(a.C);
+    const D = this.inputOpt(a.D);
     const dMode = a.D ? (a.D.size === H ? 1 : 2) : 0;
-    const bias = this.putOpt(a.dtBias);
+    const bias = this.inputOpt(a.dtBias);
     const sn = B * H * P * N;
-    const state = a.state ? this.putF32(a.state) : this.arena.take(sn * 4);
-    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + sn);
-    const y = this.arena.take(n * 4);
-    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state, y];
+    const state = this.outputFrom(a.state, sn);
+    const y = this.output(n);
+    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state.offset, y.offset];
     if (chunked) {
       const scratch = this.arena.take(threads * stride);
       this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride }, threads);
     } else {
       this.run({ kernel: "ssd_step", args: [...common, B, H, P, G, N], total: H, align: 1 }, threads);
     }
-    return { y: this.make(a.x.shape, this.readOut(y, n)), state: this.make([B, H, P, N], this.readOut(state, sn)) };
+    return { y: this.make(a.x.shape, this.result(y, n)), state: this.make([B, H, P, N], this.result(state, sn)) };
   }
 
   override ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {

@@ -1,0 +1,40 @@
+// Activations of the wasm backend live in its memory: kernels write them in place and read them without
+// copies, and their blocks are given back when the last tensor holding them is disposed (a reshape
+// shares its input's storage, so both must go).
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { CpuBackend } from "../../../src/backends/cpu/index.js";
+import { WasmCpuBackend } from "../../../src/backends/wasm/index.js";
+import { Prng } from "../../ops/helpers.js";
+
+const fast = WasmCpuBackend.create(1);
+after(() => fast?.dispose());
+const ref = new CpuBackend();
+
+test("activations: results survive while any holder lives, and disposed ones are reused", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
+  const b = fast!;
+  b.minWasmMacs = 0;
+  const rng = new Prng(5);
+  const [M, K, N] = [8, 96, 200];
+  const xv = rng.f32(M * K), wv = rng.f32(N * K);
+  const w = b.upload(wv, [N, K], "f32");
+  const want = await ref.linear(ref.upload(xv, [M, K], "f32"), ref.upload(wv, [N, K], "f32"), null).read();
+  const round = async () => {
+    const x = b.upload(xv, [M, K], "f32");
+    const y = b.linear(x, w, null); // written in place in wasm memory
+    const r = b.reshape(y, [2, M / 2, N]);
+    y.dispose(); // r still holds the block
+    const z = b.unary("relu", r); // a TypeScript kernel over the resident input, output resident too
+    const got = await r.read();
+    for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `value ${i}: ${got[i]} vs ${want[i]}`);
+    const zv = await z.read();
+    for (let i = 0; i < zv.length; i++) assert.equal(zv[i], Math.max(0, got[i]));
+    r.dispose();
+    z.dispose();
+    x.dispose();
+  };
+  await round();
+  const size = b.wasmBytes;
+  for (let i = 0; i < 20; i++) await round();
+  assert.equal(b.wasmBytes, size, "disposed activations' blocks are reused, so memory does not grow");
+});
