@@ -5,3 +5,5 @@ export { linear_f32, linear_f16, linear_bf16, linearScratchBytes } from "./linea
 export { linear_q8, quantize_q16, q16Bytes } from "./linear-q8";
 export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan";
 export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";
+export { causal_attention, attentionScratchBytes } from "./attention";
+export { unary_f32, gated_rms_norm } from "./elementwise";

@@ -6,7 +6,7 @@ import { shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
 import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backend.js";
+import type { AttentionArgs, CausalConv1dArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
 import { Residency } from "./residency.js";
@@ -36,6 +36,9 @@ const Q8_SLACK = 32;
 
 /** Where a kernel writes an output: offset, and the resident view when it is one. */
 interface Out { offset: number; view: Float32Array | null }
+
+/** Unary ops with a wasm kernel, by the kernel's op number (exp stays TypeScript: exp4 clamps at ±88). */
+const UNARY_OPS: Partial<Record<UnaryOp, number>> = { silu: 0, gelu: 1, gelu_tanh: 2, softplus: 3 };
 
 const LINEAR_KERNEL: Partial<Record<DType, KernelName>> = { f32: "linear_f32", f16: "linear_f16", bf16: "linear_bf16" };
 
@@ -338,6 +341,48 @@ export class WasmCpuBackend extends CpuBackend {
 
   override ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
     return this.ssd(a, false);
+  }
+
+  override causalAttention(a: AttentionArgs): Tensor {
+    const [B, L, Hq, D] = a.q.shape;
+    const [, T, Hkv, Dv] = a.v.shape;
+    const threads = B * L * T * Hq * (D + Dv) < this.minThreadWork ? 1 : this.pool.threads;
+    const stride = this.k.attentionScratchBytes(T) + 64;
+    if (!this.arena.begin(Arena.bytesFor(a.q.size, a.k.size, a.v.size, B, B * L * Hq * Dv) + threads * stride)) return super.causalAttention(a);
+    const q = this.input(a.q);
+    const k = this.input(a.k);
+    const v = this.input(a.v);
+    const qs = this.arena.take(B * 4);
+    new Int32Array(this.heap.memory.buffer, qs, B).set(a.queryStart.storage as Int32Array);
+    const out = this.output(B * L * Hq * Dv);
+    const scratch = this.arena.take(threads * stride);
+    this.run({ kernel: "causal_attention", args: [q, k, v, qs, B, L, T, Hq, Hkv, D, Dv, a.scale, out.offset], total: Hq, align: 1, scratch, scratchStride: stride }, threads);
+    return this.make([B, L, Hq, Dv], this.result(out, B * L * Hq * Dv));
+  }
+
+  override unary(op: UnaryOp, x: Tensor): Tensor {
+    const code = UNARY_OPS[op];
+    const n = x.size;
+    if (code === undefined || n < 64 || !this.arena.begin(Arena.bytesFor(n, n))) return super.unary(op, x);
+    const xo = this.input(x);
+    const out = this.output(n);
+    // ~16 units of work per value (an exp and a polynomial per four lanes).
+    this.run({ kernel: "unary_f32", args: [code, xo, out.offset], total: n, align: 4 }, n * 16 < this.minThreadWork ? 1 : undefined);
+    return this.make(x.shape, this.result(out, n));
+  }
+
+  override gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
+    const n = y.size;
+    const W = weight.size;
+    if (groupSize <= 0 || n % groupSize !== 0 || W % groupSize !== 0 || z.size !== n || !this.arena.begin(Arena.bytesFor(n, n, W, n))) {
+      return super.gatedRmsNorm(y, z, weight, groupSize, eps);
+    }
+    const yo = this.input(y);
+    const zo = this.input(z);
+    const wo = this.input(weight);
+    const out = this.output(n);
+    this.run({ kernel: "gated_rms_norm", args: [yo, zo, wo, W, groupSize, eps, out.offset], total: n / groupSize, align: 1 }, n * 8 < this.minThreadWork ? 1 : undefined);
+    return this.make(y.shape, this.result(out, n));
   }
 
   override toString(): string {

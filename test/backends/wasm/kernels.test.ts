@@ -98,6 +98,51 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
       }
     });
 
+    test(`causal attention, grouped queries, odd shapes, cached prefixes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(29 + threads);
+      // [B, L, T, Hq, Hkv, D, Dv, starts]: prefill (T = L), decode (L = 1) over a cache, GQA, D and Dv
+      // off the vector widths, a row whose queries see nothing (start < 0 never happens; T < start + L does).
+      const cases: [number, number, number, number, number, number, number, number[]][] = [
+        [1, 1, 1, 1, 1, 1, 1, [0]], [1, 7, 7, 3, 1, 5, 9, [0]], [2, 5, 9, 4, 2, 8, 16, [4, 2]], [1, 1, 13, 6, 3, 7, 19, [12]],
+        [2, 17, 17, 2, 2, 64, 64, [0, 0]], [1, 3, 6, 2, 1, 33, 35, [3]], [2, 4, 4, 12, 12, 64, 64, [0, 1]],
+      ];
+      for (const [B, L, T, Hq, Hkv, D, Dv, starts] of cases) {
+        const q = pair(rng.f32(B * L * Hq * D, -2, 2), [B, L, Hq, D]);
+        const k = pair(rng.f32(B * T * Hkv * D, -2, 2), [B, T, Hkv, D]);
+        const v = pair(rng.f32(B * T * Hkv * Dv), [B, T, Hkv, Dv]);
+        const st = Int32Array.from(starts);
+        const qs: [Tensor, Tensor] = [fast!.upload(st, [B], "i32"), ref.upload(st, [B], "i32")];
+        const scale = 1 / Math.sqrt(D);
+        const [got, want] = both((b, i) => b.causalAttention({ q: q[i], k: k[i], v: v[i], queryStart: qs[i], scale }));
+        await close(got, want, 2e-6, `attention B=${B} L=${L} T=${T} Hq=${Hq} Hkv=${Hkv} D=${D} Dv=${Dv}`);
+      }
+    });
+
+    test(`unary activations and gated RMS norm (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(31 + threads);
+      for (const n of [64, 67, 1001]) {
+        const values = rng.f32(n, -12, 12);
+        values[0] = 0; values[1] = -30; values[2] = 30; values[3] = 1e-4;
+        const x = pair(values, [n]);
+        for (const op of ["silu", "gelu", "gelu_tanh", "softplus"] as const) {
+          const [got, want] = both((b, i) => b.unary(op, x[i]));
+          await close(got, want, 1e-6, `${op} n=${n}`);
+          const g = await got.read(), w = await want.read();
+          for (let i = 0; i < n; i++) assert.ok(Math.abs(g[i] - w[i]) <= 1e-6 * (1 + Math.abs(w[i])), `${op}(${values[i]}) = ${g[i]}, want ${w[i]}`);
+        }
+      }
+      for (const [rows, groups, groupSize] of [[1, 1, 64], [3, 2, 7], [5, 4, 33], [2, 1, 1536]]) {
+        const n = rows * groups * groupSize;
+        const y = pair(rng.f32(n, -3, 3), [rows, groups * groupSize]);
+        const z = pair(rng.f32(n, -6, 6), [rows, groups * groupSize]);
+        const w = pair(rng.f32(groups * groupSize), [groups * groupSize]);
+        const [got, want] = both((b, i) => b.gatedRmsNorm(y[i], z[i], w[i], groupSize, 1e-5));
+        await close(got, want, 2e-6, `gated RMS norm rows=${rows} groups=${groups} size=${groupSize}`);
+      }
+    });
+
     test(`selective scan and state update (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(11 + threads);
