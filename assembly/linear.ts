@@ -62,18 +62,19 @@ const ROW_BLOCK: i32 = 64;
 }
 
 @inline function halfPairHi(v: v128, dt: i32): v128 {
-  const top = v128.and(v, i32x4.splat(0xffff0000));
-  return dt == W_BF16 ? top : halfTopToF32(top);
+  // halfTopToF32 ignores the low halves, so f16 needs no masking here.
+  return dt == W_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : halfTopToF32(v);
 }
 
 /**
- * f16 bit patterns held in the top halves of i32 lanes, as f32: the magnitude moved into f32 position
- * and rescaled by 2^112, which is exact for normal and subnormal values alike. Infinities and NaNs
- * (exponent 31) would come out finite: the host keeps such tensors off these kernels.
+ * f16 bit patterns held in the top halves of i32 lanes (whatever the low halves hold), as f32: an
+ * arithmetic shift by 3 moves exponent and mantissa into f32 position, the mask keeps the sign and
+ * clears the sign copies and the low half, and the product with 2^112 rebiases the exponent, which is
+ * exact for normal and subnormal values alike (3 operations). Infinities and NaNs (exponent 31) would
+ * come out finite: the host keeps such tensors off these kernels.
  */
 @inline function halfTopToF32(t: v128): v128 {
-  const mag = i32x4.shr_u(v128.and(t, i32x4.splat(0x7fff0000)), 3);
-  return v128.or(f32x4.mul(mag, f32x4.splat(5.192296858534828e33)), v128.and(t, i32x4.splat(0x80000000)));
+  return f32x4.mul(v128.and(i32x4.shr_s(t, 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
 }
 
 /**

@@ -307,7 +307,7 @@ export class WasmCpuBackend extends CpuBackend {
     const steps = chunked ? L : 1;
     const Q = Math.max(1, Math.min(a.chunkSize, steps));
     const threads = B * steps * H * P * N < this.minThreadWork ? 1 : this.pool.threads;
-    const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P) + 64 : 0;
+    const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P, N) + 64 : 0;
     const n = a.x.size;
     const fallback = () => (chunked ? super.ssdChunked(a) : super.ssdStep(a));
     if (a.D && a.D.size !== H && a.D.size !== H * P) return fallback();

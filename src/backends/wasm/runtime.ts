@@ -14,7 +14,7 @@ export type KernelName = (typeof KERNEL_NAMES)[number];
 export interface KernelExports {
   linearScratchBytes(K: number): number;
   selectiveScanScratchBytes(E: number): number;
-  ssdChunkedScratchBytes(Q: number, P: number): number;
+  ssdChunkedScratchBytes(Q: number, P: number, N: number): number;
   q16Bytes(M: number, K: number): number;
   attentionScratchBytes(T: number): number;
   quantize_q16(x: number, M: number, K: number, xq: number): void;

@@ -195,7 +195,7 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
     test(`SSD chunked and step (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(17 + threads);
-      for (const [B, L, H, P, G, N, chunk] of [[1, 1, 1, 1, 1, 1, 4], [2, 11, 3, 5, 1, 7, 4], [1, 9, 4, 8, 2, 16, 16], [2, 13, 6, 3, 3, 9, 5], [3, 1, 4, 6, 2, 19, 8]]) {
+      for (const [B, L, H, P, G, N, chunk] of [[1, 1, 1, 1, 1, 1, 4], [2, 11, 3, 5, 1, 7, 4], [1, 9, 4, 8, 2, 16, 16], [2, 13, 6, 3, 3, 9, 5], [3, 1, 4, 6, 2, 19, 8], [1, 70, 4, 16, 1, 32, 32], [2, 37, 2, 12, 1, 20, 16], [1, 64, 2, 64, 1, 128, 64]]) {
         for (const variant of [0, 1]) {
           const x = pair(rng.f32(B * L * H * P), [B, L, H, P]);
           const dt = pair(rng.f32(B * L * H, -2.5, 0.5), [B, L, H]);
