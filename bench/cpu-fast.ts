@@ -32,6 +32,8 @@ const USAGE = `usage: node dist/bench/cpu-fast.js [options]
   --prompts <list>   prompt-processing lengths (default 512,2048)
   --gen <n>          generated tokens for tg (default 128)
   --reps <n>         repetitions per test, best kept (default 1)
+                     (each row also records the process CPU time and the load average: on a shared
+                     machine, CPU seconds well under wall seconds × threads mean the threads waited)
   --ref              also measure the TypeScript reference backend (cpu-ref; pp at the first length, tg 16)
   --layers <n>       override the layer count (default: the real model's)
   --out <path>       JSON results (default bench/results/cpu-fast[-quick].json)
@@ -74,6 +76,18 @@ const LLAMA_CPP: Record<string, Record<string, [number, string]>> = {
 interface Row {
   model: string; dtype: string; backend: string; threads: number; test: string; tokens: number;
   seconds: number; tokens_per_s: number;
+  /** Process CPU time (all threads) of the best repetition: well under seconds × threads means the threads waited for cores. */
+  cpu_seconds: number;
+  /** 1-minute load average when the test finished (the machine is shared). */
+  load: number;
+}
+
+/** Runs f, returning its wall seconds and the process CPU seconds it used. */
+async function timed(f: () => Promise<number>): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const wall = await f();
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6 };
 }
 
 const OPTIONS = {
@@ -163,21 +177,25 @@ async function main(): Promise<void> {
         const model = await build(shape, layers, dtype, backend);
         const rng = new Rng(1);
         const ref = run.backend === "cpu-ref";
-        await promptProcessing(model, Math.min(32, o.prompts[0]), vocab, rng, backend); // warm-up (JIT, arena, workers)
+        // Warm-up (JIT, workers, wasm memory for a prompt's activations), as llama-bench warms up.
+        await promptProcessing(model, ref ? Math.min(32, o.prompts[0]) : o.prompts[0], vocab, rng, backend);
         await generation(model, 2, vocab, rng, backend);
-        const record = (test: string, tokens: number, seconds: number) => {
-          rows.push({ model: shape.name, dtype, backend: run.backend, threads, test, tokens, seconds, tokens_per_s: tokens / seconds });
-          log(`${shape.name} ${dtype} ${run.backend} t${threads} ${test}: ${(tokens / seconds).toFixed(2)} tok/s`);
+        const record = (test: string, tokens: number, t: { wall: number; cpu: number }) => {
+          const load = os.loadavg()[0];
+          rows.push({ model: shape.name, dtype, backend: run.backend, threads, test, tokens, seconds: t.wall, tokens_per_s: tokens / t.wall, cpu_seconds: t.cpu, load });
+          log(`${shape.name} ${dtype} ${run.backend} t${threads} ${test}: ${(tokens / t.wall).toFixed(2)} tok/s (cpu ${t.cpu.toFixed(2)} s of ${t.wall.toFixed(2)} s wall, load ${load.toFixed(1)})`);
         };
-        for (const L of ref ? o.prompts.slice(0, 1) : o.prompts) {
-          let best = Infinity;
-          for (let r = 0; r < o.reps; r++) best = Math.min(best, await promptProcessing(model, L, vocab, rng, backend));
-          record(`pp${L}`, L, best);
-        }
+        const best = async (f: () => Promise<number>) => {
+          let b = { wall: Infinity, cpu: 0 };
+          for (let r = 0; r < o.reps; r++) {
+            const t = await timed(f);
+            if (t.wall < b.wall) b = t;
+          }
+          return b;
+        };
+        for (const L of ref ? o.prompts.slice(0, 1) : o.prompts) record(`pp${L}`, L, await best(() => promptProcessing(model, L, vocab, rng, backend)));
         const gen = ref ? Math.min(16, o.gen) : o.gen;
-        let best = Infinity;
-        for (let r = 0; r < o.reps; r++) best = Math.min(best, await generation(model, gen, vocab, rng, backend));
-        record(`tg${gen}`, gen, best);
+        record(`tg${gen}`, gen, await best(() => generation(model, gen, vocab, rng, backend)));
         model.dispose();
       }
     }
@@ -190,17 +208,17 @@ async function main(): Promise<void> {
     "",
     `machine: ${cpu}, ${os.availableParallelism()} cores, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
     "",
-    "| model | dtype | backend | threads | test | tok/s | llama.cpp (2 threads) |",
-    "|---|---|---|---:|---|---:|---:|",
+    "| model | dtype | backend | threads | test | tok/s | cpu s / wall s | load | llama.cpp (2 threads) |",
+    "|---|---|---|---:|---|---:|---:|---:|---:|",
     ...rows.map((r) => {
       const lc = LLAMA_CPP[r.model]?.[r.dtype];
       const target = lc ? (r.test === "pp512" ? String(lc[0]) : r.test === "tg128" ? lc[1] : "") : "";
-      return `| ${r.model} | ${r.dtype} | ${r.backend} | ${r.threads} | ${r.test} | ${r.tokens_per_s.toFixed(1)} | ${target} |`;
+      return `| ${r.model} | ${r.dtype} | ${r.backend} | ${r.threads} | ${r.test} | ${r.tokens_per_s.toFixed(1)} | ${(r.cpu_seconds / r.seconds).toFixed(2)} | ${r.load.toFixed(1)} | ${target} |`;
     }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
   await writeFileAtomic(o.out, JSON.stringify({
-    schema: "hippo-cpu-fast-1",
+    schema: "hippo-cpu-fast-2",
     machine: { cpu, cores: os.availableParallelism(), node: process.version, loadavg: os.loadavg() },
     models: Object.fromEntries(o.models.map((m) => [MODELS[m].name, MODELS[m].reference])),
     llama_cpp_2_threads: LLAMA_CPP,
