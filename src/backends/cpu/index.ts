@@ -80,7 +80,7 @@ export class CpuBackend implements Backend {
   }
 
   protected f32(t: Tensor): Float32Array {
-    check(t.dtype !== "i32", `expected a float tensor, got i32 ${shapeString(t.shape)}`);
+    check(t.dtype !== "i32", () => `expected a float tensor, got i32 ${shapeString(t.shape)}`);
     return this.floats(t) as Float32Array;
   }
 

@@ -20,8 +20,12 @@ export interface Resident {
   freed: boolean;
 }
 
-/** Activations smaller than this many floats stay in JS memory (copying them costs next to nothing). */
-const ACTIVATION_MIN_FLOATS = 256;
+/**
+ * Activations smaller than this many floats (64 KB: decoding's vectors) stay in JS memory: copying them
+ * costs a microsecond or two, less than registering a block with the FinalizationRegistry and
+ * unregistering it (about 10% of a decoded token's time when every activation was resident).
+ */
+const ACTIVATION_MIN_FLOATS = 16384;
 /** Past this much wasm memory, new activations stay in JS memory (the address space is 4 GiB). */
 const ACTIVATION_HEAP_LIMIT = 3 * 2 ** 30;
 

@@ -15,12 +15,12 @@ test("activations: results survive while any holder lives, and disposed ones are
   const b = fast!;
   b.minWasmMacs = 0;
   const rng = new Prng(5);
-  const [M, K, N] = [8, 96, 200];
+  const [M, K, N] = [64, 96, 300]; // 19200 outputs: large enough to be resident (small ones stay in JS memory)
   const xv = rng.f32(M * K), wv = rng.f32(N * K);
   const w = b.upload(wv, [N, K], "f32");
+  const x = b.upload(xv, [M, K], "f32"); // uploads are weights: only the collector frees them
   const want = await ref.linear(ref.upload(xv, [M, K], "f32"), ref.upload(wv, [N, K], "f32"), null).read();
   const round = async () => {
-    const x = b.upload(xv, [M, K], "f32");
     const y = b.linear(x, w, null); // written in place in wasm memory
     const r = b.reshape(y, [2, M / 2, N]);
     y.dispose(); // r still holds the block
@@ -31,7 +31,6 @@ test("activations: results survive while any holder lives, and disposed ones are
     for (let i = 0; i < zv.length; i++) assert.equal(zv[i], Math.max(0, got[i]));
     r.dispose();
     z.dispose();
-    x.dispose();
   };
   await round();
   const size = b.wasmBytes;
