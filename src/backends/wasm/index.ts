@@ -328,7 +328,8 @@ export class WasmCpuBackend extends CpuBackend {
     const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state.offset, y.offset];
     if (chunked) {
       const scratch = this.arena.take(threads * stride);
-      this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride }, threads);
+      // One chunk per thread: each call computes C·Bᵀ for its groups, which more chunks would repeat.
+      this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride, grain: 1 }, threads);
     } else {
       this.run({ kernel: "ssd_step", args: [...common, B, H, P, G, N], total: H, align: 1 }, threads);
     }
