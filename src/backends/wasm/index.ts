@@ -2,7 +2,7 @@
 // weights, selective scan, causal conv, SSD) replaced by WebAssembly SIMD ones that split their rows
 // across threads. Everything else, and any case the wasm kernels do not cover (weights that do not fit
 // the 4 GiB memory, f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
-import { shapeString } from "../../errors.js";
+import { check, shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
 import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
@@ -342,6 +342,38 @@ export class WasmCpuBackend extends CpuBackend {
 
   override ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
     return this.ssd(a, false);
+  }
+
+  /**
+   * The KV-cache append (a copy of the whole cache per decoded token): done inside wasm memory with
+   * copyWithin (a memmove; TypedArray.set between shared views goes element by element, ~3× slower),
+   * and only the gaps zeroed.
+   */
+  override writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
+    const [B, T] = cache.shape;
+    const L = fresh.shape[1];
+    const inner = fresh.shape.slice(2).reduce((a, b) => a * b, 1);
+    const off = offsets.storage as Int32Array;
+    let length = 0;
+    for (let b = 0; b < B; b++) {
+      check(off[b] >= 0 && off[b] <= T, () => `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
+      length = Math.max(length, off[b] + L);
+    }
+    const out = this.res.f32(B * length * inner, false);
+    if (!out || cache.dtype !== "f32" || fresh.dtype !== "f32") return super.writeAxis1(cache, fresh, offsets);
+    const f = this.heap.f32;
+    const o = out.byteOffset >> 2;
+    const copy = (t: Tensor, from: number, count: number, to: number) => {
+      const r = this.residentOffset(t);
+      if (r >= 0) f.copyWithin(o + to, (r >> 2) + from, (r >> 2) + from + count);
+      else f.set((t.storage as Float32Array).subarray(from, from + count), o + to);
+    };
+    for (let b = 0; b < B; b++) {
+      copy(cache, b * T * inner, off[b] * inner, b * length * inner);
+      copy(fresh, b * L * inner, L * inner, (b * length + off[b]) * inner);
+      f.fill(0, o + (b * length + off[b] + L) * inner, o + (b + 1) * length * inner);
+    }
+    return this.make([B, length, ...cache.shape.slice(2)], out);
   }
 
   override causalAttention(a: AttentionArgs): Tensor {

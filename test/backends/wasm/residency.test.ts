@@ -37,3 +37,21 @@ test("activations: results survive while any holder lives, and disposed ones are
   for (let i = 0; i < 20; i++) await round();
   assert.equal(b.wasmBytes, size, "disposed activations' blocks are reused, so memory does not grow");
 });
+
+test("KV-cache append (writeAxis1) inside wasm memory: per-row offsets, gaps zeroed, cache resident or not", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
+  const b = fast!;
+  const rng = new Prng(6);
+  for (const [B, T, L, inner, offs] of [[2, 40, 1, 768, [40, 17]], [1, 30, 3, 700, [30]], [3, 25, 2, 512, [0, 25, 9]]] as [number, number, number, number, number[]][]) {
+    const cv = rng.f32(B * T * inner), fv = rng.f32(B * L * inner);
+    const offsets = Int32Array.from(offs);
+    // A resident cache: the output of an op (a copy through unary relu of |values|).
+    const abs = cv.map(Math.abs);
+    for (const resident of [false, true]) {
+      const cache = resident ? b.unary("relu", b.reshape(b.upload(abs, [B * T, inner], "f32"), [B, T, inner])) : b.upload(abs, [B, T, inner], "f32");
+      const got = b.writeAxis1(cache, b.upload(fv, [B, L, inner], "f32"), b.upload(offsets, [B], "i32"));
+      const want = ref.writeAxis1(ref.upload(abs, [B, T, inner], "f32"), ref.upload(fv, [B, L, inner], "f32"), ref.upload(offsets, [B], "i32"));
+      assert.deepEqual(got.shape, want.shape);
+      assert.deepEqual(Array.from(await got.read()), Array.from(await want.read()), `B=${B} T=${T} L=${L} resident=${resident}`);
+    }
+  }
+});
