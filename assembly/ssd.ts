@@ -40,9 +40,10 @@ import { exp4 } from "./math";
   }
 }
 
+/** One step; the entering state is read from stateIn and the new one written to state (may be the same). */
 export function ssd_step(
   x: usize, dt: usize, A: usize, Bm: usize, Cm: usize, D: usize, dMode: i32, dtBias: usize, sp: i32, dtMin: f32, dtMax: f32,
-  state: usize, y: usize, Bsz: i32, H: i32, P: i32, G: i32, N: i32, h0: i32, h1: i32,
+  stateIn: usize, state: usize, y: usize, Bsz: i32, H: i32, P: i32, G: i32, N: i32, h0: i32, h1: i32,
 ): void {
   const hpg = H / G;
   const N4 = N & ~3;
@@ -58,18 +59,19 @@ export function ssd_step(
         const xi = <usize>(b * H + h) * P + p;
         const xv = load<f32>(x + (xi << 2));
         const so = state + ((xi * N) << 2);
+        const si = stateIn + ((xi * N) << 2);
         const bx = f32x4.splat(d * xv);
         let acc = f32x4.splat(0);
         for (let n = 0; n < N4; n += 4) {
           const o = <usize>n << 2;
-          const v = f32x4.add(f32x4.mul(v128.load(so + o), dv), f32x4.mul(bx, v128.load(bo + o)));
+          const v = f32x4.add(f32x4.mul(v128.load(si + o), dv), f32x4.mul(bx, v128.load(bo + o)));
           v128.store(so + o, v);
           acc = f32x4.add(acc, f32x4.mul(v, v128.load(co + o)));
         }
         let s = hsum(acc);
         for (let n = N4; n < N; n++) {
           const o = <usize>n << 2;
-          const v = load<f32>(so + o) * decay + d * xv * load<f32>(bo + o);
+          const v = load<f32>(si + o) * decay + d * xv * load<f32>(bo + o);
           store<f32>(so + o, v);
           s += v * load<f32>(co + o);
         }

@@ -283,11 +283,13 @@ export class WasmCpuBackend extends CpuBackend {
     const D = this.inputOpt(a.D);
     const z = this.inputOpt(a.z);
     const bias = this.inputOpt(a.deltaBias);
-    const state = this.outputFrom(a.state, B * E * N);
+    // The kernel reads the entering state in place and writes the new one (no copy of the old state).
+    const state = a.state ? this.output(B * E * N) : this.outputFrom(null, B * E * N);
+    const stateIn = a.state ? this.input(a.state) : state.offset;
     const y = this.output(n);
     const scratch = this.arena.take(threads * stride);
     this.run({
-      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, state.offset, y.offset, B, L, E, N],
+      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, stateIn, state.offset, y.offset, B, L, E, N],
       total: E, align: 4, scratch, scratchStride: stride,
     }, threads);
     return { y: this.make(a.u.shape, this.result(y, n)), state: this.make([B, E, N], this.result(state, B * E * N)) };
@@ -323,15 +325,19 @@ export class WasmCpuBackend extends CpuBackend {
     const dMode = a.D ? (a.D.size === H ? 1 : 2) : 0;
     const bias = this.inputOpt(a.dtBias);
     const sn = B * H * P * N;
-    const state = this.outputFrom(a.state, sn);
+    // The chunked kernel updates the state in place chunk after chunk (so it starts from a copy); the
+    // step reads the entering state where it is and writes the new one (Mamba-2's state is ~0.8 MB a layer).
+    const copyIn = chunked || !a.state;
+    const state = copyIn ? this.outputFrom(a.state, sn) : this.output(sn);
+    const stateIn = copyIn ? state.offset : this.input(a.state!);
     const y = this.output(n);
-    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state.offset, y.offset];
+    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax];
     if (chunked) {
       const scratch = this.arena.take(threads * stride);
       // One chunk per thread: each call computes C·Bᵀ for its groups, which more chunks would repeat.
-      this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride, grain: 1 }, threads);
+      this.run({ kernel: "ssd_chunked", args: [...common, state.offset, y.offset, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride, grain: 1 }, threads);
     } else {
-      this.run({ kernel: "ssd_step", args: [...common, B, H, P, G, N], total: H, align: 1 }, threads);
+      this.run({ kernel: "ssd_step", args: [...common, stateIn, state.offset, y.offset, B, H, P, G, N], total: H, align: 1 }, threads);
     }
     return { y: this.make(a.x.shape, this.result(y, n)), state: this.make([B, H, P, N], this.result(state, sn)) };
   }
