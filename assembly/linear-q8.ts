@@ -92,6 +92,35 @@ function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bi
     const xm = xq + ((<usize>m * nb) << 6);
     const sm = xs + ((<usize>m * nb) << 2);
     let n = n0;
+    // 8 weight rows at a time (more streams in flight: decoding is bound by reading the weights).
+    for (; n + 8 <= n1; n += 8) {
+      const w0 = wv + <usize>n * rowW, w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
+      const w4 = w3 + rowW, w5 = w4 + rowW, w6 = w5 + rowW, w7 = w6 + rowW;
+      const s0 = ws + <usize>n * rowS, s1 = s0 + rowS, s2 = s1 + rowS, s3 = s2 + rowS;
+      const s4 = s3 + rowS, s5 = s4 + rowS, s6 = s5 + rowS, s7 = s6 + rowS;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let b = 0; b < nb; b++) {
+        const xb = xm + (<usize>b << 6);
+        const kb = <usize>b << 5, sb = <usize>b << 2;
+        const dx = load<f32>(sm + sb);
+        a0 = addScaled(a0, blockDot(w0 + kb, xb), dx * load<f32>(s0 + sb));
+        a1 = addScaled(a1, blockDot(w1 + kb, xb), dx * load<f32>(s1 + sb));
+        a2 = addScaled(a2, blockDot(w2 + kb, xb), dx * load<f32>(s2 + sb));
+        a3 = addScaled(a3, blockDot(w3 + kb, xb), dx * load<f32>(s3 + sb));
+        a4 = addScaled(a4, blockDot(w4 + kb, xb), dx * load<f32>(s4 + sb));
+        a5 = addScaled(a5, blockDot(w5 + kb, xb), dx * load<f32>(s5 + sb));
+        a6 = addScaled(a6, blockDot(w6 + kb, xb), dx * load<f32>(s6 + sb));
+        a7 = addScaled(a7, blockDot(w7 + kb, xb), dx * load<f32>(s7 + sb));
+      }
+      let lo = sum4(a0, a1, a2, a3), hi = sum4(a4, a5, a6, a7);
+      if (bias) {
+        lo = f32x4.add(lo, v128.load(bias + (<usize>n << 2)));
+        hi = f32x4.add(hi, v128.load(bias + (<usize>n << 2), 16));
+      }
+      v128.store(out + ((<usize>m * N + n) << 2), lo);
+      v128.store(out + ((<usize>m * N + n) << 2), hi, 16);
+    }
     for (; n + 4 <= n1; n += 4) {
       const w0 = wv + <usize>n * rowW, w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
       const s0 = ws + <usize>n * rowS, s1 = s0 + rowS, s2 = s1 + rowS, s3 = s2 + rowS;
