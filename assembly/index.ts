@@ -7,3 +7,4 @@ export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan
 export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";
 export { causal_attention, attentionScratchBytes } from "./attention";
 export { unary_f32, gated_rms_norm } from "./elementwise";
+export { fft_conv, fftConvScratchBytes } from "./fft";

@@ -6,7 +6,8 @@ import { check, shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
 import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { AttentionArgs, CausalConv1dArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import type { AttentionArgs, CausalConv1dArgs, FftConvArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import { fftSizeFor } from "../cpu/kernels/long-conv.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
 import { Residency } from "./residency.js";
@@ -422,6 +423,59 @@ export class WasmCpuBackend extends CpuBackend {
     const out = this.output(n);
     this.run({ kernel: "gated_rms_norm", args: [yo, zo, wo, W, groupSize, eps, out.offset], total: n / groupSize, align: 1 }, n * 8 < this.minThreadWork ? 1 : undefined);
     return this.make(y.shape, this.result(out, n));
+  }
+
+  /** Twiddles and bit reversal for FFTs of size n, in wasm memory (kept: a few per model). */
+  private readonly fftTables = new Map<number, { twRe: number; twIm: number; rev: number }>();
+
+  private fftTable(n: number): { twRe: number; twIm: number; rev: number } | null {
+    const hit = this.fftTables.get(n);
+    if (hit) return hit;
+    const twRe = this.heap.alloc(n * 8), twIm = this.heap.alloc(n * 8), rev = this.heap.alloc(n * 4);
+    if (twRe < 0 || twIm < 0 || rev < 0) return null;
+    const re = new Float64Array(this.heap.memory.buffer, twRe, n), im = new Float64Array(this.heap.memory.buffer, twIm, n);
+    // Stage of half-size h: cos(πj/h), −sin(πj/h) for j < h, at offset h − 1.
+    for (let h = 1; h < n; h <<= 1) {
+      for (let j = 0; j < h; j++) {
+        re[h - 1 + j] = Math.cos((Math.PI * j) / h);
+        im[h - 1 + j] = -Math.sin((Math.PI * j) / h);
+      }
+    }
+    const bits = Math.log2(n);
+    const r = new Int32Array(this.heap.memory.buffer, rev, n);
+    for (let i = 0; i < n; i++) {
+      let x = i, y = 0;
+      for (let k = 0; k < bits; k++) { y = (y << 1) | (x & 1); x >>= 1; }
+      r[i] = y;
+    }
+    const t = { twRe, twIm, rev };
+    this.fftTables.set(n, t);
+    return t;
+  }
+
+  override fftConv(a: FftConvArgs): Tensor {
+    const [B, L, C] = a.u.shape;
+    const P = a.headDim;
+    const H = C / P;
+    const K = a.kernel.shape[1];
+    const n = fftSizeFor(L);
+    const tables = L > 0 && Number.isInteger(H) ? this.fftTable(n) : null;
+    const stride = this.k.fftConvScratchBytes(n, L, P) + 64;
+    if (!tables || !this.arena.begin(Arena.bytesFor(a.u.size, a.v?.size ?? 0, a.q?.size ?? 0, H * K, H) + this.pool.threads * stride)) return super.fftConv(a);
+    const u = this.input(a.u);
+    const v = this.inputOpt(a.v);
+    const q = this.inputOpt(a.q);
+    const kernel = this.input(a.kernel);
+    const D = this.inputOpt(a.D);
+    const y = this.output(a.u.size);
+    const work = B * H * P * P * n * Math.log2(n);
+    const threads = work < this.minThreadWork ? 1 : this.pool.threads;
+    const scratch = this.arena.take(threads * stride);
+    this.run({
+      kernel: "fft_conv", args: [u, v, q, kernel, K, D, y.offset, B, L, H, P, n, tables.twRe, tables.twIm, tables.rev],
+      total: H, align: 1, scratch, scratchStride: stride,
+    }, threads);
+    return this.make(a.u.shape, this.result(y, a.u.size));
   }
 
   override toString(): string {

@@ -7,7 +7,7 @@ import { WASM_BASE64 } from "./kernels-wasm.js";
 /** The kernels every instance exports, in the order the thread pool numbers them. */
 export const KERNEL_NAMES = [
   "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked", "linear_q8",
-  "causal_attention", "unary_f32", "gated_rms_norm",
+  "causal_attention", "unary_f32", "gated_rms_norm", "fft_conv",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
@@ -17,6 +17,7 @@ export interface KernelExports {
   ssdChunkedScratchBytes(Q: number, P: number, N: number): number;
   q16Bytes(M: number, K: number): number;
   attentionScratchBytes(T: number): number;
+  fftConvScratchBytes(n: number, L: number, P: number): number;
   quantize_q16(x: number, M: number, K: number, xq: number): void;
 }
 

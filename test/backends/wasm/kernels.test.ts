@@ -143,6 +143,22 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
       }
     });
 
+    test(`FFT convolution with H3 gating, odd lengths, heads and kernels (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(37 + threads);
+      // [B, L, H, P, K, gated]: P = 3 leaves one sequence of a head unpaired in the two-at-once transforms.
+      for (const [B, L, H, P, K, gated] of [[1, 1, 1, 1, 1, false], [2, 7, 3, 1, 7, false], [1, 37, 2, 3, 37, true], [2, 130, 3, 2, 64, true], [1, 33, 2, 1, 50, false], [1, 300, 4, 1, 300, true]] as [number, number, number, number, number, boolean][]) {
+        const C = H * P;
+        const u = pair(rng.f32(B * L * C), [B, L, C]);
+        const v = gated ? pair(rng.f32(B * L * C), [B, L, C]) : null;
+        const q = gated ? pair(rng.f32(B * L * C), [B, L, C]) : null;
+        const kernel = pair(rng.f32(H * K, -0.5, 0.5), [H, K]);
+        const D = rng.next() < 0.5 ? pair(rng.f32(H), [H]) : null;
+        const [got, want] = both((b, i) => b.fftConv({ u: u[i], v: v ? v[i] : null, q: q ? q[i] : null, headDim: P, D: D ? D[i] : null, kernel: kernel[i] }));
+        await close(got, want, 1e-6, `fftConv B=${B} L=${L} H=${H} P=${P} K=${K}${gated ? " gated" : ""}`);
+      }
+    });
+
     test(`selective scan and state update (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(11 + threads);
