@@ -115,7 +115,9 @@ export class WasmCpuBackend extends CpuBackend {
     scales.set(q.scales);
     const m = new Q8Matrix(values, scales, q.rows, q.cols);
     this.res.add(m, { offset: vo, bytes: vBytes, scales: so, scaleBytes: sBytes });
-    return super.upload(m, shape, "q8");
+    const t = super.upload(m, shape, "q8");
+    this.res.hold(t);
+    return t;
   }
 
   override upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
@@ -130,7 +132,9 @@ export class WasmCpuBackend extends CpuBackend {
     const view = dtype === "f32" ? new Float32Array(this.heap.memory.buffer, offset, t.size) : new Uint16Array(this.heap.memory.buffer, offset, t.size);
     view.set(data as Float32Array & Uint16Array);
     this.res.add(view, { offset, bytes });
-    return new Tensor(this, [...shape], dtype, view);
+    const resident = new Tensor(this, [...shape], dtype, view);
+    this.res.hold(resident);
+    return resident;
   }
 
   /** Op outputs go to wasm memory (zeroed, as the TypeScript kernels expect) when large enough. */
@@ -183,8 +187,8 @@ export class WasmCpuBackend extends CpuBackend {
   /** An output that starts as a copy of `init` (kernels update states in place), or zeros. */
   private outputFrom(init: Tensor | null, n: number): Out {
     const o = this.output(n);
-    if (init) this.heap.f32.set(this.f32(init), o.offset >> 2);
-    else this.heap.f32.fill(0, o.offset >> 2, (o.offset >> 2) + n);
+    if (init) this.heap.f32.set(this.f32(init), o.offset >>> 2);
+    else this.heap.f32.fill(0, o.offset >>> 2, (o.offset >>> 2) + n);
     return o;
   }
 
@@ -213,7 +217,7 @@ export class WasmCpuBackend extends CpuBackend {
   private readOut(offset: number, n: number): Float32Array {
     // Not slice(): V8 slices typed arrays over shared memory element by element (~0.5 GB/s here).
     const out = new Float32Array(n);
-    out.set(this.heap.f32.subarray(offset >> 2, (offset >> 2) + n));
+    out.set(this.heap.f32.subarray(offset >>> 2, (offset >>> 2) + n));
     return out;
   }
 
@@ -238,8 +242,8 @@ export class WasmCpuBackend extends CpuBackend {
     }
     if (wOffset < 0) {
       wOffset = this.arena.take(wBytes);
-      if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >> 2);
-      else this.heap.u16.set(weight.storage as Uint16Array, wOffset >> 1);
+      if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >>> 2);
+      else this.heap.u16.set(weight.storage as Uint16Array, wOffset >>> 1);
     }
     const xo = this.input(x);
     const bo = this.inputOpt(bias);
@@ -369,10 +373,10 @@ export class WasmCpuBackend extends CpuBackend {
     const out = this.res.f32(B * length * inner, false);
     if (!out || cache.dtype !== "f32" || fresh.dtype !== "f32") return super.writeAxis1(cache, fresh, offsets);
     const f = this.heap.f32;
-    const o = out.byteOffset >> 2;
+    const o = out.byteOffset >>> 2;
     const copy = (t: Tensor, from: number, count: number, to: number) => {
       const r = this.residentOffset(t);
-      if (r >= 0) f.copyWithin(o + to, (r >> 2) + from, (r >> 2) + from + count);
+      if (r >= 0) f.copyWithin(o + to, (r >>> 2) + from, (r >>> 2) + from + count);
       else f.set((t.storage as Float32Array).subarray(from, from + count), o + to);
     };
     for (let b = 0; b < B; b++) {

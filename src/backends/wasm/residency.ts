@@ -1,9 +1,8 @@
 // Which tensor storage lives in wasm memory, and when its blocks are given back. Weights are placed there
-// at upload and freed when their storage is garbage-collected. Activations (op outputs) are placed there
-// too, so the next kernel reads them in place instead of copying them in, and kernels write their outputs
-// in place instead of copying them out; an activation's block is freed as soon as the last tensor of this
-// backend holding it is disposed (reshapes share storage, so each holder counts), or else by the garbage
-// collector.
+// at upload; activations (op outputs) too, so the next kernel reads them in place instead of copying them
+// in, and kernels write their outputs in place instead of copying them out. A block is freed as soon as
+// the last tensor of this backend holding it is disposed (reshapes share storage, so each holder counts;
+// disposing a model frees its weights), or else when the garbage collector takes its storage.
 import type { Tensor } from "../../tensor/tensor.js";
 import type { WasmHeap } from "./runtime.js";
 
@@ -13,9 +12,7 @@ export interface Resident {
   bytes: number;
   scales?: number;
   scaleBytes?: number;
-  /** An op's output (freed when its holders are disposed), not a weight (freed only by the collector). */
-  activation: boolean;
-  /** Live tensors of this backend holding this activation. */
+  /** Live tensors of this backend holding this block. */
   holders: number;
   freed: boolean;
 }
@@ -37,8 +34,8 @@ export class Residency {
   constructor(private readonly heap: WasmHeap) {}
 
   /** Records storage placed in wasm memory; its blocks are freed when the storage is collected. */
-  add(storage: object, block: Omit<Resident, "holders" | "freed" | "activation">, activation = false): Resident {
-    const r: Resident = { ...block, activation, holders: 0, freed: false };
+  add(storage: object, block: Omit<Resident, "holders" | "freed">): Resident {
+    const r: Resident = { ...block, holders: 0, freed: false };
     this.byStorage.set(storage, r);
     this.reclaim.register(storage, r, r);
     return r;
@@ -58,14 +55,14 @@ export class Residency {
     if (offset < 0) return null;
     const view = new Float32Array(this.heap.memory.buffer, offset, n);
     if (zero) view.fill(0);
-    this.add(view, { offset, bytes: n * 4 }, true);
+    this.add(view, { offset, bytes: n * 4 });
     return view;
   }
 
-  /** Counts t as a holder of its storage's block when that is an activation of this backend. */
+  /** Counts t as a holder of its storage's block (when its storage is in wasm memory). */
   hold(t: Tensor): void {
     const r = this.byStorage.get(t.storage as object);
-    if (!r || !r.activation || this.holders.has(t)) return;
+    if (!r || this.holders.has(t)) return;
     r.holders++;
     this.holders.set(t, r);
   }

@@ -182,7 +182,7 @@ export class Arena {
   /** Copies floats in; returns their byte offset. */
   put(values: Float32Array): number {
     const offset = this.take(values.length * 4);
-    this.heap.f32.set(values, offset >> 2);
+    this.heap.f32.set(values, offset >>> 2); // >>>: offsets reach 4 GiB
     return offset;
   }
 

@@ -18,7 +18,7 @@ test("activations: results survive while any holder lives, and disposed ones are
   const [M, K, N] = [64, 96, 300]; // 19200 outputs: large enough to be resident (small ones stay in JS memory)
   const xv = rng.f32(M * K), wv = rng.f32(N * K);
   const w = b.upload(wv, [N, K], "f32");
-  const x = b.upload(xv, [M, K], "f32"); // uploads are weights: only the collector frees them
+  const x = b.upload(xv, [M, K], "f32"); // resident too (rank 2, ≥ 4096 values), kept for every round
   const want = await ref.linear(ref.upload(xv, [M, K], "f32"), ref.upload(wv, [N, K], "f32"), null).read();
   const round = async () => {
     const y = b.linear(x, w, null); // written in place in wasm memory
@@ -54,4 +54,19 @@ test("KV-cache append (writeAxis1) inside wasm memory: per-row offsets, gaps zer
       assert.deepEqual(Array.from(await got.read()), Array.from(await want.read()), `B=${B} T=${T} L=${L} resident=${resident}`);
     }
   }
+});
+
+test("uploaded weights: freed when their last holder is disposed (a model's dispose gives its memory back)", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
+  const b = fast!;
+  const rng = new Prng(8);
+  const values = rng.f32(300 * 200);
+  const before = b.wasmBytes;
+  const w = b.upload(values, [300, 200], "f32");
+  const grown = b.wasmBytes;
+  assert.ok(grown > before, "the weight went to wasm memory");
+  const view = b.reshape(w, [600, 100]);
+  w.dispose();
+  assert.deepEqual(Array.from(await view.read()), Array.from(values), "a reshape keeps the weight alive");
+  view.dispose();
+  assert.equal(b.wasmBytes, before, "the last holder's dispose frees the block (the top of memory goes back)");
 });
