@@ -10,6 +10,7 @@ import type { AttentionArgs, CausalConv1dArgs, FftConvArgs, SelectiveScanArgs, S
 import { fftSizeFor } from "../cpu/kernels/long-conv.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
+import { FftTables } from "./fft-tables.js";
 import { Residency } from "./residency.js";
 import { Arena, instantiate, kernelsModule, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
 
@@ -56,6 +57,7 @@ export class WasmCpuBackend extends CpuBackend {
   private readonly k: KernelExports;
   private readonly pool: ThreadPool;
   private readonly res: Residency;
+  private readonly fftTables: FftTables;
   /** Linear problems smaller than this (M·N·K) use the TypeScript kernel; tests set 0 to reach the wasm one. */
   minWasmMacs = WASM_MIN_MACS;
   /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
@@ -69,6 +71,7 @@ export class WasmCpuBackend extends CpuBackend {
     this.k = instance.exports as unknown as KernelExports;
     this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
     this.res = new Residency(this.heap);
+    this.fftTables = new FftTables(this.heap);
   }
 
   /** The fast backend, or null where WebAssembly SIMD with shared memory is not available. */
@@ -429,41 +432,13 @@ export class WasmCpuBackend extends CpuBackend {
     return this.make(y.shape, this.result(out, n));
   }
 
-  /** Twiddles and bit reversal for FFTs of size n, in wasm memory (kept: a few per model). */
-  private readonly fftTables = new Map<number, { twRe: number; twIm: number; rev: number }>();
-
-  private fftTable(n: number): { twRe: number; twIm: number; rev: number } | null {
-    const hit = this.fftTables.get(n);
-    if (hit) return hit;
-    const twRe = this.heap.alloc(n * 8), twIm = this.heap.alloc(n * 8), rev = this.heap.alloc(n * 4);
-    if (twRe < 0 || twIm < 0 || rev < 0) return null;
-    const re = new Float64Array(this.heap.memory.buffer, twRe, n), im = new Float64Array(this.heap.memory.buffer, twIm, n);
-    // Stage of half-size h: cos(πj/h), −sin(πj/h) for j < h, at offset h − 1.
-    for (let h = 1; h < n; h <<= 1) {
-      for (let j = 0; j < h; j++) {
-        re[h - 1 + j] = Math.cos((Math.PI * j) / h);
-        im[h - 1 + j] = -Math.sin((Math.PI * j) / h);
-      }
-    }
-    const bits = Math.log2(n);
-    const r = new Int32Array(this.heap.memory.buffer, rev, n);
-    for (let i = 0; i < n; i++) {
-      let x = i, y = 0;
-      for (let k = 0; k < bits; k++) { y = (y << 1) | (x & 1); x >>= 1; }
-      r[i] = y;
-    }
-    const t = { twRe, twIm, rev };
-    this.fftTables.set(n, t);
-    return t;
-  }
-
   override fftConv(a: FftConvArgs): Tensor {
     const [B, L, C] = a.u.shape;
     const P = a.headDim;
     const H = C / P;
     const K = a.kernel.shape[1];
     const n = fftSizeFor(L);
-    const tables = L > 0 && Number.isInteger(H) ? this.fftTable(n) : null;
+    const tables = L > 0 && Number.isInteger(H) ? this.fftTables.get(n) : null;
     const stride = this.k.fftConvScratchBytes(n, L, P) + 64;
     if (!tables || !this.arena.begin(Arena.bytesFor(a.u.size, a.v?.size ?? 0, a.q?.size ?? 0, H * K, H) + this.pool.threads * stride)) return super.fftConv(a);
     const u = this.input(a.u);
