@@ -73,7 +73,13 @@ export class CpuBackend implements Backend {
       return out;
     }
     const data = host(t);
-    if (t.dtype === "f32" || t.dtype === "i32") return copy ? data.slice() as Float32Array | Int32Array : data as Float32Array;
+    if (t.dtype === "f32" || t.dtype === "i32") {
+      if (!copy) return data as Float32Array;
+      // new + set, not slice(): V8 slices arrays over shared memory (the wasm backend's) element by element.
+      const out = t.dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size);
+      out.set(data as Float32Array & Int32Array);
+      return out;
+    }
     const out = new Float32Array(t.size);
     (t.dtype === "f16" ? widenF16 : widenBf16)(data as Uint16Array, 0, out, 0, t.size);
     return out;
