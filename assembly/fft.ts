@@ -10,9 +10,80 @@
 // for each stage of half-size h, h contiguous values cos(πj/h) and −sin(πj/h) at offset h − 1, so four
 // butterflies read their twiddles with one load; the host also passes the bit-reversal permutation.
 
-/** Scratch bytes one thread needs: the transform arrays and the kernel's spectrum (f64), P output rows (f32). */
+/** Scratch bytes one thread needs: transform arrays and two kernel spectra (f64), P output rows (f32). */
 export function fftConvScratchBytes(n: i32, L: i32, P: i32): i32 {
-  return ((4 * n) << 3) + ((P * L + 16) << 2);
+  return ((6 * n) << 3) + ((P * L + 16) << 2);
+}
+
+/**
+ * Heads h and h + 1 with one channel each (P = 1), in one transform: z = x_h + i·x_{h+1}. Their kernels
+ * differ, so the two spectra are separated by conjugate symmetry, X_h[k] = (Z[k] + conj Z[−k])/2 and
+ * X_{h+1}[k] = (Z[k] − conj Z[−k])/(2i), each multiplied by its kernel's spectrum (separated the same
+ * way once per pair), and recombined as Y_h + i·Y_{h+1}, whose inverse is y_h + i·y_{h+1}: three
+ * transforms for two heads instead of six.
+ */
+function twoHeads(
+  u: usize, v: usize, q: usize, kernel: usize, K: i32, D: usize, y: usize, B: i32, L: i32, C: i32,
+  n: i32, twRe: usize, twIm: usize, rev: usize, h: i32, scratch: usize,
+): void {
+  const re = scratch, im = re + (<usize>n << 3);
+  const k1r = im + (<usize>n << 3), k1i = k1r + (<usize>n << 3), k2r = k1i + (<usize>n << 3), k2i = k2r + (<usize>n << 3);
+  const taps = min(K, L);
+  const mask = n - 1;
+  memory.fill(re, 0, <usize>n << 3);
+  memory.fill(im, 0, <usize>n << 3);
+  for (let j = 0; j < taps; j++) {
+    store<f64>(re + (<usize>j << 3), <f64>load<f32>(kernel + ((<usize>(h * K + j)) << 2)));
+    store<f64>(im + (<usize>j << 3), <f64>load<f32>(kernel + ((<usize>((h + 1) * K + j)) << 2)));
+  }
+  fft(re, im, n, twRe, twIm, rev, false);
+  for (let k = 0; k < n; k++) {
+    const o = <usize>k << 3, oo = <usize>((n - k) & mask) << 3;
+    const zr = load<f64>(re + o), zi = load<f64>(im + o), wr = load<f64>(re + oo), wi = load<f64>(im + oo);
+    store<f64>(k1r + o, 0.5 * (zr + wr)); store<f64>(k1i + o, 0.5 * (zi - wi));
+    store<f64>(k2r + o, 0.5 * (zi + wi)); store<f64>(k2i + o, 0.5 * (wr - zr));
+  }
+  const inv: f64 = 1.0 / <f64>n;
+  const s1: f64 = D ? <f64>load<f32>(D + (<usize>h << 2)) : 0;
+  const s2: f64 = D ? <f64>load<f32>(D + (<usize>(h + 1) << 2)) : 0;
+  for (let b = 0; b < B; b++) {
+    memory.fill(re, 0, <usize>n << 3);
+    memory.fill(im, 0, <usize>n << 3);
+    for (let t = 0; t < L; t++) {
+      store<f64>(re + (<usize>t << 3), xAt(u, v, b, t, L, C, h, h));
+      store<f64>(im + (<usize>t << 3), xAt(u, v, b, t, L, C, h + 1, h + 1));
+    }
+    fft(re, im, n, twRe, twIm, rev, false);
+    // W[k] and W[−k] both need Z[k] and Z[−k]: done together, in place.
+    for (let k = 0; k <= n >> 1; k++) {
+      const kk = (n - k) & mask;
+      const o = <usize>k << 3, oo = <usize>kk << 3;
+      const zr = load<f64>(re + o), zi = load<f64>(im + o), wr = load<f64>(re + oo), wi = load<f64>(im + oo);
+      for (let side = 0; side < 2; side++) {
+        if (side == 1 && kk == k) break;
+        const ar = side == 0 ? zr : wr, ai = side == 0 ? zi : wi, cr = side == 0 ? wr : zr, ci = side == 0 ? wi : zi;
+        const p = side == 0 ? o : oo;
+        const x1r = 0.5 * (ar + cr), x1i = 0.5 * (ai - ci), x2r = 0.5 * (ai + ci), x2i = 0.5 * (cr - ar);
+        const a1r = load<f64>(k1r + p), a1i = load<f64>(k1i + p), a2r = load<f64>(k2r + p), a2i = load<f64>(k2i + p);
+        const y1r = x1r * a1r - x1i * a1i, y1i = x1r * a1i + x1i * a1r;
+        const y2r = x2r * a2r - x2i * a2i, y2i = x2r * a2i + x2i * a2r;
+        store<f64>(re + p, y1r - y2i);
+        store<f64>(im + p, y1i + y2r);
+      }
+    }
+    fft(re, im, n, twRe, twIm, rev, true);
+    for (let t = 0; t < L; t++) {
+      const row = <usize>(b * L + t) * C;
+      let z1 = load<f64>(re + (<usize>t << 3)) * inv + s1 * xAt(u, v, b, t, L, C, h, h);
+      let z2 = load<f64>(im + (<usize>t << 3)) * inv + s2 * xAt(u, v, b, t, L, C, h + 1, h + 1);
+      if (q) {
+        z1 *= <f64>load<f32>(q + ((row + h) << 2));
+        z2 *= <f64>load<f32>(q + ((row + h + 1) << 2));
+      }
+      store<f32>(y + ((row + h) << 2), <f32>z1);
+      store<f32>(y + ((row + h + 1) << 2), <f32>z2);
+    }
+  }
 }
 
 /** In-place complex FFT of re/im [n] f64 (n a power of two ≥ 4); inverse: conjugate twiddles, unscaled. */
@@ -70,7 +141,9 @@ export function fft_conv(
   const taps = min(K, L);
   const inv: f64 = 1.0 / <f64>n;
   const S = P * P; // sequences per head
-  for (let h = h0; h < h1; h++) {
+  let h = h0;
+  if (P == 1) for (; h + 2 <= h1; h += 2) twoHeads(u, v, q, kernel, K, D, y, B, L, C, n, twRe, twIm, rev, h, scratch);
+  for (; h < h1; h++) {
     // The kernel's spectrum (full n bins: the pairs below need both halves).
     memory.fill(kre, 0, <usize>n << 3);
     memory.fill(kim, 0, <usize>n << 3);
