@@ -8,9 +8,11 @@ import { hsum } from "./math";
 export const W_F32: i32 = 0;
 export const W_F16: i32 = 1;
 export const W_BF16: i32 = 2;
+/** int8 values with an f32 scale per block of 32 along K (linear-q8.ts); only the tile form reads it here. */
+export const W_Q8: i32 = 3;
 
 /** Rows at or above which the packed tile form is used. */
-const TILE_MIN_ROWS: i32 = 4;
+export const TILE_MIN_ROWS: i32 = 4;
 /** Steps of K summed in registers before they join a tile's running totals. */
 const K_BLOCK: i32 = 16;
 /** K elements per block of the dot-product form's blocked summation (a multiple of 8). */
@@ -19,7 +21,7 @@ const DOT_BLOCK: i32 = 128;
 const ROW_BLOCK: i32 = 64;
 
 @inline function elemBytes(dt: i32): usize {
-  return dt == W_F32 ? 4 : 2;
+  return dt == W_F32 ? 4 : dt == W_Q8 ? 1 : 2;
 }
 
 /** Four f16 bit patterns (zero-extended to i32 lanes) as f32 (see halfTopToF32). */
@@ -60,18 +62,19 @@ const ROW_BLOCK: i32 = 64;
 }
 
 @inline function halfPairHi(v: v128, dt: i32): v128 {
-  const top = v128.and(v, i32x4.splat(0xffff0000));
-  return dt == W_BF16 ? top : halfTopToF32(top);
+  // halfTopToF32 ignores the low halves, so f16 needs no masking here.
+  return dt == W_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : halfTopToF32(v);
 }
 
 /**
- * f16 bit patterns held in the top halves of i32 lanes, as f32: the magnitude moved into f32 position
- * and rescaled by 2^112, which is exact for normal and subnormal values alike. Infinities and NaNs
- * (exponent 31) would come out finite: the host keeps such tensors off these kernels.
+ * f16 bit patterns held in the top halves of i32 lanes (whatever the low halves hold), as f32: an
+ * arithmetic shift by 3 moves exponent and mantissa into f32 position, the mask keeps the sign and
+ * clears the sign copies and the low half, and the product with 2^112 rebiases the exponent, which is
+ * exact for normal and subnormal values alike (3 operations). Infinities and NaNs (exponent 31) would
+ * come out finite: the host keeps such tensors off these kernels.
  */
 @inline function halfTopToF32(t: v128): v128 {
-  const mag = i32x4.shr_u(v128.and(t, i32x4.splat(0x7fff0000)), 3);
-  return v128.or(f32x4.mul(mag, f32x4.splat(5.192296858534828e33)), v128.and(t, i32x4.splat(0x80000000)));
+  return f32x4.mul(v128.and(i32x4.shr_s(t, 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
 }
 
 /**
@@ -109,6 +112,48 @@ const ROW_BLOCK: i32 = 64;
 }
 
 /**
+ * Matrix-vector product with f32 weights, 8 rows at a time (8 streams in flight keep more of the
+ * memory system busy than 4: decoding is bound by reading the weights). Returns the first row not done.
+ */
+function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32, n1: i32): i32 {
+  const rowW = <usize>K << 2;
+  const K4 = K & ~3;
+  let n = n0;
+  for (; n + 8 <= n1; n += 8) {
+    const w0 = w + <usize>n * rowW;
+    const w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW, w4 = w3 + rowW, w5 = w4 + rowW, w6 = w5 + rowW, w7 = w6 + rowW;
+    let lo = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+    let hi = bias ? v128.load(bias + (<usize>n << 2), 16) : f32x4.splat(0);
+    for (let kb = 0; kb < K4; kb += DOT_BLOCK) {
+      const ke = min(K4, kb + DOT_BLOCK);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let k = kb; k < ke; k += 4) {
+        const ko = <usize>k << 2;
+        const xv = v128.load(x + ko);
+        a0 = f32x4.add(a0, f32x4.mul(xv, v128.load(w0 + ko)));
+        a1 = f32x4.add(a1, f32x4.mul(xv, v128.load(w1 + ko)));
+        a2 = f32x4.add(a2, f32x4.mul(xv, v128.load(w2 + ko)));
+        a3 = f32x4.add(a3, f32x4.mul(xv, v128.load(w3 + ko)));
+        a4 = f32x4.add(a4, f32x4.mul(xv, v128.load(w4 + ko)));
+        a5 = f32x4.add(a5, f32x4.mul(xv, v128.load(w5 + ko)));
+        a6 = f32x4.add(a6, f32x4.mul(xv, v128.load(w6 + ko)));
+        a7 = f32x4.add(a7, f32x4.mul(xv, v128.load(w7 + ko)));
+      }
+      lo = f32x4.add(lo, sum4(a0, a1, a2, a3));
+      hi = f32x4.add(hi, sum4(a4, a5, a6, a7));
+    }
+    if (K4 < K) {
+      lo = f32x4.add(lo, tail4(x, w0, rowW, W_F32, K4, K));
+      hi = f32x4.add(hi, tail4(x, w4, rowW, W_F32, K4, K));
+    }
+    v128.store(out + (<usize>n << 2), lo);
+    v128.store(out + (<usize>n << 2), hi, 16);
+  }
+  return n;
+}
+
+/**
  * Dot-product form: each block of 4 weight rows is read once per pair of x rows. f32 weights go 4 at a
  * time; 16-bit weights 8 at a time (one load, split into even/odd elements against the permuted x).
  */
@@ -124,6 +169,7 @@ const ROW_BLOCK: i32 = 64;
     xs = scratch;
   }
   let n = n0;
+  if (dt == W_F32 && M == 1) n = matvec8F32(x, K, w, bias, out, n0, n1);
   for (; n + 4 <= n1; n += 4) {
     const w0 = w + <usize>n * rowW;
     const w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
@@ -232,25 +278,39 @@ const ROW_BLOCK: i32 = 64;
   }
 }
 
-/** Weight rows n..n+7 (zero past n1) packed k-major as f32: panel[k·8 + j] = w[n + j, k]. */
-@inline function packPanel(w: usize, dt: i32, K: i32, n: i32, n1: i32, panel: usize): void {
+/** Four int8 weights at p times their block's scale, as f32 (k % 4 == 0: the four share a block). */
+@inline function loadQ8x4(p: usize, scale: f32): v128 {
+  const q = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p)));
+  return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(scale));
+}
+
+/**
+ * Weight rows n..n+7 (zero past n1) packed k-major as f32: panel[k·8 + j] = w[n + j, k]. q8 weights are
+ * dequantized here (ws: their scales, [N, ceil(K/32)]).
+ */
+@inline function packPanel(w: usize, ws: usize, dt: i32, K: i32, n: i32, n1: i32, panel: usize): void {
   const es = elemBytes(dt);
   const rows = min(8, n1 - n);
   if (rows < 8) memory.fill(panel, 0, <usize>K << 5);
   const K4 = K & ~3;
+  const nb = (K + 31) >> 5;
   for (let j = 0; j < rows; j++) {
     const wr = w + (<usize>(n + j) * K) * es;
+    const sr = ws + ((<usize>(n + j) * nb) << 2);
     const pj = panel + (<usize>j << 2);
     let k = 0;
     for (; k < K4; k += 4) {
-      const v = load4(wr + <usize>k * es, dt);
+      const v = dt == W_Q8 ? loadQ8x4(wr + <usize>k, load<f32>(sr + ((<usize>k >> 5) << 2))) : load4(wr + <usize>k * es, dt);
       const p = pj + (<usize>k << 5);
       v128.store_lane<f32>(p, v, 0);
       v128.store_lane<f32>(p, v, 1, 32);
       v128.store_lane<f32>(p, v, 2, 64);
       v128.store_lane<f32>(p, v, 3, 96);
     }
-    for (; k < K; k++) store<f32>(pj + (<usize>k << 5), load1(wr + <usize>k * es, dt));
+    for (; k < K; k++) {
+      const v: f32 = dt == W_Q8 ? <f32>load<i8>(wr + <usize>k) * load<f32>(sr + ((<usize>k >> 5) << 2)) : load1(wr + <usize>k * es, dt);
+      store<f32>(pj + (<usize>k << 5), v);
+    }
   }
 }
 
@@ -269,12 +329,12 @@ const ROW_BLOCK: i32 = 64;
 }
 
 /** Tile form: x rows in blocks, weight panels of 8 rows packed once per block, 4×8 register tiles. */
-@inline function linearTiled(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
+@inline function linearTiled(x: usize, M: i32, K: i32, w: usize, ws: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
   const rowX = <usize>K << 2;
   for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
     const m1 = min(M, m0 + ROW_BLOCK);
     for (let n = n0; n < n1; n += 8) {
-      packPanel(w, dt, K, n, n1, panel);
+      packPanel(w, ws, dt, K, n, n1, panel);
       const cols = min(8, n1 - n);
       let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
       if (bias) {
@@ -349,7 +409,7 @@ const ROW_BLOCK: i32 = 64;
 }
 
 @inline function linearAny(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
-  if (M >= TILE_MIN_ROWS) linearTiled(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
+  if (M >= TILE_MIN_ROWS) linearTiled(x, M, K, w, 0, dt, N, bias, out, n0, n1, scratch);
   else linearDot(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
 }
 
@@ -368,4 +428,9 @@ export function linear_f16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usi
 
 export function linear_bf16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
   linearAny(x, M, K, w, W_BF16, N, bias, out, n0, n1, scratch);
+}
+
+/** The tile form over q8 weights (values wv, scales ws), for linear-q8.ts. */
+export function linearTiledQ8(x: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  linearTiled(x, M, K, wv, ws, W_Q8, N, bias, out, n0, n1, scratch);
 }

@@ -1,9 +1,15 @@
 // Vector and scalar math shared by the kernels: exp, log, softplus and silu on f32x4 lanes.
 
-/** exp on four lanes (Cephes expf: range reduction by ln 2, degree-6 polynomial); about 2 ulp for |x| < 87. */
+/**
+ * exp on four lanes (Cephes expf: range reduction by ln 2, degree-6 polynomial); about 2 ulp for |x| < 87.
+ * Written for V8's x64 code: pmin/pmax clamp in one instruction each (min/max are ~7 for NaN and −0
+ * rules; a NaN still comes out NaN), and n = round(x·log2 e) comes from adding 1.5·2^23, whose low
+ * mantissa bits then hold n for the exponent (trunc_sat is a multi-instruction sequence).
+ */
 @inline export function exp4(x: v128): v128 {
-  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.0)), f32x4.splat(88.0));
-  const fx = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504088896341)));
+  x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(88.0)), f32x4.splat(-87.0));
+  const y = f32x4.add(f32x4.mul(x, f32x4.splat(1.44269504088896341)), f32x4.splat(12582912.0));
+  const fx = f32x4.sub(y, f32x4.splat(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
   let p = f32x4.splat(1.9875691500e-4);
@@ -13,8 +19,8 @@
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
   p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
-  const n = i32x4.trunc_sat_f32x4_s(fx);
-  const scale = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  // (n + 127) << 23 from y's bits: its low 23 bits are n + 2^22 (mod 2^23); the rest shifts out.
+  const scale = i32x4.shl(i32x4.add(y, i32x4.splat(127)), 23);
   return f32x4.mul(p, scale);
 }
 

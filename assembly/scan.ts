@@ -1,12 +1,13 @@
 // Mamba's selective scan (S6) for the channels e in [e0, e1) of every sequence: per time step,
-// h = exp(Δ·A)·h + Δ·B·u, y = C·h + D·u, y *= silu(z). `state` [Bsz, E, N] holds the state before the
-// first step and is overwritten with the final one; L = 1 is the recurrent decoding step.
+// h = exp(Δ·A)·h + Δ·B·u, y = C·h + D·u, y *= silu(z). `stateIn` [Bsz, E, N] holds the state before the
+// first step and `state` receives the final one (the same buffer, or another: then the entering state
+// is read once and never copied); L = 1 is the recurrent decoding step.
 
 import { exp4, expf, hsum, silu, silu4, softplus, softplus4 } from "./math";
 
 export function selective_scan(
   u: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize, z: usize, deltaBias: usize, deltaSoftplus: i32,
-  state: usize, y: usize, Bsz: i32, L: i32, E: i32, N: i32, e0: i32, e1: i32, scratch: usize,
+  stateIn: usize, state: usize, y: usize, Bsz: i32, L: i32, E: i32, N: i32, e0: i32, e1: i32, scratch: usize,
 ): void {
   const dts = scratch; // Δ of this step for channels e0..e1
   const N4 = N & ~3;
@@ -32,18 +33,19 @@ export function selective_scan(
         const ue = load<f32>(u + ((row + e) << 2));
         const dv = f32x4.splat(d), duv = f32x4.splat(d * ue);
         const h = state + ((<usize>(b * E + e) * N) << 2);
+        const hin = t == 0 ? stateIn + ((<usize>(b * E + e) * N) << 2) : h;
         const a = A + ((<usize>e * N) << 2);
         let acc = f32x4.splat(0);
         for (let n = 0; n < N4; n += 4) {
           const o = <usize>n << 2;
-          const hn = f32x4.add(f32x4.mul(exp4(f32x4.mul(dv, v128.load(a + o))), v128.load(h + o)), f32x4.mul(duv, v128.load(bn + o)));
+          const hn = f32x4.add(f32x4.mul(exp4(f32x4.mul(dv, v128.load(a + o))), v128.load(hin + o)), f32x4.mul(duv, v128.load(bn + o)));
           v128.store(h + o, hn);
           acc = f32x4.add(acc, f32x4.mul(hn, v128.load(cn + o)));
         }
         let s = hsum(acc);
         for (let n = N4; n < N; n++) {
           const o = <usize>n << 2;
-          const hn = expf(d * load<f32>(a + o)) * load<f32>(h + o) + d * ue * load<f32>(bn + o);
+          const hn = expf(d * load<f32>(a + o)) * load<f32>(hin + o) + d * ue * load<f32>(bn + o);
           store<f32>(h + o, hn);
           s += hn * load<f32>(cn + o);
         }

@@ -6,7 +6,7 @@
 // the TypeScript reference backend ("cpu-ref") for comparison.
 //
 //   npx tsc -p tsconfig.json && node dist/bench/cpu-fast.js [--quick] [--models mamba,mamba2,gpt2]
-//       [--dtypes f32,f16] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
+//       [--dtypes f32,f16,q8] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
 import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -26,11 +26,14 @@ import { argHelpers, randomIds } from "./common.js";
 
 const USAGE = `usage: node dist/bench/cpu-fast.js [options]
   --models <list>    mamba, mamba2, gpt2 (default all three)
-  --dtypes <list>    weight dtypes: f32, f16, bf16 (default f32,f16)
+  --dtypes <list>    weight dtypes: f32, f16, bf16, q8 (f32 weights quantized at load, embedding/LM head
+                     included, like llama.cpp's Q8_0) (default f32,f16,q8)
   --threads <list>   kernel thread counts (default 1,<cores> e.g. 1,2)
   --prompts <list>   prompt-processing lengths (default 512,2048)
   --gen <n>          generated tokens for tg (default 128)
   --reps <n>         repetitions per test, best kept (default 1)
+                     (each row also records the process CPU time and the load average: on a shared
+                     machine, CPU seconds well under wall seconds × threads mean the threads waited)
   --ref              also measure the TypeScript reference backend (cpu-ref; pp at the first length, tg 16)
   --layers <n>       override the layer count (default: the real model's)
   --out <path>       JSON results (default bench/results/cpu-fast[-quick].json)
@@ -65,14 +68,26 @@ const MODELS: Record<string, ModelShape> = {
 
 /** llama.cpp (llama-bench, 2 threads) on one of these 2-core machines, from issue 8: [pp512, tg128] tok/s. */
 const LLAMA_CPP: Record<string, Record<string, [number, string]>> = {
-  "mamba-130m": { f32: [274, "39"], f16: [272, "65-74"] },
-  "mamba2-130m": { f32: [520, "49"], f16: [517, "89"] },
-  "gpt2-124m": { f32: [539, "52"], f16: [586, "102"] },
+  "mamba-130m": { f32: [274, "39"], f16: [272, "65-74"], q8: [318, "92"] },
+  "mamba2-130m": { f32: [520, "49"], f16: [517, "89"], q8: [673, "103"] },
+  "gpt2-124m": { f32: [539, "52"], f16: [586, "102"], q8: [648, "145"] },
 };
 
 interface Row {
   model: string; dtype: string; backend: string; threads: number; test: string; tokens: number;
   seconds: number; tokens_per_s: number;
+  /** Process CPU time (all threads) of the best repetition: well under seconds × threads means the threads waited for cores. */
+  cpu_seconds: number;
+  /** 1-minute load average when the test finished (the machine is shared). */
+  load: number;
+}
+
+/** Runs f, returning its wall seconds and the process CPU seconds it used. */
+async function timed(f: () => Promise<number>): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const wall = await f();
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6 };
 }
 
 const OPTIONS = {
@@ -95,8 +110,8 @@ function options() {
   const quick = values.quick ?? false;
   const models = (values.models ?? "mamba,mamba2,gpt2").split(",");
   for (const m of models) if (!MODELS[m]) args.fail(`unknown model '${m}' (mamba, mamba2, gpt2)`);
-  const dtypes = (values.dtypes ?? "f32,f16").split(",");
-  for (const d of dtypes) if (!["f32", "f16", "bf16"].includes(d)) args.fail(`--dtypes: '${d}' is not f32, f16 or bf16`);
+  const dtypes = (values.dtypes ?? "f32,f16,q8").split(",");
+  for (const d of dtypes) if (!["f32", "f16", "bf16", "q8"].includes(d)) args.fail(`--dtypes: '${d}' is not f32, f16, bf16 or q8`);
   const cores = os.availableParallelism();
   return {
     quick, models, dtypes,
@@ -116,9 +131,9 @@ function log(message: string): void {
 
 async function build(shape: ModelShape, layers: number, dtype: string, backend: Backend): Promise<SequenceLM> {
   const reader = new ConfigReader(shape.config(layers), `${shape.name} config`);
-  const fileDType = dtype === "f32" ? "F32" : dtype === "f16" ? "F16" : "BF16";
+  const fileDType = dtype === "f16" ? "F16" : dtype === "bf16" ? "BF16" : "F32";
   const weights = initHybridWeights(parseHybridConfig(reader), 0, fileDType);
-  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random"));
+  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random", { quantize: dtype === "q8" ? "q8" : null }));
 }
 
 async function promptProcessing(model: SequenceLM, L: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {
@@ -162,21 +177,25 @@ async function main(): Promise<void> {
         const model = await build(shape, layers, dtype, backend);
         const rng = new Rng(1);
         const ref = run.backend === "cpu-ref";
-        await promptProcessing(model, Math.min(32, o.prompts[0]), vocab, rng, backend); // warm-up (JIT, arena, workers)
+        // Warm-up (JIT, workers, wasm memory for a prompt's activations), as llama-bench warms up.
+        await promptProcessing(model, ref ? Math.min(32, o.prompts[0]) : o.prompts[0], vocab, rng, backend);
         await generation(model, 2, vocab, rng, backend);
-        const record = (test: string, tokens: number, seconds: number) => {
-          rows.push({ model: shape.name, dtype, backend: run.backend, threads, test, tokens, seconds, tokens_per_s: tokens / seconds });
-          log(`${shape.name} ${dtype} ${run.backend} t${threads} ${test}: ${(tokens / seconds).toFixed(2)} tok/s`);
+        const record = (test: string, tokens: number, t: { wall: number; cpu: number }) => {
+          const load = os.loadavg()[0];
+          rows.push({ model: shape.name, dtype, backend: run.backend, threads, test, tokens, seconds: t.wall, tokens_per_s: tokens / t.wall, cpu_seconds: t.cpu, load });
+          log(`${shape.name} ${dtype} ${run.backend} t${threads} ${test}: ${(tokens / t.wall).toFixed(2)} tok/s (cpu ${t.cpu.toFixed(2)} s of ${t.wall.toFixed(2)} s wall, load ${load.toFixed(1)})`);
         };
-        for (const L of ref ? o.prompts.slice(0, 1) : o.prompts) {
-          let best = Infinity;
-          for (let r = 0; r < o.reps; r++) best = Math.min(best, await promptProcessing(model, L, vocab, rng, backend));
-          record(`pp${L}`, L, best);
-        }
+        const best = async (f: () => Promise<number>) => {
+          let b = { wall: Infinity, cpu: 0 };
+          for (let r = 0; r < o.reps; r++) {
+            const t = await timed(f);
+            if (t.wall < b.wall) b = t;
+          }
+          return b;
+        };
+        for (const L of ref ? o.prompts.slice(0, 1) : o.prompts) record(`pp${L}`, L, await best(() => promptProcessing(model, L, vocab, rng, backend)));
         const gen = ref ? Math.min(16, o.gen) : o.gen;
-        let best = Infinity;
-        for (let r = 0; r < o.reps; r++) best = Math.min(best, await generation(model, gen, vocab, rng, backend));
-        record(`tg${gen}`, gen, best);
+        record(`tg${gen}`, gen, await best(() => generation(model, gen, vocab, rng, backend)));
         model.dispose();
       }
     }
@@ -189,17 +208,17 @@ async function main(): Promise<void> {
     "",
     `machine: ${cpu}, ${os.availableParallelism()} cores, node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
     "",
-    "| model | dtype | backend | threads | test | tok/s | llama.cpp (2 threads) |",
-    "|---|---|---|---:|---|---:|---:|",
+    "| model | dtype | backend | threads | test | tok/s | cpu s / wall s | load | llama.cpp (2 threads) |",
+    "|---|---|---|---:|---|---:|---:|---:|---:|",
     ...rows.map((r) => {
       const lc = LLAMA_CPP[r.model]?.[r.dtype];
       const target = lc ? (r.test === "pp512" ? String(lc[0]) : r.test === "tg128" ? lc[1] : "") : "";
-      return `| ${r.model} | ${r.dtype} | ${r.backend} | ${r.threads} | ${r.test} | ${r.tokens_per_s.toFixed(1)} | ${target} |`;
+      return `| ${r.model} | ${r.dtype} | ${r.backend} | ${r.threads} | ${r.test} | ${r.tokens_per_s.toFixed(1)} | ${(r.cpu_seconds / r.seconds).toFixed(2)} | ${r.load.toFixed(1)} | ${target} |`;
     }),
   ];
   process.stdout.write(lines.join("\n") + "\n");
   await writeFileAtomic(o.out, JSON.stringify({
-    schema: "hippo-cpu-fast-1",
+    schema: "hippo-cpu-fast-2",
     machine: { cpu, cores: os.availableParallelism(), node: process.version, loadavg: os.loadavg() },
     models: Object.fromEntries(o.models.map((m) => [MODELS[m].name, MODELS[m].reference])),
     llama_cpp_2_threads: LLAMA_CPP,

@@ -109,7 +109,7 @@ export class SequenceLM implements CausalLM {
         const out = single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx);
         return { h: add(h, out.y), state: out.state };
       });
-      if (i > 0) h.dispose();
+      h.dispose();
       h = next.h;
       layers.push(next.state);
     });

@@ -16,7 +16,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const b = backendOf("linear", x, weight, bias);
   expectFloat("linear", "input", x);
   expectFloat("linear", "weight", weight);
-  check(weight.rank === 2, `linear: weight must be [out, in], got ${shapeString(weight.shape)}`);
+  check(weight.rank === 2, () => `linear: weight must be [out, in], got ${shapeString(weight.shape)}`);
   const K = weight.shape[1];
   if (x.shape[x.rank - 1] !== K) {
     throw new HippoError(`linear: input ${shapeString(x.shape)} does not match weight ${shapeString(weight.shape)} (last dim must be ${K})`);

@@ -39,7 +39,18 @@ test("linear: q8 over a batch of sequences ([B, L, K] input) and the mamba-130m 
     const w = q8Weight(rng, N, K);
     const x = tensor(rng.f32(shape[0] * shape[1] * K), [...shape]);
     const got = await readChecked(linear(x, w.t), [shape[0], shape[1], N], `q8 ${shape}`);
-    assertClose(got, await linear(x, w.f32).readFloat32(), `q8 ${shape}`, { tol: 1e-5 });
+    const want = await linear(x, w.f32).readFloat32();
+    if (shape[0] * shape[1] >= 4) {
+      assertClose(got, want, `q8 ${shape}`, { tol: 1e-5 });
+    } else {
+      // Matrix-vector products on the wasm backend quantize x to int16 per block of 32 (integer dot
+      // products, docs/quantization.md): about 1e-5 of the output's norm, so compare norms, not entries
+      // (single outputs near zero have large relative errors). A wrong scale or block is off by > 1e-2.
+      let num = 0, den = 0;
+      for (let i = 0; i < got.length; i++) { num += (got[i] - want[i]) ** 2; den += want[i] ** 2; }
+      const rel = Math.sqrt(num / den);
+      assert.ok(rel <= 1e-4, `q8 ${shape}: relative L2 error ${rel.toExponential(2)} > 1e-4`);
+    }
   }
 });
 

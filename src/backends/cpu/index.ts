@@ -73,19 +73,30 @@ export class CpuBackend implements Backend {
       return out;
     }
     const data = host(t);
-    if (t.dtype === "f32" || t.dtype === "i32") return copy ? data.slice() as Float32Array | Int32Array : data as Float32Array;
+    if (t.dtype === "f32" || t.dtype === "i32") {
+      if (!copy) return data as Float32Array;
+      // new + set, not slice(): V8 slices arrays over shared memory (the wasm backend's) element by element.
+      const out = t.dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size);
+      out.set(data as Float32Array & Int32Array);
+      return out;
+    }
     const out = new Float32Array(t.size);
     (t.dtype === "f16" ? widenF16 : widenBf16)(data as Uint16Array, 0, out, 0, t.size);
     return out;
   }
 
   protected f32(t: Tensor): Float32Array {
-    check(t.dtype !== "i32", `expected a float tensor, got i32 ${shapeString(t.shape)}`);
+    check(t.dtype !== "i32", () => `expected a float tensor, got i32 ${shapeString(t.shape)}`);
     return this.floats(t) as Float32Array;
   }
 
   protected opt(t: Tensor | null): Float32Array | null {
     return t ? this.f32(t) : null;
+  }
+
+  /** A fresh zeroed f32 buffer for an op's output (the wasm backend places large ones in its memory). */
+  protected alloc(n: number): Float32Array {
+    return new Float32Array(n);
   }
 
   protected make(shape: readonly number[], data: Float32Array): Tensor {
@@ -95,7 +106,7 @@ export class CpuBackend implements Backend {
   embedding(table: Tensor, ids: Tensor): Tensor {
     const [V, D] = table.shape;
     const idv = host(ids) as Int32Array;
-    const out = new Float32Array(idv.length * D);
+    const out = this.alloc(idv.length * D);
     const src = host(table);
     for (let i = 0; i < idv.length; i++) {
       const id = idv[i];
@@ -110,32 +121,32 @@ export class CpuBackend implements Backend {
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const out = new Float32Array(M * N);
+    const out = this.alloc(M * N);
     if (weight.dtype === "q8") linearQ8Kernel(this.f32(x), M, K, hostQ8(weight), N, this.opt(bias), out);
     else linearKernel(this.f32(x), M, K, { dtype: weight.dtype, data: host(weight) as Float32Array | Uint16Array }, N, this.opt(bias), out);
     return this.make([...x.shape.slice(0, -1), N], out);
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    const out = new Float32Array(x.size);
+    const out = this.alloc(x.size);
     rmsNormKernel(this.f32(x), this.f32(weight), weight.size, eps, out);
     return this.make(x.shape, out);
   }
 
   layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
-    const out = new Float32Array(x.size);
+    const out = this.alloc(x.size);
     layerNormKernel(this.f32(x), this.f32(weight), this.opt(bias), weight.size, eps, out);
     return this.make(x.shape, out);
   }
 
   unary(op: UnaryOp, x: Tensor): Tensor {
-    const out = new Float32Array(x.size);
+    const out = this.alloc(x.size);
     unaryKernel(op, this.f32(x), out);
     return this.make(x.shape, out);
   }
 
   binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-    const out = new Float32Array(a.size);
+    const out = this.alloc(a.size);
     binaryKernel(op, this.f32(a), this.f32(b), out);
     return this.make(a.shape, out);
   }
@@ -144,7 +155,7 @@ export class CpuBackend implements Backend {
     const W = x.shape[x.rank - 1];
     const rows = x.size / W;
     const src = this.f32(x);
-    const out = new Float32Array(rows * length);
+    const out = this.alloc(rows * length);
     for (let r = 0; r < rows; r++) out.set(src.subarray(r * W + start, r * W + start + length), r * length);
     return this.make([...x.shape.slice(0, -1), length], out);
   }
@@ -154,7 +165,7 @@ export class CpuBackend implements Backend {
     const inner = x.size / (B * L);
     const src = this.f32(x);
     const pos = host(positions) as Int32Array;
-    const out = new Float32Array(B * inner);
+    const out = this.alloc(B * inner);
     for (let b = 0; b < B; b++) {
       const p = pos[b];
       check(p >= 0 && p < L, `selectPositions: position ${p} outside [0, ${L})`);
@@ -165,7 +176,7 @@ export class CpuBackend implements Backend {
 
   concat0(parts: readonly Tensor[]): Tensor {
     const total = parts.reduce((n, p) => n + p.size, 0);
-    const out = new Float32Array(total);
+    const out = this.alloc(total);
     let offset = 0;
     for (const p of parts) {
       out.set(this.f32(p), offset);
@@ -177,7 +188,8 @@ export class CpuBackend implements Backend {
 
   slice0(x: Tensor, start: number, length: number): Tensor {
     const inner = x.size / x.shape[0];
-    const out = this.f32(x).slice(start * inner, (start + length) * inner);
+    const out = this.alloc(length * inner);
+    out.set(this.f32(x).subarray(start * inner, (start + length) * inner));
     return this.make([length, ...x.shape.slice(1)], out);
   }
 
@@ -198,8 +210,8 @@ export class CpuBackend implements Backend {
   causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
     const [B, L, C] = a.x.shape;
     const K = a.weight.shape[1];
-    const y = new Float32Array(a.x.size);
-    const state = new Float32Array(B * (K - 1) * C);
+    const y = this.alloc(a.x.size);
+    const state = this.alloc(B * (K - 1) * C);
     causalConv1dKernel(this.f32(a.x), B, L, C, this.f32(a.weight), K, this.opt(a.bias), this.opt(a.state), a.activation, y, state);
     return { y: this.make(a.x.shape, y), state: this.make([B, K - 1, C], state) };
   }
@@ -215,8 +227,8 @@ export class CpuBackend implements Backend {
   selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
     const [B, L, E] = a.u.shape;
     const N = a.A.shape[1];
-    const y = new Float32Array(a.u.size);
-    const state = new Float32Array(B * E * N);
+    const y = this.alloc(a.u.size);
+    const state = this.alloc(B * E * N);
     selectiveScanKernel(this.scanBuffers(a), B, L, E, N, y, state);
     return { y: this.make(a.u.shape, y), state: this.make([B, E, N], state) };
   }
@@ -224,8 +236,8 @@ export class CpuBackend implements Backend {
   selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
     const [B, , E] = a.u.shape;
     const N = a.A.shape[1];
-    const y = new Float32Array(a.u.size);
-    const state = new Float32Array(B * E * N);
+    const y = this.alloc(a.u.size);
+    const state = this.alloc(B * E * N);
     selectiveStateUpdateKernel(this.scanBuffers(a), B, E, N, y, state);
     return { y: this.make(a.u.shape, y), state: this.make([B, E, N], state) };
   }
@@ -234,7 +246,7 @@ export class CpuBackend implements Backend {
     const [B, T] = x.shape;
     const inner = x.shape.slice(2).reduce((a, b) => a * b, 1);
     const src = this.f32(x);
-    const out = new Float32Array(B * length * inner);
+    const out = this.alloc(B * length * inner);
     const keep = Math.min(T, length) * inner;
     for (let b = 0; b < B; b++) out.set(src.subarray(b * T * inner, b * T * inner + keep), b * length * inner);
     return this.make([B, length, ...x.shape.slice(2)], out);
@@ -247,7 +259,7 @@ export class CpuBackend implements Backend {
     const off = host(offsets) as Int32Array;
     let length = 0;
     for (let b = 0; b < B; b++) length = Math.max(length, off[b] + L);
-    const out = new Float32Array(B * length * inner);
+    const out = this.alloc(B * length * inner);
     const src = this.f32(cache);
     const add = this.f32(fresh);
     for (let b = 0; b < B; b++) {
@@ -259,7 +271,7 @@ export class CpuBackend implements Backend {
   }
 
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
-    const out = new Float32Array(y.size);
+    const out = this.alloc(y.size);
     gatedRmsNormKernel(this.f32(y), this.f32(z), this.f32(weight), groupSize, eps, out);
     return this.make(y.shape, out);
   }
@@ -278,16 +290,16 @@ export class CpuBackend implements Backend {
 
   ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
     const { p, d } = this.ssdBuffers(a);
-    const y = new Float32Array(a.x.size);
-    const state = new Float32Array(d.Bsz * d.H * d.P * d.N);
+    const y = this.alloc(a.x.size);
+    const state = this.alloc(d.Bsz * d.H * d.P * d.N);
     ssdChunkedKernel(p, d, a.chunkSize, y, state);
     return { y: this.make(a.x.shape, y), state: this.make([d.Bsz, d.H, d.P, d.N], state) };
   }
 
   ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
     const { p, d } = this.ssdBuffers(a);
-    const y = new Float32Array(a.x.size);
-    const state = new Float32Array(d.Bsz * d.H * d.P * d.N);
+    const y = this.alloc(a.x.size);
+    const state = this.alloc(d.Bsz * d.H * d.P * d.N);
     ssdStepKernel(p, d, y, state);
     return { y: this.make(a.x.shape, y), state: this.make([d.Bsz, d.H, d.P, d.N], state) };
   }
@@ -295,14 +307,14 @@ export class CpuBackend implements Backend {
   causalAttention(a: AttentionArgs): Tensor {
     const [B, L, Hq, D] = a.q.shape;
     const [, T, Hkv, Dv] = a.v.shape;
-    const out = new Float32Array(B * L * Hq * Dv);
+    const out = this.alloc(B * L * Hq * Dv);
     causalAttentionKernel(this.f32(a.q), this.f32(a.k), this.f32(a.v), host(a.queryStart) as Int32Array, B, L, T, Hq, Hkv, D, Dv, a.scale, out);
     return this.make([B, L, Hq, Dv], out);
   }
 
   rope(a: RopeArgs): Tensor {
     const [B, L, H, D] = a.x.shape;
-    const out = new Float32Array(a.x.size);
+    const out = this.alloc(a.x.size);
     ropeKernel(this.f32(a.x), host(a.start) as Int32Array, B, L, H, D, a.rotaryDim, a.base, a.positionScale, a.interleaved, out);
     return this.make(a.x.shape, out);
   }
@@ -332,7 +344,7 @@ export class CpuBackend implements Backend {
 
   fftConv(a: FftConvArgs): Tensor {
     const { inp, dims } = this.gatedInput(a);
-    const y = new Float32Array(a.u.size);
+    const y = this.alloc(a.u.size);
     fftConvKernel(inp, dims, this.f32(a.kernel), a.kernel.shape[1], this.opt(a.D), y);
     return this.make(a.u.shape, y);
   }
@@ -347,9 +359,9 @@ export class CpuBackend implements Backend {
   private diagSsmRun(a: DiagSsmConvArgs, step: boolean): { y: Tensor; state: Tensor } {
     const { inp, dims } = this.gatedInput(a);
     const ssm = this.diagSsm(a.ssm);
-    const y = new Float32Array(a.u.size);
+    const y = this.alloc(a.u.size);
     const stateShape = [dims.B, dims.H, dims.P, dims.P, ssm.N, 2];
-    const state = new Float32Array(stateShape.reduce((x, d) => x * d, 1));
+    const state = this.alloc(stateShape.reduce((x, d) => x * d, 1));
     if (step) diagSsmRecurrenceKernel(ssm, inp, dims, this.opt(a.D), this.opt(a.state), y, state);
     else diagSsmConvKernel(ssm, inp, dims, this.opt(a.D), this.opt(a.state), a.chunkSize, y, state);
     return { y: this.make(a.u.shape, y), state: this.make(stateShape, state) };
@@ -386,8 +398,8 @@ export class CpuBackend implements Backend {
   shiftSsm(a: ShiftSsmArgs): { y: Tensor; state: Tensor } {
     const [Bsz, L, Ch] = a.u.shape;
     const N = a.B.shape[1];
-    const y = new Float32Array(a.u.size);
-    const state = new Float32Array(Bsz * Ch * N);
+    const y = this.alloc(a.u.size);
+    const state = this.alloc(Bsz * Ch * N);
     const taps = a.taps ? this.f32(a.taps) : this.tapsOf(a.B, a.C);
     shiftSsmKernel(this.f32(a.u), taps, this.f32(a.B), this.f32(a.C), this.opt(a.D), this.opt(a.state),
       { Bsz, L, Ch, N }, y, state);

@@ -1,13 +1,17 @@
-// The fast CPU backend: the reference CpuBackend with its hot kernels (linear, selective scan, causal
-// conv, SSD) replaced by WebAssembly SIMD ones that split their rows across threads. Everything else,
-// and any case the wasm kernels do not cover (q8 weights, weights that do not fit the 4 GiB memory,
-// f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
-import { shapeString } from "../../errors.js";
+// The fast CPU backend: the reference CpuBackend with its hot kernels (linear with f32/f16/bf16/q8
+// weights, selective scan, causal conv, SSD) replaced by WebAssembly SIMD ones that split their rows
+// across threads. Everything else, and any case the wasm kernels do not cover (weights that do not fit
+// the 4 GiB memory, f16 weights holding infinities or NaNs), runs the TypeScript kernels it inherits.
+import { check, shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
+import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backend.js";
+import type { AttentionArgs, CausalConv1dArgs, FftConvArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import { fftSizeFor } from "../cpu/kernels/long-conv.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
+import { FftTables } from "./fft-tables.js";
+import { Residency } from "./residency.js";
 import { Arena, instantiate, kernelsModule, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
 
 /** Float tensors at least this large (rank ≥ 2) are uploaded into wasm memory: the weight matrices. */
@@ -26,7 +30,17 @@ const THREAD_MIN_WORK = 1 << 18;
  */
 const WASM_MIN_MACS = 1 << 16;
 
-interface Resident { offset: number; bytes: number }
+/**
+ * Bytes of slack after a resident q8 matrix: the integer dot form reads each row's short last block as a
+ * whole block of 32 (against zero x), so the last row may read up to 31 bytes past the values.
+ */
+const Q8_SLACK = 32;
+
+/** Where a kernel writes an output: offset, and the resident view when it is one. */
+interface Out { offset: number; view: Float32Array | null }
+
+/** Unary ops with a wasm kernel, by the kernel's op number (exp stays TypeScript: exp4 clamps at ±88). */
+const UNARY_OPS: Partial<Record<UnaryOp, number>> = { silu: 0, gelu: 1, gelu_tanh: 2, softplus: 3 };
 
 const LINEAR_KERNEL: Partial<Record<DType, KernelName>> = { f32: "linear_f32", f16: "linear_f16", bf16: "linear_bf16" };
 
@@ -42,8 +56,8 @@ export class WasmCpuBackend extends CpuBackend {
   private readonly arena: Arena;
   private readonly k: KernelExports;
   private readonly pool: ThreadPool;
-  private readonly resident = new WeakMap<object, Resident>();
-  private readonly reclaim: FinalizationRegistry<Resident>;
+  private readonly res: Residency;
+  private readonly fftTables: FftTables;
   /** Linear problems smaller than this (M·N·K) use the TypeScript kernel; tests set 0 to reach the wasm one. */
   minWasmMacs = WASM_MIN_MACS;
   /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
@@ -56,7 +70,8 @@ export class WasmCpuBackend extends CpuBackend {
     const instance = instantiate(module, this.heap.memory);
     this.k = instance.exports as unknown as KernelExports;
     this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
-    this.reclaim = new FinalizationRegistry((r) => this.heap.release(r.offset, r.bytes));
+    this.res = new Residency(this.heap);
+    this.fftTables = new FftTables(this.heap);
   }
 
   /** The fast backend, or null where WebAssembly SIMD with shared memory is not available. */
@@ -88,7 +103,28 @@ export class WasmCpuBackend extends CpuBackend {
     return this.heap.size;
   }
 
+  /** A q8 matrix whose values and scales live in wasm memory (the original where they do not fit). */
+  private uploadQ8(q: Q8Matrix, shape: readonly number[]): Tensor {
+    const vBytes = q.values.length + Q8_SLACK, sBytes = q.scales.length * 4;
+    const vo = this.heap.alloc(vBytes);
+    const so = vo < 0 ? -1 : this.heap.alloc(sBytes);
+    if (so < 0) {
+      if (vo >= 0) this.heap.release(vo, vBytes);
+      return super.upload(q, shape, "q8");
+    }
+    const values = new Int8Array(this.heap.memory.buffer, vo, q.values.length);
+    const scales = new Float32Array(this.heap.memory.buffer, so, q.scales.length);
+    values.set(q.values);
+    scales.set(q.scales);
+    const m = new Q8Matrix(values, scales, q.rows, q.cols);
+    this.res.add(m, { offset: vo, bytes: vBytes, scales: so, scaleBytes: sBytes });
+    const t = super.upload(m, shape, "q8");
+    this.res.hold(t);
+    return t;
+  }
+
   override upload(data: HostData, shape: readonly number[], dtype: DType): Tensor {
+    if (dtype === "q8" && data instanceof Q8Matrix && shape.length === 2 && shape[0] === data.rows && shape[1] === data.cols) return this.uploadQ8(data, shape);
     const t = super.upload(data, shape, dtype);
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "bf16") return t;
     if (shape.length < 2 || t.size < RESIDENT_MIN_SIZE) return t;
@@ -98,29 +134,94 @@ export class WasmCpuBackend extends CpuBackend {
     if (offset < 0) return t;
     const view = dtype === "f32" ? new Float32Array(this.heap.memory.buffer, offset, t.size) : new Uint16Array(this.heap.memory.buffer, offset, t.size);
     view.set(data as Float32Array & Uint16Array);
-    const r = { offset, bytes };
-    this.resident.set(view, r);
-    this.reclaim.register(view, r);
-    return new Tensor(this, [...shape], dtype, view);
+    this.res.add(view, { offset, bytes });
+    const resident = new Tensor(this, [...shape], dtype, view);
+    this.res.hold(resident);
+    return resident;
+  }
+
+  /** Op outputs go to wasm memory (zeroed, as the TypeScript kernels expect) when large enough. */
+  protected override alloc(n: number): Float32Array {
+    return this.res.f32(n, true) ?? new Float32Array(n);
+  }
+
+  protected override make(shape: readonly number[], data: Float32Array): Tensor {
+    const t = super.make(shape, data);
+    this.res.hold(t);
+    return t;
+  }
+
+  override reshape(x: Tensor, shape: readonly number[]): Tensor {
+    const t = super.reshape(x, shape);
+    this.res.hold(t);
+    return t;
+  }
+
+  override release(t: Tensor): void {
+    this.res.release(t);
   }
 
   /** Byte offset of a tensor's storage in wasm memory, or -1. */
   private residentOffset(t: Tensor): number {
     t.assertAlive();
-    return this.resident.get(t.storage as object)?.offset ?? -1;
+    return this.res.get(t.storage as object)?.offset ?? -1;
   }
 
-  /** Puts a float tensor's values (f32) in the arena. */
-  private putF32(t: Tensor): number {
+  /** Offset of a float tensor's f32 values for a kernel: its own storage when resident, else a copy in the arena. */
+  private input(t: Tensor): number {
+    if (t.dtype === "f32") {
+      const o = this.residentOffset(t);
+      if (o >= 0) return o;
+    }
     return this.arena.put(this.f32(t));
   }
 
-  private putOpt(t: Tensor | null): number {
-    return t ? this.putF32(t) : 0;
+  private inputOpt(t: Tensor | null): number {
+    return t ? this.input(t) : 0;
+  }
+
+  /** A kernel's output: a resident view it fills in place, or arena space copied out by result(). */
+  private output(n: number): Out {
+    const view = this.res.f32(n, false);
+    if (view) return { offset: this.res.get(view)!.offset, view };
+    return { offset: this.arena.take(n * 4), view: null };
+  }
+
+  /** An output that starts as a copy of `init` (kernels update states in place), or zeros. */
+  private outputFrom(init: Tensor | null, n: number): Out {
+    const o = this.output(n);
+    if (init) this.heap.f32.set(this.f32(init), o.offset >>> 2);
+    else this.heap.f32.fill(0, o.offset >>> 2, (o.offset >>> 2) + n);
+    return o;
+  }
+
+  private result(o: Out, n: number): Float32Array {
+    return o.view ?? this.readOut(o.offset, n);
+  }
+
+  /** q8 linear: the integer dot form (x quantized to int16 first) for few rows, dequantized tiles for many. */
+  private linearQ8(x: Tensor, weight: Tensor, bias: Tensor | null, M: number, N: number, K: number): Tensor {
+    const r = this.res.get(weight.storage as object);
+    if (!r || M * N * K < Math.max(1, this.minWasmMacs)) return super.linear(x, weight, bias);
+    const scratchStride = this.k.linearScratchBytes(K);
+    const threads = M * N * K < this.minThreadWork ? 1 : this.pool.threads;
+    const qBytes = this.k.q16Bytes(M, K);
+    if (!this.arena.begin(Arena.bytesFor(x.size, N, M * N, qBytes / 4) + threads * (scratchStride + 64))) return super.linear(x, weight, bias);
+    const xo = this.input(x);
+    const bo = this.inputOpt(bias);
+    const out = this.output(M * N);
+    const xq = this.arena.take(qBytes);
+    const scratch = this.arena.take(threads * scratchStride);
+    if (M < 4) this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
+    this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }
 
   private readOut(offset: number, n: number): Float32Array {
-    return this.heap.f32.slice(offset >> 2, (offset >> 2) + n);
+    // Not slice(): V8 slices typed arrays over shared memory element by element (~0.5 GB/s here).
+    const out = new Float32Array(n);
+    out.set(this.heap.f32.subarray(offset >>> 2, (offset >>> 2) + n));
+    return out;
   }
 
   private run(job: Job, threads?: number): void {
@@ -131,6 +232,7 @@ export class WasmCpuBackend extends CpuBackend {
     const kernel = LINEAR_KERNEL[weight.dtype];
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    if (weight.dtype === "q8" && K > 0) return this.linearQ8(x, weight, bias, M, N, K);
     let wOffset = kernel ? this.residentOffset(weight) : -1;
     const wBytes = weight.size * (weight.dtype === "f32" ? 4 : 2);
     if (!kernel || K === 0 || M * N * K < Math.max(1, this.minWasmMacs) || (wOffset < 0 && (wBytes > COPY_WEIGHT_MAX_BYTES || (weight.dtype === "f16" && hasF16NonFinite(weight.storage as Uint16Array))))) {
@@ -143,15 +245,15 @@ export class WasmCpuBackend extends CpuBackend {
     }
     if (wOffset < 0) {
       wOffset = this.arena.take(wBytes);
-      if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >> 2);
-      else this.heap.u16.set(weight.storage as Uint16Array, wOffset >> 1);
+      if (weight.dtype === "f32") this.heap.f32.set(weight.storage as Float32Array, wOffset >>> 2);
+      else this.heap.u16.set(weight.storage as Uint16Array, wOffset >>> 1);
     }
-    const xo = this.putF32(x);
-    const bo = this.putOpt(bias);
-    const out = this.arena.take(M * N * 4);
+    const xo = this.input(x);
+    const bo = this.inputOpt(bias);
+    const out = this.output(M * N);
     const scratch = this.arena.take(threads * scratchStride);
-    this.run({ kernel, args: [xo, M, K, wOffset, N, bo, out], total: N, align: 8, scratch, scratchStride }, threads);
-    return this.make([...x.shape.slice(0, -1), N], this.readOut(out, M * N));
+    this.run({ kernel, args: [xo, M, K, wOffset, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
+    return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }
 
   override causalConv1d(a: CausalConv1dArgs): { y: Tensor; state: Tensor } {
@@ -161,15 +263,15 @@ export class WasmCpuBackend extends CpuBackend {
     const threads = B * L * C * K < this.minThreadWork ? 1 : this.pool.threads;
     const stride = K * C * 4 + 64;
     if (!this.arena.begin(Arena.bytesFor(a.x.size, C * K, C, B * S * C, a.x.size, B * S * C) + threads * stride)) return super.causalConv1d(a);
-    const xo = this.putF32(a.x);
-    const wo = this.putF32(a.weight);
-    const bo = this.putOpt(a.bias);
-    const so = this.putOpt(a.state);
-    const y = this.arena.take(a.x.size * 4);
-    const st = this.arena.take(B * S * C * 4);
+    const xo = this.input(a.x);
+    const wo = this.input(a.weight);
+    const bo = this.inputOpt(a.bias);
+    const so = this.inputOpt(a.state);
+    const y = this.output(a.x.size);
+    const st = this.output(B * S * C);
     const scratch = this.arena.take(threads * stride);
-    this.run({ kernel: "causal_conv1d", args: [xo, wo, bo, so, a.activation === "silu" ? 1 : 0, y, st, B, L, C, K], total: C, align: 4, scratch, scratchStride: stride }, threads);
-    return { y: this.make(a.x.shape, this.readOut(y, a.x.size)), state: this.make([B, S, C], this.readOut(st, B * S * C)) };
+    this.run({ kernel: "causal_conv1d", args: [xo, wo, bo, so, a.activation === "silu" ? 1 : 0, y.offset, st.offset, B, L, C, K], total: C, align: 4, scratch, scratchStride: stride }, threads);
+    return { y: this.make(a.x.shape, this.result(y, a.x.size)), state: this.make([B, S, C], this.result(st, B * S * C)) };
   }
 
   private scan(a: SelectiveScanArgs, L: number): { y: Tensor; state: Tensor } {
@@ -181,23 +283,24 @@ export class WasmCpuBackend extends CpuBackend {
     if (!this.arena.begin(Arena.bytesFor(n, n, E * N, B * L * N, B * L * N, E, n, E, B * E * N, n) + threads * (stride + 64))) {
       return L === 1 ? super.selectiveStateUpdate(a) : super.selectiveScan(a);
     }
-    const u = this.putF32(a.u);
-    const delta = this.putF32(a.delta);
-    const A = this.putF32(a.A);
-    const Bm = this.putF32(a.B);
-    const Cm = this.putF32(a.C);
-    const D = this.putOpt(a.D);
-    const z = this.putOpt(a.z);
-    const bias = this.putOpt(a.deltaBias);
-    const state = a.state ? this.putF32(a.state) : this.arena.take(B * E * N * 4);
-    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + B * E * N);
-    const y = this.arena.take(n * 4);
+    const u = this.input(a.u);
+    const delta = this.input(a.delta);
+    const A = this.input(a.A);
+    const Bm = this.input(a.B);
+    const Cm = this.input(a.C);
+    const D = this.inputOpt(a.D);
+    const z = this.inputOpt(a.z);
+    const bias = this.inputOpt(a.deltaBias);
+    // The kernel reads the entering state in place and writes the new one (no copy of the old state).
+    const state = a.state ? this.output(B * E * N) : this.outputFrom(null, B * E * N);
+    const stateIn = a.state ? this.input(a.state) : state.offset;
+    const y = this.output(n);
     const scratch = this.arena.take(threads * stride);
     this.run({
-      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, state, y, B, L, E, N],
+      kernel: "selective_scan", args: [u, delta, A, Bm, Cm, D, z, bias, a.deltaSoftplus ? 1 : 0, stateIn, state.offset, y.offset, B, L, E, N],
       total: E, align: 4, scratch, scratchStride: stride,
     }, threads);
-    return { y: this.make(a.u.shape, this.readOut(y, n)), state: this.make([B, E, N], this.readOut(state, B * E * N)) };
+    return { y: this.make(a.u.shape, this.result(y, n)), state: this.make([B, E, N], this.result(state, B * E * N)) };
   }
 
   override selectiveScan(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
@@ -214,33 +317,37 @@ export class WasmCpuBackend extends CpuBackend {
     const steps = chunked ? L : 1;
     const Q = Math.max(1, Math.min(a.chunkSize, steps));
     const threads = B * steps * H * P * N < this.minThreadWork ? 1 : this.pool.threads;
-    const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P) + 64 : 0;
+    const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P, N) + 64 : 0;
     const n = a.x.size;
     const fallback = () => (chunked ? super.ssdChunked(a) : super.ssdStep(a));
     if (a.D && a.D.size !== H && a.D.size !== H * P) return fallback();
     if (!this.arena.begin(Arena.bytesFor(n, B * steps * H, H, B * steps * G * N, B * steps * G * N, H * P, H, B * H * P * N, n) + threads * stride)) {
       return fallback();
     }
-    const x = this.putF32(a.x);
-    const dt = this.putF32(a.dt);
-    const A = this.putF32(a.A);
-    const Bm = this.putF32(a.B);
-    const Cm = this.putF32(a.C);
-    const D = this.putOpt(a.D);
+    const x = this.input(a.x);
+    const dt = this.input(a.dt);
+    const A = this.input(a.A);
+    const Bm = this.input(a.B);
+    const Cm = this.input(a.C);
+    const D = this.inputOpt(a.D);
     const dMode = a.D ? (a.D.size === H ? 1 : 2) : 0;
-    const bias = this.putOpt(a.dtBias);
+    const bias = this.inputOpt(a.dtBias);
     const sn = B * H * P * N;
-    const state = a.state ? this.putF32(a.state) : this.arena.take(sn * 4);
-    if (!a.state) this.heap.f32.fill(0, state >> 2, (state >> 2) + sn);
-    const y = this.arena.take(n * 4);
-    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax, state, y];
+    // The chunked kernel updates the state in place chunk after chunk (so it starts from a copy); the
+    // step reads the entering state where it is and writes the new one (Mamba-2's state is ~0.8 MB a layer).
+    const copyIn = chunked || !a.state;
+    const state = copyIn ? this.outputFrom(a.state, sn) : this.output(sn);
+    const stateIn = copyIn ? state.offset : this.input(a.state!);
+    const y = this.output(n);
+    const common = [x, dt, A, Bm, Cm, D, dMode, bias, a.dtSoftplus ? 1 : 0, a.dtMin, a.dtMax];
     if (chunked) {
       const scratch = this.arena.take(threads * stride);
-      this.run({ kernel: "ssd_chunked", args: [...common, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride }, threads);
+      // One chunk per thread: each call computes C·Bᵀ for its groups, which more chunks would repeat.
+      this.run({ kernel: "ssd_chunked", args: [...common, state.offset, y.offset, B, L, H, P, G, N, Q], total: H, align: 1, scratch, scratchStride: stride, grain: 1 }, threads);
     } else {
-      this.run({ kernel: "ssd_step", args: [...common, B, H, P, G, N], total: H, align: 1 }, threads);
+      this.run({ kernel: "ssd_step", args: [...common, stateIn, state.offset, y.offset, B, H, P, G, N], total: H, align: 1 }, threads);
     }
-    return { y: this.make(a.x.shape, this.readOut(y, n)), state: this.make([B, H, P, N], this.readOut(state, sn)) };
+    return { y: this.make(a.x.shape, this.result(y, n)), state: this.make([B, H, P, N], this.result(state, sn)) };
   }
 
   override ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {
@@ -249,6 +356,105 @@ export class WasmCpuBackend extends CpuBackend {
 
   override ssdStep(a: SsdArgs): { y: Tensor; state: Tensor } {
     return this.ssd(a, false);
+  }
+
+  /**
+   * The KV-cache append (a copy of the whole cache per decoded token): done inside wasm memory with
+   * copyWithin (a memmove; TypedArray.set between shared views goes element by element, ~3× slower),
+   * and only the gaps zeroed.
+   */
+  override writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
+    const [B, T] = cache.shape;
+    const L = fresh.shape[1];
+    const inner = fresh.shape.slice(2).reduce((a, b) => a * b, 1);
+    const off = offsets.storage as Int32Array;
+    let length = 0;
+    for (let b = 0; b < B; b++) {
+      check(off[b] >= 0 && off[b] <= T, () => `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
+      length = Math.max(length, off[b] + L);
+    }
+    const out = this.res.f32(B * length * inner, false);
+    if (!out || cache.dtype !== "f32" || fresh.dtype !== "f32") return super.writeAxis1(cache, fresh, offsets);
+    const f = this.heap.f32;
+    const o = out.byteOffset >>> 2;
+    const copy = (t: Tensor, from: number, count: number, to: number) => {
+      const r = this.residentOffset(t);
+      if (r >= 0) f.copyWithin(o + to, (r >>> 2) + from, (r >>> 2) + from + count);
+      else f.set((t.storage as Float32Array).subarray(from, from + count), o + to);
+    };
+    for (let b = 0; b < B; b++) {
+      copy(cache, b * T * inner, off[b] * inner, b * length * inner);
+      copy(fresh, b * L * inner, L * inner, (b * length + off[b]) * inner);
+      f.fill(0, o + (b * length + off[b] + L) * inner, o + (b + 1) * length * inner);
+    }
+    return this.make([B, length, ...cache.shape.slice(2)], out);
+  }
+
+  override causalAttention(a: AttentionArgs): Tensor {
+    const [B, L, Hq, D] = a.q.shape;
+    const [, T, Hkv, Dv] = a.v.shape;
+    const threads = B * L * T * Hq * (D + Dv) < this.minThreadWork ? 1 : this.pool.threads;
+    const stride = this.k.attentionScratchBytes(T) + 64;
+    if (!this.arena.begin(Arena.bytesFor(a.q.size, a.k.size, a.v.size, B, B * L * Hq * Dv) + threads * stride)) return super.causalAttention(a);
+    const q = this.input(a.q);
+    const k = this.input(a.k);
+    const v = this.input(a.v);
+    const qs = this.arena.take(B * 4);
+    new Int32Array(this.heap.memory.buffer, qs, B).set(a.queryStart.storage as Int32Array);
+    const out = this.output(B * L * Hq * Dv);
+    const scratch = this.arena.take(threads * stride);
+    this.run({ kernel: "causal_attention", args: [q, k, v, qs, B, L, T, Hq, Hkv, D, Dv, a.scale, out.offset], total: Hq, align: 1, scratch, scratchStride: stride }, threads);
+    return this.make([B, L, Hq, Dv], this.result(out, B * L * Hq * Dv));
+  }
+
+  override unary(op: UnaryOp, x: Tensor): Tensor {
+    const code = UNARY_OPS[op];
+    const n = x.size;
+    if (code === undefined || n < 64 || !this.arena.begin(Arena.bytesFor(n, n))) return super.unary(op, x);
+    const xo = this.input(x);
+    const out = this.output(n);
+    // ~16 units of work per value (an exp and a polynomial per four lanes).
+    this.run({ kernel: "unary_f32", args: [code, xo, out.offset], total: n, align: 4 }, n * 16 < this.minThreadWork ? 1 : undefined);
+    return this.make(x.shape, this.result(out, n));
+  }
+
+  override gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
+    const n = y.size;
+    const W = weight.size;
+    if (groupSize <= 0 || n % groupSize !== 0 || W % groupSize !== 0 || z.size !== n || !this.arena.begin(Arena.bytesFor(n, n, W, n))) {
+      return super.gatedRmsNorm(y, z, weight, groupSize, eps);
+    }
+    const yo = this.input(y);
+    const zo = this.input(z);
+    const wo = this.input(weight);
+    const out = this.output(n);
+    this.run({ kernel: "gated_rms_norm", args: [yo, zo, wo, W, groupSize, eps, out.offset], total: n / groupSize, align: 1 }, n * 8 < this.minThreadWork ? 1 : undefined);
+    return this.make(y.shape, this.result(out, n));
+  }
+
+  override fftConv(a: FftConvArgs): Tensor {
+    const [B, L, C] = a.u.shape;
+    const P = a.headDim;
+    const H = C / P;
+    const K = a.kernel.shape[1];
+    const n = fftSizeFor(L);
+    const tables = L > 0 && Number.isInteger(H) ? this.fftTables.get(n) : null;
+    const stride = this.k.fftConvScratchBytes(n, L, P) + 64;
+    if (!tables || !this.arena.begin(Arena.bytesFor(a.u.size, a.v?.size ?? 0, a.q?.size ?? 0, H * K, H) + this.pool.threads * stride)) return super.fftConv(a);
+    const u = this.input(a.u);
+    const v = this.inputOpt(a.v);
+    const q = this.inputOpt(a.q);
+    const kernel = this.input(a.kernel);
+    const D = this.inputOpt(a.D);
+    const y = this.output(a.u.size);
+    const work = B * H * P * P * n * Math.log2(n);
+    const threads = work < this.minThreadWork ? 1 : this.pool.threads;
+    const scratch = this.arena.take(threads * stride);
+    this.run({
+      kernel: "fft_conv", args: [u, v, q, kernel, K, D, y.offset, B, L, H, P, n, tables.twRe, tables.twIm, tables.rev],
+      total: H, align: 1, scratch, scratchStride: stride,
+    }, threads);
+    return this.make(a.u.shape, this.result(y, a.u.size));
   }
 
   override toString(): string {

@@ -2,33 +2,51 @@
 // (no messages per job), so that a Node worker_thread and a browser Web Worker can run the same loop.
 //
 // A job is: a kernel number, its arguments (f64), the size of the dimension to split and the alignment
-// of the split, and optionally per-thread scratch (base + thread · stride, appended as the last argument).
-// Thread t of T takes rows [t·chunk, min(total, (t+1)·chunk)) with chunk = ceil(total / T / align)·align,
-// appended as two arguments before the scratch. The caller runs part 0 itself.
+// of the split, the number of chunks it is cut into, and optionally per-thread scratch (base + thread ·
+// stride, appended as the last argument). Chunk c covers rows [c·size, min(total, (c+1)·size)) with size
+// = ceil(total / chunks / align)·align, appended as two arguments before the scratch.
+//
+// Chunks are claimed, not assigned: every thread, the caller included, takes the next unclaimed chunk
+// until none is left, so a helper that wakes late (its core busy with other work) gets fewer chunks
+// instead of holding everyone up, and with a descheduled helper the caller simply does all the work.
+// The claim counter carries the job's generation in its high bits, so a helper that wakes after its job
+// is over cannot claim a chunk of a later one; it reads a job's arguments only after a successful claim,
+// which the caller cannot outlive (it waits for every claimed chunk to be done).
 import { KERNEL_NAMES } from "./runtime.js";
 
 export const CTL = {
-  /** Job generation: bumped for every job (helpers wait on it). */
+  /** Job generation: bumped for every shared job (helpers wait on it). */
   GEN: 0,
-  /** Helpers still running the current job. */
-  PENDING: 1,
-  KERNEL: 2,
-  NARGS: 3,
-  TOTAL: 4,
-  ALIGN: 5,
-  THREADS: 6,
-  SCRATCH: 7,
-  SCRATCH_STRIDE: 8,
+  /** (generation mod 2^20) << 12 | next unclaimed chunk. */
+  CLAIM: 1,
+  /** Chunks finished. */
+  DONE: 2,
+  KERNEL: 3,
+  NARGS: 4,
+  TOTAL: 5,
+  ALIGN: 6,
+  CHUNKS: 7,
+  SCRATCH: 8,
+  SCRATCH_STRIDE: 9,
   /** Set by a helper whose kernel threw; the caller rethrows. */
-  ERROR: 9,
+  ERROR: 10,
   /** Nonzero: helpers leave their loop. */
-  EXIT: 10,
+  EXIT: 11,
   /** Helpers that have started and instantiated the kernels. */
-  READY: 11,
+  READY: 12,
+  /** Threads taking part in the job (thread indices below it; per-thread scratch exists for those). */
+  THREADS: 13,
   SIZE: 16,
 } as const;
 
 export const MAX_ARGS = 32;
+
+const INDEX_BITS = 12;
+/** Most chunks a job may have. */
+export const MAX_CHUNKS = (1 << INDEX_BITS) - 1;
+const INDEX_MASK = (1 << INDEX_BITS) - 1;
+/** Generations wrap after 2^20 jobs: a helper would have to sleep through a million jobs to be fooled. */
+const GEN_MASK = (1 << 20) - 1;
 
 /**
  * Spin iterations (each one atomic load, some tens of microseconds in all) before a waiting thread sleeps
@@ -37,18 +55,23 @@ export const MAX_ARGS = 32;
  */
 export const SPIN_ITERATIONS = 4_000;
 
-export function partOf(total: number, align: number, threads: number, t: number): [number, number] {
-  const chunk = Math.ceil(total / threads / align) * align;
-  const r0 = Math.min(total, t * chunk);
-  return [r0, Math.min(total, r0 + chunk)];
+export function chunkOf(total: number, align: number, chunks: number, c: number): [number, number] {
+  const size = Math.ceil(total / chunks / align) * align;
+  const r0 = Math.min(total, c * size);
+  return [r0, Math.min(total, r0 + size)];
+}
+
+/** The claim word that opens job `gen` (no chunk claimed yet). */
+export function claimStart(gen: number): number {
+  return (gen & GEN_MASK) << INDEX_BITS;
 }
 
 type KernelFn = (...args: number[]) => void;
 
-/** Runs this thread's part `t` of the job described in ctl/args. */
-export function runPart(ctl: Int32Array, args: Float64Array, exports: WebAssembly.Exports, t: number): void {
+/** Runs chunk c of the job in ctl/args on thread t (whose scratch it uses). */
+export function runChunk(ctl: Int32Array, args: Float64Array, exports: WebAssembly.Exports, c: number, t: number): void {
   const fn = exports[KERNEL_NAMES[ctl[CTL.KERNEL]]] as KernelFn;
-  const [r0, r1] = partOf(ctl[CTL.TOTAL], ctl[CTL.ALIGN], ctl[CTL.THREADS], t);
+  const [r0, r1] = chunkOf(ctl[CTL.TOTAL], ctl[CTL.ALIGN], ctl[CTL.CHUNKS], c);
   if (r0 >= r1) return;
   const n = ctl[CTL.NARGS];
   const a: number[] = new Array(n);
@@ -58,7 +81,33 @@ export function runPart(ctl: Int32Array, args: Float64Array, exports: WebAssembl
   fn(...a);
 }
 
-/** A helper thread's loop: wait for a job (spinning a little first), run its part, report, repeat. */
+/**
+ * Claims and runs chunks of job `gen` until none is left; returns how many this thread ran. A chunk that
+ * throws is still counted done (nobody waits for it forever); helpers record the error in ERROR, the
+ * caller (t = 0) rethrows it.
+ */
+export function workOn(ctl: Int32Array, args: Float64Array, exports: WebAssembly.Exports, gen: number, t: number): number {
+  const tag = gen & GEN_MASK;
+  let ran = 0;
+  for (;;) {
+    const v = Atomics.load(ctl, CTL.CLAIM);
+    if (v >>> INDEX_BITS !== tag) return ran; // the job is over (and maybe the next one posted)
+    const c = v & INDEX_MASK;
+    if (c >= ctl[CTL.CHUNKS]) return ran;
+    if (Atomics.compareExchange(ctl, CTL.CLAIM, v, v + 1) !== v) continue;
+    try {
+      runChunk(ctl, args, exports, c, t);
+    } catch (e) {
+      Atomics.store(ctl, CTL.ERROR, 1);
+      if (t === 0) throw e;
+    } finally {
+      if (Atomics.add(ctl, CTL.DONE, 1) + 1 === ctl[CTL.CHUNKS]) Atomics.notify(ctl, CTL.DONE);
+    }
+    ran++;
+  }
+}
+
+/** A helper thread's loop: wait for a job (spinning a little first), claim and run chunks, repeat. */
 export function helperLoop(ctl: Int32Array, args: Float64Array, exports: WebAssembly.Exports, t: number): void {
   // Read the generation before reporting ready: the caller posts its first job only after that.
   let seen = Atomics.load(ctl, CTL.GEN);
@@ -74,13 +123,6 @@ export function helperLoop(ctl: Int32Array, args: Float64Array, exports: WebAsse
     }
     seen = Atomics.load(ctl, CTL.GEN);
     if (Atomics.load(ctl, CTL.EXIT)) return;
-    if (t < ctl[CTL.THREADS]) {
-      try {
-        runPart(ctl, args, exports, t);
-      } catch {
-        Atomics.store(ctl, CTL.ERROR, 1);
-      }
-      if (Atomics.sub(ctl, CTL.PENDING, 1) === 1) Atomics.notify(ctl, CTL.PENDING);
-    }
+    if (t < Atomics.load(ctl, CTL.THREADS)) workOn(ctl, args, exports, seen, t);
   }
 }

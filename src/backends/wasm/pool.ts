@@ -1,7 +1,8 @@
-// Helper threads for the wasm kernels: T − 1 workers plus the calling thread split each kernel's rows.
-// Jobs go through shared memory (pool-protocol.ts); the caller blocks (Atomics.wait) until all parts
-// are done, so ops stay synchronous. Workers are unref'd: they never keep a process alive.
-import { CTL, MAX_ARGS, SPIN_ITERATIONS, runPart } from "./pool-protocol.js";
+// Helper threads for the wasm kernels: T − 1 workers plus the calling thread share each kernel's rows,
+// cut into chunks that whoever is free claims (pool-protocol.ts). Jobs go through shared memory; the
+// caller works too and then blocks (spin, then Atomics.wait) until every chunk is done, so ops stay
+// synchronous. Workers are unref'd: they never keep a process alive.
+import { CTL, MAX_ARGS, MAX_CHUNKS, SPIN_ITERATIONS, claimStart, runChunk, workOn } from "./pool-protocol.js";
 import { KERNEL_NAMES, type KernelName } from "./runtime.js";
 
 interface NodeWorker { unref(): void; terminate(): Promise<number> }
@@ -19,7 +20,15 @@ export interface Job {
   /** Per-thread scratch: base byte offset and stride (0: the kernel takes no scratch). */
   scratch?: number;
   scratchStride?: number;
+  /**
+   * Chunks per thread (default CHUNKS_PER_THREAD). 1 for kernels with per-call work that chunks would
+   * repeat (the SSD chunk step computes C·Bᵀ once per call).
+   */
+  grain?: number;
 }
+
+/** Chunks per thread: enough for a late helper to take a share, few enough that claims stay cheap. */
+const CHUNKS_PER_THREAD = 4;
 
 let workerCtor: WorkerCtor | null | undefined;
 
@@ -105,35 +114,42 @@ export class ThreadPool {
     this.stopWorkers();
   }
 
-  /** Runs a job across the threads, the caller taking part 0; returns when every part is done. */
+  /** Runs a job across the threads (the caller among them); returns when every chunk is done. */
   run(job: Job, threads = this.size): void {
     const ctl = this.ctl;
-    const t = Math.max(1, Math.min(threads, this.size, Math.ceil(job.total / job.align)));
+    const t = Math.max(1, Math.min(threads, this.size));
+    const units = Math.ceil(job.total / job.align);
+    const chunks = Math.max(1, Math.min(units, MAX_CHUNKS, t === 1 ? 1 : t * (job.grain ?? CHUNKS_PER_THREAD)));
     ctl[CTL.KERNEL] = KERNEL_NAMES.indexOf(job.kernel);
     ctl[CTL.NARGS] = job.args.length;
     ctl[CTL.TOTAL] = job.total;
     ctl[CTL.ALIGN] = job.align;
-    ctl[CTL.THREADS] = t;
+    ctl[CTL.CHUNKS] = chunks;
     ctl[CTL.SCRATCH] = job.scratch ?? 0;
     ctl[CTL.SCRATCH_STRIDE] = job.scratchStride ?? 0;
     for (let i = 0; i < job.args.length; i++) this.args[i] = job.args[i];
-    if (t === 1) {
-      runPart(ctl, this.args, this.exports, 0);
+    if (chunks === 1) {
+      runChunk(ctl, this.args, this.exports, 0, 0); // helpers are not told: nothing to share
       return;
     }
     Atomics.store(ctl, CTL.ERROR, 0);
-    Atomics.store(ctl, CTL.PENDING, t - 1);
-    Atomics.add(ctl, CTL.GEN, 1);
+    Atomics.store(ctl, CTL.DONE, 0);
+    Atomics.store(ctl, CTL.THREADS, t);
+    const gen = ctl[CTL.GEN] + 1;
+    // Publish: the claim word opens the job (after its description, which helpers read only after a
+    // claim), then the generation wakes the helpers.
+    Atomics.store(ctl, CTL.CLAIM, claimStart(gen));
+    Atomics.store(ctl, CTL.GEN, gen);
     Atomics.notify(ctl, CTL.GEN);
     try {
-      runPart(ctl, this.args, this.exports, 0);
+      workOn(ctl, this.args, this.exports, gen, 0);
     } finally {
-      // Even when this thread's part threw: the helpers must be done before the next job is posted.
+      // Even when this thread's chunk threw: chunks claimed by helpers must be done before the next job.
       let spins = 0;
       for (;;) {
-        const pending = Atomics.load(ctl, CTL.PENDING);
-        if (pending === 0) break;
-        if (++spins > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.PENDING, pending, 1);
+        const done = Atomics.load(ctl, CTL.DONE);
+        if (done >= chunks) break;
+        if (++spins > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.DONE, done, 1);
       }
     }
     if (Atomics.load(ctl, CTL.ERROR)) throw new Error(`wasm kernel ${job.kernel} failed on a helper thread`);

@@ -6,14 +6,19 @@ import { WASM_BASE64 } from "./kernels-wasm.js";
 
 /** The kernels every instance exports, in the order the thread pool numbers them. */
 export const KERNEL_NAMES = [
-  "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked",
+  "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked", "linear_q8",
+  "causal_attention", "unary_f32", "gated_rms_norm", "fft_conv",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export interface KernelExports {
   linearScratchBytes(K: number): number;
   selectiveScanScratchBytes(E: number): number;
-  ssdChunkedScratchBytes(Q: number, P: number): number;
+  ssdChunkedScratchBytes(Q: number, P: number, N: number): number;
+  q16Bytes(M: number, K: number): number;
+  attentionScratchBytes(T: number): number;
+  fftConvScratchBytes(n: number, L: number, P: number): number;
+  quantize_q16(x: number, M: number, K: number, xq: number): void;
 }
 
 const PAGE = 65536;
@@ -177,7 +182,7 @@ export class Arena {
   /** Copies floats in; returns their byte offset. */
   put(values: Float32Array): number {
     const offset = this.take(values.length * 4);
-    this.heap.f32.set(values, offset >> 2);
+    this.heap.f32.set(values, offset >>> 2); // >>>: offsets reach 4 GiB
     return offset;
   }
 

@@ -6,6 +6,7 @@ import type { Backend } from "../../../src/backends/backend.js";
 import { CpuBackend } from "../../../src/backends/cpu/index.js";
 import { WasmCpuBackend } from "../../../src/backends/wasm/index.js";
 import type { DType } from "../../../src/tensor/dtype.js";
+import { quantizeQ8 } from "../../../src/tensor/q8.js";
 import type { Tensor } from "../../../src/tensor/tensor.js";
 import { Prng } from "../../ops/helpers.js";
 
@@ -79,6 +80,85 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
       }
     });
 
+    test(`linear, q8 weights, odd shapes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(23 + threads);
+      // K around the block of 32 (short last blocks, K % 16 != 0, K < 32), N around the 4-row groups and
+      // the 8-row split, M on both sides of the tile threshold (4).
+      const shapes = [[1, 1, 1], [1, 7, 5], [2, 33, 13], [3, 48, 17], [1, 64, 9], [4, 8, 8], [5, 31, 19], [1, 129, 67], [13, 70, 37], [70, 129, 33], [1, 768, 96], [2, 1536, 21], [9, 100, 130]];
+      for (const [M, K, N] of shapes) {
+        const x = pair(rng.f32(M * K, -3, 3), [M, K]);
+        const q = quantizeQ8(rng.f32(N * K, -0.5, 0.5), N, K);
+        const w: [Tensor, Tensor] = [fast!.upload(q, [N, K], "q8"), ref.upload(q, [N, K], "q8")];
+        const bias = rng.next() < 0.5 ? pair(rng.f32(N), [N]) : null;
+        const [got, want] = both((b, i) => b.linear(x[i], w[i], bias ? bias[i] : null));
+        // Few rows: x is quantized to int16 per block of 32 (error ≤ 1.5e-5 of the block's max); many
+        // rows: f32 tiles over the dequantized weights.
+        await close(got, want, M < 4 ? 5e-5 : 2e-6, `linear q8 M=${M} K=${K} N=${N}`);
+      }
+    });
+
+    test(`causal attention, grouped queries, odd shapes, cached prefixes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(29 + threads);
+      // [B, L, T, Hq, Hkv, D, Dv, starts]: prefill (T = L), decode (L = 1) over a cache, GQA, D and Dv
+      // off the vector widths, a row whose queries see nothing (start < 0 never happens; T < start + L does).
+      const cases: [number, number, number, number, number, number, number, number[]][] = [
+        [1, 1, 1, 1, 1, 1, 1, [0]], [1, 7, 7, 3, 1, 5, 9, [0]], [2, 5, 9, 4, 2, 8, 16, [4, 2]], [1, 1, 13, 6, 3, 7, 19, [12]],
+        [2, 17, 17, 2, 2, 64, 64, [0, 0]], [1, 3, 6, 2, 1, 33, 35, [3]], [2, 4, 4, 12, 12, 64, 64, [0, 1]],
+      ];
+      for (const [B, L, T, Hq, Hkv, D, Dv, starts] of cases) {
+        const q = pair(rng.f32(B * L * Hq * D, -2, 2), [B, L, Hq, D]);
+        const k = pair(rng.f32(B * T * Hkv * D, -2, 2), [B, T, Hkv, D]);
+        const v = pair(rng.f32(B * T * Hkv * Dv), [B, T, Hkv, Dv]);
+        const st = Int32Array.from(starts);
+        const qs: [Tensor, Tensor] = [fast!.upload(st, [B], "i32"), ref.upload(st, [B], "i32")];
+        const scale = 1 / Math.sqrt(D);
+        const [got, want] = both((b, i) => b.causalAttention({ q: q[i], k: k[i], v: v[i], queryStart: qs[i], scale }));
+        await close(got, want, 2e-6, `attention B=${B} L=${L} T=${T} Hq=${Hq} Hkv=${Hkv} D=${D} Dv=${Dv}`);
+      }
+    });
+
+    test(`unary activations and gated RMS norm (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(31 + threads);
+      for (const n of [64, 67, 1001]) {
+        const values = rng.f32(n, -12, 12);
+        values[0] = 0; values[1] = -30; values[2] = 30; values[3] = 1e-4;
+        const x = pair(values, [n]);
+        for (const op of ["silu", "gelu", "gelu_tanh", "softplus"] as const) {
+          const [got, want] = both((b, i) => b.unary(op, x[i]));
+          await close(got, want, 1e-6, `${op} n=${n}`);
+          const g = await got.read(), w = await want.read();
+          for (let i = 0; i < n; i++) assert.ok(Math.abs(g[i] - w[i]) <= 1e-6 * (1 + Math.abs(w[i])), `${op}(${values[i]}) = ${g[i]}, want ${w[i]}`);
+        }
+      }
+      for (const [rows, groups, groupSize] of [[1, 1, 64], [3, 2, 7], [5, 4, 33], [2, 1, 1536]]) {
+        const n = rows * groups * groupSize;
+        const y = pair(rng.f32(n, -3, 3), [rows, groups * groupSize]);
+        const z = pair(rng.f32(n, -6, 6), [rows, groups * groupSize]);
+        const w = pair(rng.f32(groups * groupSize), [groups * groupSize]);
+        const [got, want] = both((b, i) => b.gatedRmsNorm(y[i], z[i], w[i], groupSize, 1e-5));
+        await close(got, want, 2e-6, `gated RMS norm rows=${rows} groups=${groups} size=${groupSize}`);
+      }
+    });
+
+    test(`FFT convolution with H3 gating, odd lengths, heads and kernels (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(37 + threads);
+      // [B, L, H, P, K, gated]: P = 3 leaves one sequence of a head unpaired in the two-at-once transforms.
+      for (const [B, L, H, P, K, gated] of [[1, 1, 1, 1, 1, false], [2, 7, 3, 1, 7, false], [1, 37, 2, 3, 37, true], [2, 130, 3, 2, 64, true], [1, 33, 2, 1, 50, false], [1, 300, 4, 1, 300, true]] as [number, number, number, number, number, boolean][]) {
+        const C = H * P;
+        const u = pair(rng.f32(B * L * C), [B, L, C]);
+        const v = gated ? pair(rng.f32(B * L * C), [B, L, C]) : null;
+        const q = gated ? pair(rng.f32(B * L * C), [B, L, C]) : null;
+        const kernel = pair(rng.f32(H * K, -0.5, 0.5), [H, K]);
+        const D = rng.next() < 0.5 ? pair(rng.f32(H), [H]) : null;
+        const [got, want] = both((b, i) => b.fftConv({ u: u[i], v: v ? v[i] : null, q: q ? q[i] : null, headDim: P, D: D ? D[i] : null, kernel: kernel[i] }));
+        await close(got, want, 1e-6, `fftConv B=${B} L=${L} H=${H} P=${P} K=${K}${gated ? " gated" : ""}`);
+      }
+    });
+
     test(`selective scan and state update (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(11 + threads);
@@ -131,7 +211,7 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
     test(`SSD chunked and step (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(17 + threads);
-      for (const [B, L, H, P, G, N, chunk] of [[1, 1, 1, 1, 1, 1, 4], [2, 11, 3, 5, 1, 7, 4], [1, 9, 4, 8, 2, 16, 16], [2, 13, 6, 3, 3, 9, 5], [3, 1, 4, 6, 2, 19, 8]]) {
+      for (const [B, L, H, P, G, N, chunk] of [[1, 1, 1, 1, 1, 1, 4], [2, 11, 3, 5, 1, 7, 4], [1, 9, 4, 8, 2, 16, 16], [2, 13, 6, 3, 3, 9, 5], [3, 1, 4, 6, 2, 19, 8], [1, 70, 4, 16, 1, 32, 32], [2, 37, 2, 12, 1, 20, 16], [1, 64, 2, 64, 1, 128, 64]]) {
         for (const variant of [0, 1]) {
           const x = pair(rng.f32(B * L * H * P), [B, L, H, P]);
           const dt = pair(rng.f32(B * L * H, -2.5, 0.5), [B, L, H]);

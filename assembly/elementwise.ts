@@ -1,0 +1,96 @@
+// Elementwise activations and Mamba-2's gated RMS norm, for one thread's range.
+
+import { exp4, silu4, softplus4 } from "./math";
+
+export const U_SILU: i32 = 0;
+export const U_GELU: i32 = 1;
+export const U_GELU_TANH: i32 = 2;
+export const U_SOFTPLUS: i32 = 3;
+export const U_EXP: i32 = 4;
+
+/**
+ * erfc(z) on four lanes (Numerical Recipes' erfcc: Chebyshev fit, fractional error < 1.2e-7 for every z):
+ * t = 1 / (1 + |z|/2), erfc(|z|) = t·exp(−z² + P(t)), erfc(−z) = 2 − erfc(z).
+ */
+@inline function erfc4(z: v128): v128 {
+  const a = f32x4.abs(z);
+  const t = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), f32x4.mul(f32x4.splat(0.5), a)));
+  let p = f32x4.splat(0.17087277);
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
+  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.26551223));
+  const r = f32x4.mul(t, exp4(f32x4.sub(p, f32x4.mul(a, a))));
+  return v128.bitselect(f32x4.sub(f32x4.splat(2.0), r), r, f32x4.lt(z, f32x4.splat(0)));
+}
+
+/** torch's exact GELU: 0.5·x·erfc(−x/√2). */
+@inline function gelu4(x: v128): v128 {
+  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), erfc4(f32x4.mul(x, f32x4.splat(-0.7071067811865476))));
+}
+
+/** GELU, tanh form: 0.5·x·(1 + tanh(u)) = x·(1 − 1/(exp(2u) + 1)), u = √(2/π)·(x + 0.044715·x³). */
+@inline function geluTanh4(x: v128): v128 {
+  const u = f32x4.mul(f32x4.splat(0.7978845608028654), f32x4.add(x, f32x4.mul(f32x4.splat(0.044715), f32x4.mul(x, f32x4.mul(x, x)))));
+  const e = exp4(f32x4.add(u, u));
+  return f32x4.mul(x, f32x4.sub(f32x4.splat(1.0), f32x4.div(f32x4.splat(1.0), f32x4.add(e, f32x4.splat(1.0)))));
+}
+
+@inline function apply4(op: i32, x: v128): v128 {
+  if (op == U_SILU) return silu4(x);
+  if (op == U_GELU) return gelu4(x);
+  if (op == U_GELU_TANH) return geluTanh4(x);
+  if (op == U_SOFTPLUS) return softplus4(x);
+  return exp4(x);
+}
+
+/** out[i] = op(x[i]) for i in [i0, i1). */
+export function unary_f32(op: i32, x: usize, out: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) v128.store(out + (<usize>i << 2), apply4(op, v128.load(x + (<usize>i << 2))));
+  for (; i < i1; i++) store<f32>(out + (<usize>i << 2), f32x4.extract_lane(apply4(op, f32x4.splat(load<f32>(x + (<usize>i << 2)))), 0));
+}
+
+/**
+ * Mamba-2's gated RMS norm for groups [g0, g1) of `groupSize` values: v = y·silu(z), out = v / rms(v) · w,
+ * w [W] repeating along the flat index (W a multiple of groupSize).
+ */
+export function gated_rms_norm(y: usize, z: usize, w: usize, W: i32, groupSize: i32, eps: f32, out: usize, g0: i32, g1: i32): void {
+  const G4 = groupSize & ~3;
+  for (let g = g0; g < g1; g++) {
+    const o = <usize>g * groupSize;
+    const wo = <usize>((<i64>g * groupSize) % W);
+    let ss = f32x4.splat(0);
+    let i = 0;
+    for (; i < G4; i += 4) {
+      const p = (o + i) << 2;
+      const v = f32x4.mul(v128.load(y + p), silu4(v128.load(z + p)));
+      v128.store(out + p, v);
+      ss = f32x4.add(ss, f32x4.mul(v, v));
+    }
+    let s = f32x4.extract_lane(ss, 0) + f32x4.extract_lane(ss, 1) + f32x4.extract_lane(ss, 2) + f32x4.extract_lane(ss, 3);
+    for (; i < groupSize; i++) {
+      const p = (o + i) << 2;
+      const zi = load<f32>(z + p);
+      const v = load<f32>(y + p) * f32x4.extract_lane(silu4(f32x4.splat(zi)), 0);
+      store<f32>(out + p, v);
+      s += v * v;
+    }
+    const inv = <f32>1.0 / sqrt<f32>(s / <f32>groupSize + eps);
+    const iv = f32x4.splat(inv);
+    i = 0;
+    for (; i < G4; i += 4) {
+      const p = (o + i) << 2;
+      v128.store(out + p, f32x4.mul(f32x4.mul(v128.load(out + p), iv), v128.load(w + ((wo + i) << 2))));
+    }
+    for (; i < groupSize; i++) {
+      const p = (o + i) << 2;
+      store<f32>(out + p, load<f32>(out + p) * inv * load<f32>(w + ((wo + i) << 2)));
+    }
+  }
+}
