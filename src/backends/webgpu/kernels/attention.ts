@@ -11,6 +11,13 @@ import { MAIN_1D, SINCOS } from "./wgsl.js";
 
 const QPW = 64;
 
+/** Parameters and buffers of both attention kernels (the flash one and the split-keys one for decoding). */
+const ATTENTION_PARAMS: KernelSpec["params"] = [["L", "u32"], ["T", "u32"], ["Hq", "u32"], ["Hkv", "u32"], ["scale", "f32"]];
+const ATTENTION_BINDINGS: KernelSpec["bindings"] = [
+  { name: "q", type: "f32" }, { name: "k", type: "f32" }, { name: "v", type: "f32" }, { name: "q_start", type: "i32" },
+  { name: "out", type: "f32", write: true },
+];
+
 export function attentionTileKeys(D: number, Dv: number): number {
   return Math.max(1, Math.min(64, Math.floor(4096 / (D + Dv))));
 }
@@ -23,12 +30,9 @@ export function attentionSpec(D: number, Dv: number): KernelSpec {
   const BK = attentionTileKeys(D, Dv);
   return {
     key: `attention-${D}-${Dv}`,
-    params: [["L", "u32"], ["T", "u32"], ["Hq", "u32"], ["Hkv", "u32"], ["scale", "f32"]],
+    params: ATTENTION_PARAMS,
     workgroupSize: QPW,
-    bindings: [
-      { name: "q", type: "f32" }, { name: "k", type: "f32" }, { name: "v", type: "f32" }, { name: "q_start", type: "i32" },
-      { name: "out", type: "f32", write: true },
-    ],
+    bindings: ATTENTION_BINDINGS,
     body: `
 const D: u32 = ${D}u;
 const DV: u32 = ${Dv}u;
@@ -161,12 +165,9 @@ export function decodeAttentionSpec(D: number, Dv: number): KernelSpec {
   const C = DECODE_COLUMNS;
   return {
     key: `attention-decode-${D}-${Dv}`,
-    params: [["L", "u32"], ["T", "u32"], ["Hq", "u32"], ["Hkv", "u32"], ["scale", "f32"]],
+    params: ATTENTION_PARAMS,
     workgroupSize: W,
-    bindings: [
-      { name: "q", type: "f32" }, { name: "k", type: "f32" }, { name: "v", type: "f32" }, { name: "q_start", type: "i32" },
-      { name: "out", type: "f32", write: true },
-    ],
+    bindings: ATTENTION_BINDINGS,
     body: `
 const D: u32 = ${D}u;
 const DV: u32 = ${Dv}u;
