@@ -86,6 +86,13 @@ function checkOptions(o: BenchOptions): void {
   check(o.memoryBudget > 0, "--memory-budget must be positive");
 }
 
+/** Where the backend computes, for the report's header. */
+function computeDescription(backend: Backend): string {
+  const threads = (backend as { threads?: unknown }).threads;
+  if (typeof threads === "number") return `${threads} thread${threads === 1 ? "" : "s"} (WebAssembly SIMD kernels)`;
+  return backend.name === "cpu" || backend.name === "cpu-ref" ? "one thread (TypeScript kernels)" : "the device";
+}
+
 function sorted(xs: number[]): number[] {
   return [...new Set(xs)].sort((a, b) => a - b);
 }
@@ -166,7 +173,7 @@ export async function runBench(o: BenchOptions, stderr: NodeJS.WritableStream | 
   }
   const built: Built[] = [];
   const results: Draft = {
-    schema: "hippo-bench-1", backend: { name: backend.name, timer: profiler.timer.name, threads: backend.name === "cpu" ? "one thread: the CPU backend computes in the main thread" : "the device" },
+    schema: "hippo-bench-1", backend: { name: backend.name, timer: profiler.timer.name, threads: computeDescription(backend) },
     options: o, ceilings: undefined as never, models: [], prefill: [], decode: [], activations: [], memory: [],
     budget: { bytes: o.memoryBudget, rows: [], longestPrompt: [] }, roofline: [], check: [], notes,
   };

@@ -1,5 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { applyThreadsFlag, threadsHelp } from "./threads.js";
 import { HippoError } from "../errors.js";
 import { writeReport } from "../bench/output.js";
 import { parseBytes } from "../bench/memory.js";
@@ -41,12 +42,14 @@ depth (--full-depth runs every layer).
   --full-depth                run every layer instead of one layer per kind (slow)
   --no-check                  skip the full-depth composition check
   --seed <n>                  seed for token ids and sampling (default 1)
+${threadsHelp(30)}
   --from <results.json>       measure nothing: write the report of an earlier run's results.json again`;
 
 const OPTIONS = {
   out: { type: "string" },
   quick: { type: "boolean" },
   backend: { type: "string" },
+  threads: { type: "string" },
   models: { type: "string" },
   model: { type: "string", multiple: true },
   size: { type: "string" },
@@ -130,7 +133,9 @@ export async function runBenchCommand(argv: string[], out: NodeJS.WritableStream
   const dir = requireString("bench", v.out, "out");
   const info = await stat(dir).catch(() => null);
   if (info && !info.isDirectory()) throw new HippoError(`--out ${dir}: exists and is not a directory`);
-  const results = v.from !== undefined ? await readResults(v.from) : await runBench(benchOptions(v), err);
+  const options = v.from !== undefined ? null : benchOptions(v);
+  if (options) applyThreadsFlag(v.threads);
+  const results = options ? await runBench(options, err) : await readResults(v.from as string);
   const written = await writeReport(results, dir);
   out.write(`wrote ${dir}/README.md, report.html, results.json and ${written.files.filter((f) => f.endsWith(".svg")).length} plots\n`);
   for (const f of results.findings) out.write(`- ${f}\n`);
