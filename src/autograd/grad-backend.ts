@@ -1,15 +1,17 @@
 import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs } from "../backends/backend.js";
 import type { RopeArgs, SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/index.js";
+import { WasmCpuBackend } from "../backends/wasm/index.js";
 import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { hostF32, hostI32, hostOptional } from "./host.js";
 import { causalAttentionBackward, ropeBackward } from "./rules/attention.js";
-import { binaryBackward, embeddingBackward, layerNormBackward, linearBackward, rmsNormBackward, sliceLastBackward, unaryBackward } from "./rules/basic.js";
-import { causalConv1dBackward, gatedRmsNormBackward, selectiveScanBackward } from "./rules/mamba.js";
+import { binaryBackward, embeddingBackward, layerNormBackward, rmsNormBackward, sliceLastBackward } from "./rules/basic.js";
+import { causalConv1dBackward, gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
 import { ssdBackward } from "./rules/ssd.js";
+import { referenceKernels, WasmBackwardKernels, type BackwardKernels } from "./kernels.js";
 import { Tape, type Grad } from "./tape.js";
 
 /**
@@ -23,7 +25,15 @@ export class GradBackend implements Backend {
   /** The tape ops record onto, or null (inference, no recording). */
   tape: Tape | null = null;
 
-  constructor(readonly inner: CpuBackend = new CpuBackend()) {}
+  constructor(readonly inner: CpuBackend = new CpuBackend(), readonly kernels: BackwardKernels = referenceKernels) {}
+
+  /**
+   * Autograd over the fast CPU kernels (WebAssembly SIMD, `threads` threads) where the runtime has them,
+   * else over the reference. The plain `new GradBackend()` is the reference the fast path is tested against.
+   */
+  static fast(threads = 1): GradBackend {
+    return new GradBackend(WasmCpuBackend.create(threads) ?? new CpuBackend(), WasmBackwardKernels.create() ?? referenceKernels);
+  }
 
   // ---- plumbing -----------------------------------------------------------------------------------
 
@@ -94,7 +104,7 @@ export class GradBackend implements Backend {
     const want = { x: this.needsGrad(x), w: this.needsGrad(weight), b: this.needsGrad(bias) };
     const xs = hostF32(x), ws = want.x ? hostF32(weight) : new Float32Array(0);
     this.record("linear", [x, weight, bias], [y], ([g]) => {
-      const r = linearBackward(xs, ws, M, K, N, g!, want);
+      const r = this.kernels.linearBackward(xs, ws, M, K, N, g!, want);
       return [r.gx, r.gw, r.gb];
     });
     return y;
@@ -123,7 +133,7 @@ export class GradBackend implements Backend {
   unary(op: UnaryOp, x: Tensor): Tensor {
     const y = this.wrap(this.inner.unary(op, this.cpu(x)));
     const xs = hostF32(x), ys = hostF32(y);
-    this.record(`unary:${op}`, [x], [y], ([g]) => [unaryBackward(op, xs, ys, g!)]);
+    this.record(`unary:${op}`, [x], [y], ([g]) => [this.kernels.unaryBackward(op, xs, ys, g!)]);
     return y;
   }
 
@@ -285,7 +295,7 @@ export class GradBackend implements Backend {
       state: hostOptional(a.state),
     };
     this.record("selectiveScan", inputs, [r.y, r.state], ([gy, gState]) => {
-      const g = selectiveScanBackward(p, B, L, E, N, gy, gState);
+      const g = this.kernels.selectiveScanBackward(p, B, L, E, N, gy, gState);
       return [g.gu, g.gdelta, g.gA, g.gB, g.gC, g.gD, g.gz, g.gdeltaBias, g.gstate];
     });
     return r;

@@ -1,0 +1,211 @@
+// Kernels of training's backward pass (src/autograd/fast-kernels.ts calls them; rules/ hold the
+// TypeScript references they are tested against). Single-threaded: training runs one process per core.
+
+import { exp4, expf, hsum, silu, softplus4 } from "./math";
+
+// ---- C = A·B with a strided A -----------------------------------------------------------------------
+
+/**
+ * C[i, j] = Σ_p A[i·sai + p·sap] · B[p, j] for i < I, j < J, p < P (B and C row-major). A's strides
+ * let one kernel serve both products of a linear layer's backward without transposing: ∂x = g·w
+ * (A = g [M, N]: sai = N, sap = 1) and ∂w = gᵀ·x (A = gᵀ: sai = 1, sap = N). Tiles of 4 rows × 8
+ * columns keep 8 vector accumulators in registers while p runs.
+ */
+export function matmul_strided(a: usize, sai: i32, sap: i32, b: usize, c: usize, I: i32, J: i32, P: i32): void {
+  const J8 = J & ~7;
+  const rowB = <usize>J << 2;
+  let i = 0;
+  for (; i + 4 <= I; i += 4) {
+    const a0 = a + ((<usize>i * sai) << 2);
+    const a1 = a0 + (<usize>sai << 2), a2 = a1 + (<usize>sai << 2), a3 = a2 + (<usize>sai << 2);
+    const ap = <usize>sap << 2;
+    for (let j = 0; j < J8; j += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let bp = b + (<usize>j << 2);
+      let o: usize = 0;
+      for (let p = 0; p < P; p++) {
+        const b0 = v128.load(bp), b1 = v128.load(bp, 16);
+        const x0 = f32x4.splat(load<f32>(a0 + o)), x1 = f32x4.splat(load<f32>(a1 + o));
+        const x2 = f32x4.splat(load<f32>(a2 + o)), x3 = f32x4.splat(load<f32>(a3 + o));
+        c00 = f32x4.add(c00, f32x4.mul(x0, b0)); c01 = f32x4.add(c01, f32x4.mul(x0, b1));
+        c10 = f32x4.add(c10, f32x4.mul(x1, b0)); c11 = f32x4.add(c11, f32x4.mul(x1, b1));
+        c20 = f32x4.add(c20, f32x4.mul(x2, b0)); c21 = f32x4.add(c21, f32x4.mul(x2, b1));
+        c30 = f32x4.add(c30, f32x4.mul(x3, b0)); c31 = f32x4.add(c31, f32x4.mul(x3, b1));
+        bp += rowB;
+        o += ap;
+      }
+      const cp = c + ((<usize>i * J + j) << 2);
+      v128.store(cp, c00); v128.store(cp, c01, 16);
+      v128.store(cp + rowB, c10); v128.store(cp + rowB, c11, 16);
+      v128.store(cp + 2 * rowB, c20); v128.store(cp + 2 * rowB, c21, 16);
+      v128.store(cp + 3 * rowB, c30); v128.store(cp + 3 * rowB, c31, 16);
+    }
+    for (let j = J8; j < J; j++) {
+      for (let r = 0; r < 4; r++) store<f32>(c + ((<usize>(i + r) * J + j) << 2), dotColumn(a + ((<usize>(i + r) * sai) << 2), sap, b, J, j, P));
+    }
+  }
+  for (; i < I; i++) {
+    const ai = a + ((<usize>i * sai) << 2);
+    for (let j = 0; j < J8; j += 8) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+      let bp = b + (<usize>j << 2);
+      for (let p = 0; p < P; p++) {
+        const x = f32x4.splat(load<f32>(ai + ((<usize>p * sap) << 2)));
+        c0 = f32x4.add(c0, f32x4.mul(x, v128.load(bp)));
+        c1 = f32x4.add(c1, f32x4.mul(x, v128.load(bp, 16)));
+        bp += rowB;
+      }
+      const cp = c + ((<usize>i * J + j) << 2);
+      v128.store(cp, c0);
+      v128.store(cp, c1, 16);
+    }
+    for (let j = J8; j < J; j++) store<f32>(c + ((<usize>i * J + j) << 2), dotColumn(ai, sap, b, J, j, P));
+  }
+}
+
+function dotColumn(ai: usize, sap: i32, b: usize, J: i32, j: i32, P: i32): f32 {
+  let s: f32 = 0;
+  for (let p = 0; p < P; p++) s += load<f32>(ai + ((<usize>p * sap) << 2)) * load<f32>(b + ((<usize>p * J + j) << 2));
+  return s;
+}
+
+// ---- selective scan backward --------------------------------------------------------------------------
+
+/** Scratch bytes selective_scan_backward needs (states, decays, steps, adjoints, per-row partial sums). */
+export function selectiveScanBackwardScratchBytes(L: i32, E: i32, N: i32): i32 {
+  const EN = E * N;
+  return ((L + 1) * EN + L * EN + L * E + EN + 2 * N + EN + 2 * E + 16) << 2;
+}
+
+/**
+ * Reverse mode of selective_scan (rules/mamba.ts selectiveScanBackward is the reference and documents
+ * the recurrences): per sequence the forward is recomputed keeping every state and decay, then one
+ * reverse sweep carries the state adjoint λ. Here λ and the per-sequence sums are f32 (the reference
+ * keeps f64); ∂A, ∂D and ∂Δbias are summed per sequence in f32 and across sequences in f64 (gA64,
+ * gD64, gBias64). N must be a multiple of 4. Outputs are overwritten; g or gState may be 0 (absent).
+ */
+export function selective_scan_backward(
+  u: usize, delta: usize, A: usize, Bm: usize, Cm: usize, D: usize, z: usize, deltaBias: usize, deltaSoftplus: i32,
+  state: usize, g: usize, gState: usize, Bsz: i32, L: i32, E: i32, N: i32,
+  gu: usize, gdelta: usize, gB: usize, gC: usize, gz: usize, gstate: usize, gA64: usize, gD64: usize, gBias64: usize,
+  scratch: usize,
+): void {
+  const EN = E * N;
+  const ENb = <usize>EN << 2;
+  const hs = scratch;
+  const decay = hs + (<usize>(L + 1) * ENb);
+  const dts = decay + (<usize>L * ENb);
+  const lam = dts + ((<usize>L * E) << 2);
+  const gBrow = lam + ENb;
+  const gCrow = gBrow + (<usize>N << 2);
+  const gArow = gCrow + (<usize>N << 2);
+  const gDrow = gArow + ENb;
+  const gBiasRow = gDrow + (<usize>E << 2);
+  for (let b = 0; b < Bsz; b++) {
+    // ---- forward recompute ----
+    if (state) memory.copy(hs, state + <usize>b * ENb, ENb);
+    else memory.fill(hs, 0, ENb);
+    for (let t = 0; t < L; t++) {
+      const row = <usize>(b * L + t) * E;
+      const bn = Bm + ((<usize>(b * L + t) * N) << 2);
+      const dto = dts + ((<usize>t * E) << 2);
+      for (let e = 0; e < E; e++) {
+        let d = load<f32>(delta + ((row + e) << 2));
+        if (deltaBias) d += load<f32>(deltaBias + (<usize>e << 2));
+        if (deltaSoftplus) d = f32x4.extract_lane(softplus4(f32x4.splat(d)), 0);
+        store<f32>(dto + (<usize>e << 2), d);
+      }
+      const prev = hs + <usize>t * ENb;
+      const cur = prev + ENb;
+      const dec = decay + <usize>t * ENb;
+      for (let e = 0; e < E; e++) {
+        const d = load<f32>(dto + (<usize>e << 2));
+        const dv = f32x4.splat(d);
+        const duv = f32x4.splat(d * load<f32>(u + ((row + e) << 2)));
+        const he = (<usize>e * N) << 2;
+        for (let n = 0; n < N; n += 4) {
+          const k = he + (<usize>n << 2);
+          const a = exp4(f32x4.mul(dv, v128.load(A + k)));
+          v128.store(dec + k, a);
+          v128.store(cur + k, f32x4.add(f32x4.mul(a, v128.load(prev + k)), f32x4.mul(duv, v128.load(bn + (<usize>n << 2)))));
+        }
+      }
+    }
+    // ---- reverse sweep ----
+    if (gState) memory.copy(lam, gState + <usize>b * ENb, ENb);
+    else memory.fill(lam, 0, ENb);
+    memory.fill(gArow, 0, ENb);
+    memory.fill(gDrow, 0, <usize>E << 2);
+    memory.fill(gBiasRow, 0, <usize>E << 2);
+    for (let t = L - 1; t >= 0; t--) {
+      const row = <usize>(b * L + t) * E;
+      const bo = (<usize>(b * L + t) * N) << 2;
+      const dto = dts + ((<usize>t * E) << 2);
+      const prev = hs + <usize>t * ENb;
+      const cur = prev + ENb;
+      const dec = decay + <usize>t * ENb;
+      memory.fill(gBrow, 0, <usize>N << 3);
+      for (let e = 0; e < E; e++) {
+        const eo = (row + e) << 2;
+        const d = load<f32>(dto + (<usize>e << 2));
+        const ue = load<f32>(u + eo);
+        const ge: f32 = g ? load<f32>(g + eo) : 0;
+        const ze: f32 = z ? load<f32>(z + eo) : 0;
+        const gy = z ? ge * silu(ze) : ge;
+        const he = (<usize>e * N) << 2;
+        const gyv = f32x4.splat(gy), dv = f32x4.splat(d), uev = f32x4.splat(ue);
+        let yy = f32x4.splat(0), gdtv = f32x4.splat(0), guev = f32x4.splat(0);
+        for (let n = 0; n < N; n += 4) {
+          const k = he + (<usize>n << 2);
+          const nb = <usize>n << 2;
+          const ht = v128.load(cur + k), hp = v128.load(prev + k), a = v128.load(dec + k);
+          const cn = v128.load(Cm + bo + nb), bv = v128.load(Bm + bo + nb);
+          yy = f32x4.add(yy, f32x4.mul(cn, ht));
+          v128.store(gCrow + nb, f32x4.add(v128.load(gCrow + nb), f32x4.mul(gyv, ht)));
+          const l = f32x4.add(v128.load(lam + k), f32x4.mul(cn, gyv));
+          const ld = f32x4.mul(l, dv);
+          const ahp = f32x4.mul(a, hp);
+          gdtv = f32x4.add(gdtv, f32x4.mul(l, f32x4.add(f32x4.mul(v128.load(A + k), ahp), f32x4.mul(bv, uev))));
+          v128.store(gArow + k, f32x4.add(v128.load(gArow + k), f32x4.mul(ld, ahp)));
+          v128.store(gBrow + nb, f32x4.add(v128.load(gBrow + nb), f32x4.mul(ld, uev)));
+          guev = f32x4.add(guev, f32x4.mul(ld, bv));
+          v128.store(lam + k, f32x4.mul(l, a));
+        }
+        let y = hsum(yy), gue = hsum(guev), gdt = hsum(gdtv);
+        if (D) {
+          const De = load<f32>(D + (<usize>e << 2));
+          y += De * ue;
+          gue += De * gy;
+          store<f32>(gDrow + (<usize>e << 2), load<f32>(gDrow + (<usize>e << 2)) + gy * ue);
+        }
+        store<f32>(gu + eo, gue);
+        if (z) {
+          const s: f32 = 1 / (1 + expf(-ze));
+          store<f32>(gz + eo, ge * y * (s * (1 + ze * (1 - s))));
+        }
+        if (deltaSoftplus) {
+          let raw = load<f32>(delta + eo);
+          if (deltaBias) raw += load<f32>(deltaBias + (<usize>e << 2));
+          if (raw <= 20) gdt /= 1 + expf(-raw);
+        }
+        store<f32>(gdelta + eo, gdt);
+        if (gBias64) store<f32>(gBiasRow + (<usize>e << 2), load<f32>(gBiasRow + (<usize>e << 2)) + gdt);
+      }
+      memory.copy(gB + bo, gBrow, <usize>N << 2);
+      memory.copy(gC + bo, gCrow, <usize>N << 2);
+    }
+    if (gstate) memory.copy(gstate + <usize>b * ENb, lam, ENb);
+    addF64(gA64, gArow, EN);
+    if (gD64) addF64(gD64, gDrow, E);
+    if (gBias64) addF64(gBias64, gBiasRow, E);
+  }
+}
+
+/** acc64[i] += part32[i]. */
+function addF64(acc64: usize, part32: usize, n: i32): void {
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i;
+    store<f64>(acc64 + (o << 3), load<f64>(acc64 + (o << 3)) + <f64>load<f32>(part32 + (o << 2)));
+  }
+}

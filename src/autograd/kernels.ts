@@ -1,0 +1,134 @@
+import type { UnaryOp } from "../backends/backend.js";
+import { Arena, instantiate, kernelsModule, WasmHeap } from "../backends/wasm/runtime.js";
+import { sumRows } from "./host.js";
+import { linearBackward, unaryBackward } from "./rules/basic.js";
+import { selectiveScanBackward, type ScanGrads, type ScanHost } from "./rules/mamba.js";
+
+/**
+ * The backward rules whose cost dominates a training step, behind one interface so GradBackend can run
+ * either the TypeScript references in rules/ (`referenceKernels`) or WebAssembly SIMD twins
+ * (`WasmBackwardKernels`). Both take and return host arrays; tests check that they agree.
+ */
+export interface BackwardKernels {
+  readonly name: string;
+  linearBackward: typeof linearBackward;
+  selectiveScanBackward: typeof selectiveScanBackward;
+  unaryBackward: typeof unaryBackward;
+}
+
+export const referenceKernels: BackwardKernels = { name: "reference", linearBackward, selectiveScanBackward, unaryBackward };
+
+interface TrainExports {
+  matmul_strided(a: number, sai: number, sap: number, b: number, c: number, I: number, J: number, P: number): void;
+  selective_scan_backward(...args: number[]): void;
+  selectiveScanBackwardScratchBytes(L: number, E: number, N: number): number;
+}
+
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * The WebAssembly SIMD backward kernels (assembly/train.ts), on the calling thread, in a wasm memory of
+ * their own: inputs are copied into a per-call arena and results copied out. They sum in f32 where the
+ * references sum some terms in f64, so results agree to float rounding, not bit for bit.
+ */
+export class WasmBackwardKernels implements BackwardKernels {
+  readonly name = "wasm";
+  private readonly heap = new WasmHeap(4 << 20);
+  private readonly arena = new Arena(this.heap);
+  private readonly k: TrainExports;
+
+  private constructor(module: WebAssembly.Module) {
+    this.k = instantiate(module, this.heap.memory).exports as unknown as TrainExports;
+  }
+
+  /** The kernels, or null where WebAssembly SIMD with shared memory is missing. */
+  static create(): WasmBackwardKernels | null {
+    const module = kernelsModule();
+    return module ? new WasmBackwardKernels(module) : null;
+  }
+
+  private begin(bytes: number): void {
+    if (!this.arena.begin(bytes)) throw new Error(`backward kernels: cannot allocate ${bytes} bytes of WebAssembly memory`);
+  }
+
+  private put(a: Float32Array): number {
+    return this.arena.put(a);
+  }
+
+  private putOpt(a: Float32Array | null): number {
+    return a ? this.arena.put(a) : 0;
+  }
+
+  private out(offset: number, n: number): Float32Array {
+    return this.heap.f32.slice(offset >> 2, (offset >> 2) + n);
+  }
+
+  private outF64(offset: number, n: number): Float32Array {
+    return Float32Array.from(new Float64Array(this.heap.memory.buffer, offset, n));
+  }
+
+  /** As rules/basic.ts linearBackward: ∂x = g·w and ∂w = gᵀ·x without transposes. */
+  linearBackward = (
+    x: Float32Array, w: Float32Array, M: number, K: number, N: number, g: Float32Array,
+    want: { x: boolean; w: boolean; b: boolean },
+  ): { gx: Float32Array | null; gw: Float32Array | null; gb: Float32Array | null } => {
+    const arena = this.arena;
+    this.begin(Arena.bytesFor(M * N, want.x ? N * K + M * K : 0, want.w ? M * K + N * K : 0));
+    const go = want.x || want.w ? this.put(g) : 0;
+    let gx: Float32Array | null = null, gw: Float32Array | null = null;
+    if (want.x) {
+      const wo = this.put(w), out = arena.take(M * K * 4);
+      this.k.matmul_strided(go, N, 1, wo, out, M, K, N);
+      gx = this.out(out, M * K);
+    }
+    if (want.w) {
+      const xo = this.put(x), out = arena.take(N * K * 4);
+      this.k.matmul_strided(go, 1, N, xo, out, N, K, M);
+      gw = this.out(out, N * K);
+    }
+    return { gx, gw, gb: want.b ? sumRows(g, N) : null };
+  };
+
+  /** As rules/mamba.ts selectiveScanBackward (N a multiple of 4; otherwise the reference runs). */
+  selectiveScanBackward = (
+    p: ScanHost, Bsz: number, L: number, E: number, N: number, g: Float32Array | null, gState: Float32Array | null,
+  ): ScanGrads => {
+    if (N % 4 !== 0) return selectiveScanBackward(p, Bsz, L, E, N, g, gState);
+    const n = Bsz * L * E, nBN = Bsz * L * N, EN = E * N;
+    const scratchBytes = this.k.selectiveScanBackwardScratchBytes(L, E, N);
+    const a = this.arena;
+    this.begin(Arena.bytesFor(n, n, EN, nBN, nBN, E, n, E, Bsz * EN, n, Bsz * EN, n, n, nBN, nBN, n, Bsz * EN, 2 * EN, 2 * E, 2 * E) + scratchBytes + 64);
+    const args = [
+      this.put(p.u), this.put(p.delta), this.put(p.A), this.put(p.B), this.put(p.C), this.putOpt(p.D), this.putOpt(p.z),
+      this.putOpt(p.deltaBias), p.deltaSoftplus ? 1 : 0, this.putOpt(p.state), this.putOpt(g), this.putOpt(gState), Bsz, L, E, N,
+    ];
+    const gu = a.take(n * 4), gdelta = a.take(n * 4), gB = a.take(nBN * 4), gC = a.take(nBN * 4);
+    const gz = p.z ? a.take(n * 4) : 0;
+    const gstate = p.state ? a.take(Bsz * EN * 4) : 0;
+    const gA = a.take(EN * 8), gD = p.D ? a.take(E * 8) : 0, gBias = p.deltaBias ? a.take(E * 8) : 0;
+    for (const [o, len] of [[gA, EN], [gD, E], [gBias, E]]) if (o) new Float64Array(this.heap.memory.buffer, o, len).fill(0);
+    const scratch = a.take(scratchBytes);
+    this.k.selective_scan_backward(...args, gu, gdelta, gB, gC, gz, gstate, gA, gD, gBias, scratch);
+    return {
+      gu: this.out(gu, n), gdelta: this.out(gdelta, n), gA: this.outF64(gA, EN), gB: this.out(gB, nBN), gC: this.out(gC, nBN),
+      gD: gD ? this.outF64(gD, E) : null, gz: gz ? this.out(gz, n) : null,
+      gdeltaBias: gBias ? this.outF64(gBias, E) : null, gstate: gstate ? this.out(gstate, Bsz * EN) : null,
+    };
+  };
+
+  /**
+   * As rules/basic.ts unaryBackward; GELU's derivative Φ(x) + x·φ(x) takes Φ(x) = y/x from the forward
+   * output instead of evaluating erfc again (near 0, where y/x loses digits, Φ's Taylor term).
+   */
+  unaryBackward = (op: UnaryOp, x: Float32Array, y: Float32Array, g: Float32Array): Float32Array => {
+    if (op !== "gelu") return unaryBackward(op, x, y, g);
+    const gx = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const xi = x[i];
+      const phi = Math.exp(-0.5 * xi * xi) * INV_SQRT_2PI;
+      const cdf = Math.abs(xi) > 1e-3 ? y[i] / xi : 0.5 + xi * INV_SQRT_2PI;
+      gx[i] = g[i] * (cdf + xi * phi);
+    }
+    return gx;
+  };
+}

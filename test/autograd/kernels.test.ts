@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { referenceKernels, WasmBackwardKernels } from "../../src/autograd/kernels.js";
+import type { ScanHost } from "../../src/autograd/rules/mamba.js";
+import { gelu } from "../../src/backends/cpu/kernels/elementwise.js";
+import { relativeL2 } from "../fixtures.js";
+import { randomValues } from "./gradcheck.js";
+
+// The WebAssembly backward kernels against the TypeScript references they replace, on random inputs
+// (sizes that are and are not multiples of the SIMD tiles), including every optional input and output.
+const wasm = WasmBackwardKernels.create();
+const ref = referenceKernels;
+
+function close(name: string, got: Float32Array | null, want: Float32Array | null, tol = 1e-5): void {
+  assert.equal(got === null, want === null, `${name}: present in one result only`);
+  if (!got || !want) return;
+  assert.equal(got.length, want.length, `${name}: length`);
+  // All-zero references (no gradient flows there) must come back all zero.
+  const err = want.every((v) => v === 0) ? Math.max(0, ...got.map(Math.abs)) : relativeL2(got, want);
+  assert.ok(err < tol, `${name}: relative L2 error ${err.toExponential(2)} (tolerance ${tol})`);
+}
+
+test("wasm linearBackward matches the reference (∂x, ∂w, ∂b)", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  for (const [M, K, N] of [[1, 1, 1], [5, 3, 7], [64, 64, 256], [37, 19, 13], [1344, 64, 128], [8, 9, 4]]) {
+    const x = randomValues(M * K, M + K), w = randomValues(N * K, N), g = randomValues(M * N, 7 * M + N);
+    for (const want of [{ x: true, w: true, b: true }, { x: false, w: true, b: false }, { x: true, w: false, b: true }]) {
+      const a = wasm!.linearBackward(x, w, M, K, N, g, want), b = ref.linearBackward(x, w, M, K, N, g, want);
+      close(`gx ${M}x${K}x${N}`, a.gx, b.gx);
+      close(`gw ${M}x${K}x${N}`, a.gw, b.gw);
+      close(`gb ${M}x${K}x${N}`, a.gb, b.gb);
+    }
+  }
+});
+
+test("wasm selectiveScanBackward matches the reference, with and without D, z, Δ bias, softplus, states", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  const Bsz = 2, L = 7, E = 6, N = 8;
+  let seed = 1;
+  const r = (n: number, scale = 1, offset = 0) => randomValues(n, seed++, scale).map((v) => v + offset);
+  for (const full of [true, false]) {
+    for (const withG of [true, false]) {
+      const p: ScanHost = {
+        u: r(Bsz * L * E), delta: r(Bsz * L * E, 0.5, full ? 0 : 0.6), A: r(E * N, 0.5, -1), B: r(Bsz * L * N), C: r(Bsz * L * N),
+        D: full ? r(E) : null, z: full ? r(Bsz * L * E, 2) : null, deltaBias: full ? r(E, 0.5) : null, deltaSoftplus: full,
+        state: full ? r(Bsz * E * N) : null,
+      };
+      const g = withG ? r(Bsz * L * E) : null;
+      const gState = full || !withG ? r(Bsz * E * N) : null;
+      const a = wasm!.selectiveScanBackward(p, Bsz, L, E, N, g, gState), b = ref.selectiveScanBackward(p, Bsz, L, E, N, g, gState);
+      for (const k of Object.keys(b) as (keyof typeof b)[]) close(`${k} (full ${full}, g ${withG})`, a[k], b[k], 2e-5);
+    }
+  }
+});
+
+test("wasm selectiveScanBackward falls back to the reference when N is not a multiple of 4", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  const Bsz = 1, L = 3, E = 2, N = 3;
+  const p: ScanHost = {
+    u: randomValues(L * E, 1), delta: randomValues(L * E, 2, 0.3).map((v) => v + 0.5), A: randomValues(E * N, 3).map((v) => v - 1.5),
+    B: randomValues(L * N, 4), C: randomValues(L * N, 5), D: null, z: null, deltaBias: null, deltaSoftplus: false, state: null,
+  };
+  const g = randomValues(L * E, 6);
+  assert.deepEqual(wasm!.selectiveScanBackward(p, Bsz, L, E, N, g, null), ref.selectiveScanBackward(p, Bsz, L, E, N, g, null));
+});
+
+test("fast unaryBackward: GELU from the forward output matches the erfc reference, at 0, in the tails and everywhere between", () => {
+  const kernels = wasm ?? ref;
+  const x = Float32Array.from([0, 1e-4, -1e-4, 1e-3, -2e-3, 0.5, -0.5, 3, -3, 8, -8, 12, -12, ...randomValues(1000, 9, 6)]);
+  const y = x.map(gelu);
+  const g = randomValues(x.length, 10).map((v) => v + 2);
+  for (const op of ["gelu", "silu", "relu"] as const) {
+    const yy = op === "gelu" ? y : op === "silu" ? x.map((v) => v / (1 + Math.exp(-v))) : x.map((v) => Math.max(v, 0));
+    const a = kernels.unaryBackward(op, x, yy, g), b = ref.unaryBackward(op, x, yy, g);
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `${op}'(${x[i]}): ${a[i]} vs ${b[i]}`);
+  }
+});
