@@ -209,3 +209,129 @@ function addF64(acc64: usize, part32: usize, n: i32): void {
     store<f64>(acc64 + (o << 3), load<f64>(acc64 + (o << 3)) + <f64>load<f32>(part32 + (o << 2)));
   }
 }
+
+// ---- SSD (Mamba-2) backward ---------------------------------------------------------------------------
+
+/** Scratch bytes ssd_backward needs: every state of one (sequence, head), the adjoint, per-step sums. */
+export function ssdBackwardScratchBytes(L: i32, P: i32, N: i32): i32 {
+  return ((L + 1) * P * N + P * N + 2 * N + P + 16) << 2;
+}
+
+/**
+ * Reverse mode of the SSD recurrence (rules/ssd.ts ssdBackward is the reference and documents it),
+ * per (sequence, head): all L + 1 states are recomputed and kept (the reference keeps √L checkpoints in
+ * f64), then the adjoint G runs backwards in f32. dtEff [Bsz·L·H] is the effective step (after bias,
+ * softplus, clamp); gdtEff receives ∂L/∂dtEff (the caller applies the clamp/softplus chain). gx, gB, gC
+ * and gState are overwritten or accumulated as below; gA64 [H] and gD64 are f64 accumulators. dMode:
+ * 0 no D, 1 D per head, 2 D per channel. N must be a multiple of 4. Any output may be 0 (not wanted),
+ * except gx and gdtEff which must be given.
+ */
+export function ssd_backward(
+  x: usize, dtEff: usize, A: usize, Bm: usize, Cm: usize, D: usize, dMode: i32, state: usize, gy: usize, gStateOut: usize,
+  Bsz: i32, L: i32, H: i32, P: i32, G: i32, N: i32,
+  gx: usize, gdtEff: usize, gA64: usize, gB: usize, gC: usize, gD64: usize, gState: usize, scratch: usize,
+): void {
+  const PN = P * N;
+  const PNb = <usize>PN << 2;
+  const Nb = <usize>N << 2;
+  const hpg = H / G;
+  const hs = scratch;
+  const Gs = hs + <usize>(L + 1) * PNb;
+  const gBacc = Gs + PNb;
+  const gCacc = gBacc + Nb;
+  const gyRow = gCacc + Nb;
+  for (let b = 0; b < Bsz; b++) {
+    for (let h = 0; h < H; h++) {
+      const g = h / hpg;
+      const a = load<f32>(A + (<usize>h << 2));
+      const so = <usize>(b * H + h) * PNb;
+      if (state) memory.copy(hs, state + so, PNb);
+      else memory.fill(hs, 0, PNb);
+      for (let t = 0; t < L; t++) {
+        const r = b * L + t;
+        const dt = load<f32>(dtEff + (<usize>(r * H + h) << 2));
+        const ev = f32x4.splat(expf(dt * a));
+        const xo = x + ((<usize>(r * H + h) * P) << 2);
+        const bo = Bm + ((<usize>(r * G + g) * N) << 2);
+        const prev = hs + <usize>t * PNb, cur = prev + PNb;
+        for (let pp = 0; pp < P; pp++) {
+          const xw = f32x4.splat(dt * load<f32>(xo + (<usize>pp << 2)));
+          const o = <usize>pp * Nb;
+          for (let n = 0; n < N; n += 4) {
+            const k = o + (<usize>n << 2);
+            v128.store(cur + k, f32x4.add(f32x4.mul(ev, v128.load(prev + k)), f32x4.mul(xw, v128.load(bo + (<usize>n << 2)))));
+          }
+        }
+      }
+      if (gStateOut) memory.copy(Gs, gStateOut + so, PNb);
+      else memory.fill(Gs, 0, PNb);
+      let dA: f32 = 0;
+      for (let t = L - 1; t >= 0; t--) {
+        const r = b * L + t;
+        const dt = load<f32>(dtEff + (<usize>(r * H + h) << 2));
+        const e = expf(dt * a);
+        const ev = f32x4.splat(e);
+        const xi = <usize>(r * H + h) * P;
+        const bo = (<usize>(r * G + g) * N) << 2;
+        const prev = hs + <usize>t * PNb, cur = prev + PNb;
+        for (let pp = 0; pp < P; pp++) {
+          const gyp: f32 = gy ? load<f32>(gy + ((xi + pp) << 2)) : 0;
+          store<f32>(gyRow + (<usize>pp << 2), gyp);
+          let gxp: f32 = 0;
+          if (dMode) {
+            const dv = load<f32>(D + (<usize>(dMode == 1 ? h : h * P + pp) << 2));
+            gxp = dv * gyp;
+            if (gD64) {
+              const dk = gD64 + (<usize>(dMode == 1 ? h : h * P + pp) << 3);
+              store<f64>(dk, load<f64>(dk) + <f64>(gyp * load<f32>(x + ((xi + pp) << 2))));
+            }
+          }
+          store<f32>(gx + ((xi + pp) << 2), gxp);
+        }
+        memory.fill(gBacc, 0, Nb << 1);
+        let dotv = f32x4.splat(0);
+        let gdt: f32 = 0;
+        for (let pp = 0; pp < P; pp++) {
+          const o = <usize>pp * Nb;
+          const gyv = f32x4.splat(load<f32>(gyRow + (<usize>pp << 2)));
+          const xp = load<f32>(x + ((xi + pp) << 2));
+          const xv = f32x4.splat(xp);
+          let gbv = f32x4.splat(0);
+          for (let n = 0; n < N; n += 4) {
+            const k = o + (<usize>n << 2);
+            const nb = <usize>n << 2;
+            const bv = v128.load(Bm + bo + nb);
+            const gv = f32x4.add(v128.load(Gs + k), f32x4.mul(gyv, v128.load(Cm + bo + nb)));
+            v128.store(gCacc + nb, f32x4.add(v128.load(gCacc + nb), f32x4.mul(gyv, v128.load(cur + k))));
+            dotv = f32x4.add(dotv, f32x4.mul(gv, v128.load(prev + k)));
+            gbv = f32x4.add(gbv, f32x4.mul(gv, bv));
+            v128.store(gBacc + nb, f32x4.add(v128.load(gBacc + nb), f32x4.mul(gv, xv)));
+            v128.store(Gs + k, f32x4.mul(gv, ev));
+          }
+          const gbp = hsum(gbv);
+          const gxo = gx + ((xi + pp) << 2);
+          store<f32>(gxo, load<f32>(gxo) + dt * gbp);
+          gdt += xp * gbp;
+        }
+        if (gB) {
+          const dtv = f32x4.splat(dt);
+          for (let n = 0; n < N; n += 4) {
+            const k = gB + bo + (<usize>n << 2);
+            v128.store(k, f32x4.add(v128.load(k), f32x4.mul(dtv, v128.load(gBacc + (<usize>n << 2)))));
+          }
+        }
+        if (gC && gy) {
+          for (let n = 0; n < N; n += 4) {
+            const k = gC + bo + (<usize>n << 2);
+            v128.store(k, f32x4.add(v128.load(k), v128.load(gCacc + (<usize>n << 2))));
+          }
+        }
+        const de = e * hsum(dotv);
+        dA += dt * de;
+        store<f32>(gdtEff + (<usize>(r * H + h) << 2), a * de + gdt);
+      }
+      store<f64>(gA64 + (<usize>h << 3), load<f64>(gA64 + (<usize>h << 3)) + <f64>dA);
+      if (gState) memory.copy(gState + so, Gs, PNb);
+    }
+  }
+}

@@ -10,7 +10,6 @@ import { causalAttentionBackward, ropeBackward } from "./rules/attention.js";
 import { binaryBackward, embeddingBackward, layerNormBackward, rmsNormBackward, sliceLastBackward } from "./rules/basic.js";
 import { causalConv1dBackward, gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
-import { ssdBackward } from "./rules/ssd.js";
 import { referenceKernels, WasmBackwardKernels, type BackwardKernels } from "./kernels.js";
 import { Tape, type Grad } from "./tape.js";
 
@@ -131,7 +130,8 @@ export class GradBackend implements Backend {
   }
 
   unary(op: UnaryOp, x: Tensor): Tensor {
-    const y = this.wrap(this.inner.unary(op, this.cpu(x)));
+    const fast = x.dtype === "f32" ? this.kernels.unaryForward(op, hostF32(x)) : null;
+    const y = fast ? this.fromHost(fast, x.shape) : this.wrap(this.inner.unary(op, this.cpu(x)));
     const xs = hostF32(x), ys = hostF32(y);
     this.record(`unary:${op}`, [x], [y], ([g]) => [this.kernels.unaryBackward(op, xs, ys, g!)]);
     return y;
@@ -316,7 +316,7 @@ export class GradBackend implements Backend {
       dtBias: hostOptional(a.dtBias), dtSoftplus: a.dtSoftplus, dtMin: a.dtMin, dtMax: a.dtMax, state: hostOptional(a.state),
     };
     this.record("ssdChunked", inputs, [r.y, r.state], ([gy, gState]) => {
-      const g = ssdBackward(p, { Bsz, L, H, P, G, N }, gy, gState, want);
+      const g = this.kernels.ssdBackward(p, { Bsz, L, H, P, G, N }, gy, gState, want);
       return [g.gx, g.gdt, g.gA, g.gB, g.gC, g.gD, g.gdtBias, g.gState];
     });
     return r;

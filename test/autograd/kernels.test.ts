@@ -72,3 +72,38 @@ test("fast unaryBackward: GELU from the forward output matches the erfc referenc
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * (1 + Math.abs(b[i])), `${op}'(${x[i]}): ${a[i]} vs ${b[i]}`);
   }
 });
+
+test("wasm ssdBackward matches the reference: groups, D per head and per channel, dt bias/softplus/clamp, states", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  let seed = 100;
+  const r = (n: number, scale = 1, offset = 0) => randomValues(n, seed++, scale).map((v) => v + offset);
+  const d = { Bsz: 2, L: 9, H: 4, P: 3, G: 2, N: 8 };
+  const { Bsz, L, H, P, G, N } = d;
+  for (const variant of ["full", "bare", "perChannelD"] as const) {
+    const full = variant !== "bare";
+    const p = {
+      x: r(Bsz * L * H * P), dt: r(Bsz * L * H, 1, full ? 0 : 0.5), A: r(H, 0.5, -1), B: r(Bsz * L * G * N), C: r(Bsz * L * G * N),
+      D: variant === "full" ? r(H) : variant === "perChannelD" ? r(H * P) : null, dtBias: full ? r(H, 0.5) : null, dtSoftplus: full,
+      dtMin: full ? 0.3 : 0, dtMax: full ? 1.5 : Infinity, state: full ? r(Bsz * H * P * N) : null,
+    };
+    const gy = r(Bsz * L * H * P), gState = full ? r(Bsz * H * P * N) : null;
+    const want = { x: true, dt: true, A: true, B: true, C: true, D: true, dtBias: true, state: true };
+    const a = wasm!.ssdBackward(p, d, gy, gState, want), b = ref.ssdBackward(p, d, gy, gState, want);
+    for (const k of Object.keys(b) as (keyof typeof b)[]) close(`${k} (${variant})`, a[k], b[k], 2e-5);
+    const some = { ...want, x: false, B: false, dtBias: false };
+    const c = wasm!.ssdBackward(p, d, null, gState ?? r(Bsz * H * P * N), some);
+    assert.equal(c.gx, null);
+    assert.equal(c.gB, null);
+  }
+});
+
+test("fast GELU forward matches the CPU kernel's double-precision GELU to about one f32 ulp", () => {
+  const kernels = wasm ?? ref;
+  if (kernels === ref) return;
+  const x = Float32Array.from([0, 1e-6, -1e-6, 0.5, -0.5, 1, -1, 3, -3, 6, -6, 9, -9, 20, -20, ...randomValues(2000, 11, 8)]);
+  const y = kernels.unaryForward("gelu", x)!;
+  for (let i = 0; i < x.length; i++) {
+    const want = gelu(x[i]);
+    assert.ok(Math.abs(y[i] - want) <= 3e-7 * Math.abs(want) + 1e-30, `gelu(${x[i]}) = ${y[i]}, want ${want}`);
+  }
+  assert.equal(kernels.unaryForward("silu", x), null, "other ops stay with the CPU backend");
+});
