@@ -335,3 +335,100 @@ export function ssd_backward(
     }
   }
 }
+
+// ---- causal attention backward -------------------------------------------------------------------------
+
+/** Scratch bytes attention_backward needs: one query's scores over T keys per head, and per-head sums. */
+export function attentionBackwardScratchBytes(T: i32, Hq: i32, D: i32): i32 {
+  return (Hq * T + 3 * Hq + Hq * D + 16) << 2;
+}
+
+/**
+ * Backward of causal attention (rules/attention.ts causalAttentionBackward is the reference and gives
+ * the formulas), with the softmax recomputed per query in f32 (the reference: f64). qStart is i32 [Bsz].
+ * gq is overwritten; gk and gv accumulate (the caller zeroes them); any of the three may be 0. D and Dv
+ * must be multiples of 4.
+ */
+export function attention_backward(
+  q: usize, k: usize, v: usize, out: usize, qStart: usize, Bsz: i32, L: i32, T: i32, Hq: i32, Hkv: i32, D: i32, Dv: i32,
+  scale: f32, g: usize, gq: usize, gk: usize, gv: usize, scratch: usize,
+): void {
+  const group = Hq / Hkv;
+  const scores = scratch;
+  const mx = scores + ((<usize>Hq * T) << 2);
+  const sm = mx + (<usize>Hq << 2);
+  const dt = sm + (<usize>Hq << 2);
+  const gqAcc = dt + (<usize>Hq << 2);
+  for (let b = 0; b < Bsz; b++) {
+    const start = load<i32>(qStart + (<usize>b << 2));
+    for (let i = 0; i < L; i++) {
+      const visible = min(T, start + i + 1);
+      if (visible <= 0) continue;
+      const qo = <usize>(b * L + i) * Hq * D;
+      const oo = <usize>(b * L + i) * Hq * Dv;
+      for (let h = 0; h < Hq; h++) store<f32>(mx + (<usize>h << 2), -Infinity);
+      for (let j = 0; j < visible; j++) {
+        const kRow = <usize>(b * T + j) * Hkv * D;
+        for (let h = 0; h < Hq; h++) {
+          const ko = k + ((kRow + <usize>(h / group) * D) << 2);
+          const qh = q + ((qo + <usize>h * D) << 2);
+          let acc = f32x4.splat(0);
+          for (let e = 0; e < D; e += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(qh + (<usize>e << 2)), v128.load(ko + (<usize>e << 2))));
+          const s = hsum(acc) * scale;
+          store<f32>(scores + ((<usize>h * T + j) << 2), s);
+          if (s > load<f32>(mx + (<usize>h << 2))) store<f32>(mx + (<usize>h << 2), s);
+        }
+      }
+      for (let h = 0; h < Hq; h++) {
+        const m = load<f32>(mx + (<usize>h << 2));
+        const row = scores + ((<usize>h * T) << 2);
+        let s: f32 = 0;
+        for (let j = 0; j < visible; j++) {
+          const w = expf(load<f32>(row + (<usize>j << 2)) - m);
+          store<f32>(row + (<usize>j << 2), w);
+          s += w;
+        }
+        store<f32>(sm + (<usize>h << 2), 1 / s);
+        const go = g + ((oo + <usize>h * Dv) << 2), ob = out + ((oo + <usize>h * Dv) << 2);
+        let acc = f32x4.splat(0);
+        for (let e = 0; e < Dv; e += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(go + (<usize>e << 2)), v128.load(ob + (<usize>e << 2))));
+        store<f32>(dt + (<usize>h << 2), hsum(acc));
+      }
+      memory.fill(gqAcc, 0, (<usize>Hq * D) << 2);
+      for (let j = 0; j < visible; j++) {
+        const kRow = <usize>(b * T + j) * Hkv * D;
+        const vRow = <usize>(b * T + j) * Hkv * Dv;
+        for (let h = 0; h < Hq; h++) {
+          const kvh = <usize>(h / group);
+          const ko = (kRow + kvh * D) << 2;
+          const vo = (vRow + kvh * Dv) << 2;
+          const go = g + ((oo + <usize>h * Dv) << 2);
+          const p = load<f32>(scores + ((<usize>h * T + j) << 2)) * load<f32>(sm + (<usize>h << 2));
+          const pv = f32x4.splat(p);
+          let acc = f32x4.splat(0);
+          for (let e = 0; e < Dv; e += 4) {
+            const eo = <usize>e << 2;
+            const gg = v128.load(go + eo);
+            acc = f32x4.add(acc, f32x4.mul(gg, v128.load(v + vo + eo)));
+            if (gv) v128.store(gv + vo + eo, f32x4.add(v128.load(gv + vo + eo), f32x4.mul(pv, gg)));
+          }
+          const ds = p * (hsum(acc) - load<f32>(dt + (<usize>h << 2))) * scale;
+          if (ds == 0) continue;
+          const dsv = f32x4.splat(ds);
+          if (gq) {
+            const a = gqAcc + ((<usize>h * D) << 2);
+            for (let e = 0; e < D; e += 4) v128.store(a + (<usize>e << 2), f32x4.add(v128.load(a + (<usize>e << 2)), f32x4.mul(dsv, v128.load(k + ko + (<usize>e << 2)))));
+          }
+          if (gk) {
+            const qh = q + ((qo + <usize>h * D) << 2);
+            for (let e = 0; e < D; e += 4) {
+              const eo = <usize>e << 2;
+              v128.store(gk + ko + eo, f32x4.add(v128.load(gk + ko + eo), f32x4.mul(dsv, v128.load(qh + eo))));
+            }
+          }
+        }
+      }
+      if (gq) memory.copy(gq + (qo << 2), gqAcc, (<usize>Hq * D) << 2);
+    }
+  }
+}

@@ -6,7 +6,7 @@ import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { hostF32, hostI32, hostOptional } from "./host.js";
-import { causalAttentionBackward, ropeBackward } from "./rules/attention.js";
+import { ropeBackward } from "./rules/attention.js";
 import { binaryBackward, embeddingBackward, layerNormBackward, rmsNormBackward, sliceLastBackward } from "./rules/basic.js";
 import { causalConv1dBackward, gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
@@ -331,7 +331,7 @@ export class GradBackend implements Backend {
     const qs = hostF32(a.q), ks = hostF32(a.k), vs = hostF32(a.v), ys = hostF32(y), start = hostI32(a.queryStart).slice();
     const scale = a.scale;
     this.record("causalAttention", [a.q, a.k, a.v], [y], ([g]) => {
-      const r = causalAttentionBackward(qs, ks, vs, ys, start, B, L, T, Hq, Hkv, D, Dv, scale, g!, want);
+      const r = this.kernels.causalAttentionBackward(qs, ks, vs, ys, start, B, L, T, Hq, Hkv, D, Dv, scale, g!, want);
       return [r.gq, r.gk, r.gv];
     });
     return y;

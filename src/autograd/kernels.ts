@@ -1,6 +1,7 @@
 import type { UnaryOp } from "../backends/backend.js";
 import { Arena, instantiate, kernelsModule, WasmHeap } from "../backends/wasm/runtime.js";
 import { sumRows } from "./host.js";
+import { causalAttentionBackward } from "./rules/attention.js";
 import { linearBackward, unaryBackward } from "./rules/basic.js";
 import { selectiveScanBackward, type ScanGrads, type ScanHost } from "./rules/mamba.js";
 import { ssdBackward, ssdEffectiveDt, ssdRawDtGrads, type SsdGrads, type SsdWant } from "./rules/ssd.js";
@@ -16,13 +17,14 @@ export interface BackwardKernels {
   linearBackward: typeof linearBackward;
   selectiveScanBackward: typeof selectiveScanBackward;
   ssdBackward: typeof ssdBackward;
+  causalAttentionBackward: typeof causalAttentionBackward;
   unaryBackward: typeof unaryBackward;
   /** An elementwise op's forward where these kernels have a faster one, else null (the CPU backend's kernel runs). */
   unaryForward(op: UnaryOp, x: Float32Array): Float32Array | null;
 }
 
 export const referenceKernels: BackwardKernels = {
-  name: "reference", linearBackward, selectiveScanBackward, ssdBackward, unaryBackward, unaryForward: () => null,
+  name: "reference", linearBackward, selectiveScanBackward, ssdBackward, causalAttentionBackward, unaryBackward, unaryForward: () => null,
 };
 
 interface TrainExports {
@@ -31,6 +33,8 @@ interface TrainExports {
   selectiveScanBackwardScratchBytes(L: number, E: number, N: number): number;
   ssd_backward(...args: number[]): void;
   ssdBackwardScratchBytes(L: number, P: number, N: number): number;
+  attention_backward(...args: number[]): void;
+  attentionBackwardScratchBytes(T: number, Hq: number, D: number): number;
 }
 
 /** Above this much scratch (all states of one sequence and head) the SSD backward keeps the reference. */
@@ -158,6 +162,37 @@ export class WasmBackwardKernels implements BackwardKernels {
       gB: gB ? this.out(gB, nB) : null, gC: gC ? this.out(gC, nB) : null, gD: gD ? this.outF64(gD, p.D!.length) : null,
       gState: gState ? this.out(gState, ns) : null,
     };
+  };
+
+  /** As rules/attention.ts causalAttentionBackward (head sizes multiples of 4; otherwise the reference runs). */
+  causalAttentionBackward = (
+    q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, qStart: Int32Array,
+    Bsz: number, L: number, T: number, Hq: number, Hkv: number, D: number, Dv: number, scale: number,
+    g: Float32Array, want: { q: boolean; k: boolean; v: boolean },
+  ): { gq: Float32Array | null; gk: Float32Array | null; gv: Float32Array | null } => {
+    if (D % 4 !== 0 || Dv % 4 !== 0) return causalAttentionBackward(q, k, v, out, qStart, Bsz, L, T, Hq, Hkv, D, Dv, scale, g, want);
+    const scratchBytes = this.k.attentionBackwardScratchBytes(T, Hq, D);
+    const a = this.arena;
+    this.begin(Arena.bytesFor(q.length, k.length, v.length, out.length, Bsz, g.length, q.length, k.length, v.length) + scratchBytes + 64);
+    const qo = this.put(q), ko = this.put(k), vo = this.put(v), oo = this.put(out);
+    const so = a.take(Bsz * 4);
+    new Int32Array(this.heap.memory.buffer, so, Bsz).set(qStart);
+    const go = this.put(g);
+    const zeros = (n: number) => {
+      const o = a.take(n * 4);
+      this.heap.f32.fill(0, o >> 2, (o >> 2) + n);
+      return o;
+    };
+    const gq = want.q ? a.take(q.length * 4) : 0, gk = want.k ? zeros(k.length) : 0, gv = want.v ? zeros(v.length) : 0;
+    this.k.attention_backward(qo, ko, vo, oo, so, Bsz, L, T, Hq, Hkv, D, Dv, scale, go, gq, gk, gv, a.take(scratchBytes));
+    if (gq) {
+      // Queries that see no key get no gradient (the kernel skips them): zero what it left unwritten.
+      for (let b = 0; b < Bsz; b++) {
+        const blind = Math.min(L, Math.max(0, -qStart[b]));
+        if (blind > 0) this.heap.f32.fill(0, (gq >> 2) + b * L * Hq * D, (gq >> 2) + (b * L + blind) * Hq * D);
+      }
+    }
+    return { gq: gq ? this.out(gq, q.length) : null, gk: gk ? this.out(gk, k.length) : null, gv: gv ? this.out(gv, v.length) : null };
   };
 
   /**

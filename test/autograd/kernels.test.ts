@@ -107,3 +107,23 @@ test("fast GELU forward matches the CPU kernel's double-precision GELU to about 
   }
   assert.equal(kernels.unaryForward("silu", x), null, "other ops stay with the CPU backend");
 });
+
+test("wasm causalAttentionBackward matches the reference: grouped heads, query offsets (KV cache), blind queries", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  let seed = 300;
+  const r = (n: number, scale = 1) => randomValues(n, seed++, scale);
+  for (const [Bsz, L, T, Hq, Hkv, D, Dv, starts] of [
+    [2, 5, 5, 4, 4, 8, 8, [0, 0]], [2, 3, 7, 4, 2, 4, 8, [4, 2]], [1, 4, 4, 2, 1, 12, 4, [-2]], [3, 6, 6, 1, 1, 16, 16, [0, 0, 0]],
+  ] as [number, number, number, number, number, number, number, number[]][]) {
+    const q = r(Bsz * L * Hq * D), k = r(Bsz * T * Hkv * D), v = r(Bsz * T * Hkv * Dv), out = r(Bsz * L * Hq * Dv), g = r(Bsz * L * Hq * Dv);
+    const qStart = Int32Array.from(starts);
+    const scale = 1 / Math.sqrt(D);
+    for (const want of [{ q: true, k: true, v: true }, { q: false, k: true, v: false }]) {
+      const a = wasm!.causalAttentionBackward(q, k, v, out, qStart, Bsz, L, T, Hq, Hkv, D, Dv, scale, g, want);
+      const b = ref.causalAttentionBackward(q, k, v, out, qStart, Bsz, L, T, Hq, Hkv, D, Dv, scale, g, want);
+      const what = `B${Bsz} L${L} T${T} Hq${Hq} Hkv${Hkv} D${D} Dv${Dv}`;
+      close(`gq ${what}`, a.gq, b.gq);
+      close(`gk ${what}`, a.gk, b.gk);
+      close(`gv ${what}`, a.gv, b.gv);
+    }
+  }
+});
