@@ -432,3 +432,61 @@ export function attention_backward(
     }
   }
 }
+
+// ---- depthwise causal conv backward ----------------------------------------------------------------------
+
+/**
+ * Backward of causal_conv1d (rules/mamba.ts causalConv1dBackward is the reference) for the output
+ * gradient g, four channels per lane group (C a multiple of 4). wT is the weight transposed to [K, C].
+ * gx [B, L, C] and gs [B, S, C] (S = K − 1; 0 without an initial state) accumulate and must be zeroed;
+ * ∂w (as [K, C]) and ∂bias are summed per sequence in f32 into `part` (scratch of (K + 1)·C floats) and
+ * across sequences in f64 into gwT64 [K, C] and gb64 [C]. The final-state gradient is the caller's.
+ */
+export function causal_conv1d_backward(
+  x: usize, wT: usize, bias: usize, state: usize, siluAct: i32, g: usize, Bsz: i32, L: i32, C: i32, K: i32,
+  gx: usize, gs: usize, gwT64: usize, gb64: usize, part: usize,
+): void {
+  const S = K - 1;
+  const Cb = <usize>C << 2;
+  const gbPart = part + <usize>K * Cb;
+  for (let b = 0; b < Bsz; b++) {
+    memory.fill(part, 0, <usize>(K + 1) * Cb);
+    const xb = x + <usize>(b * L) * Cb, gxb = gx + <usize>(b * L) * Cb;
+    const sb = state + <usize>(b * S) * Cb, gsb = gs + <usize>(b * S) * Cb;
+    for (let t = 0; t < L; t++) {
+      for (let c = 0; c < C; c += 4) {
+        const co = <usize>c << 2;
+        let gp = v128.load(g + <usize>(b * L + t) * Cb + co);
+        if (siluAct) {
+          let acc = bias ? v128.load(bias + co) : f32x4.splat(0);
+          for (let j = 0; j < K; j++) {
+            const ti = t - S + j;
+            const w = v128.load(wT + <usize>j * Cb + co);
+            if (ti >= 0) acc = f32x4.add(acc, f32x4.mul(w, v128.load(xb + <usize>ti * Cb + co)));
+            else if (state) acc = f32x4.add(acc, f32x4.mul(w, v128.load(sb + <usize>(S + ti) * Cb + co)));
+          }
+          const one = f32x4.splat(1);
+          const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(acc))));
+          gp = f32x4.mul(gp, f32x4.mul(s, f32x4.add(one, f32x4.mul(acc, f32x4.sub(one, s)))));
+        }
+        v128.store(gbPart + co, f32x4.add(v128.load(gbPart + co), gp));
+        for (let j = 0; j < K; j++) {
+          const ti = t - S + j;
+          const w = v128.load(wT + <usize>j * Cb + co);
+          const pw = part + <usize>j * Cb + co;
+          if (ti >= 0) {
+            const xo = <usize>ti * Cb + co;
+            v128.store(pw, f32x4.add(v128.load(pw), f32x4.mul(gp, v128.load(xb + xo))));
+            v128.store(gxb + xo, f32x4.add(v128.load(gxb + xo), f32x4.mul(gp, w)));
+          } else if (state) {
+            const so = <usize>(S + ti) * Cb + co;
+            v128.store(pw, f32x4.add(v128.load(pw), f32x4.mul(gp, v128.load(sb + so))));
+            v128.store(gsb + so, f32x4.add(v128.load(gsb + so), f32x4.mul(gp, w)));
+          }
+        }
+      }
+    }
+    addF64(gwT64, part, K * C);
+    addF64(gb64, gbPart, C);
+  }
+}

@@ -8,7 +8,7 @@ import { Tensor } from "../tensor/tensor.js";
 import { hostF32, hostI32, hostOptional } from "./host.js";
 import { ropeBackward } from "./rules/attention.js";
 import { binaryBackward, embeddingBackward, layerNormBackward, rmsNormBackward, sliceLastBackward } from "./rules/basic.js";
-import { causalConv1dBackward, gatedRmsNormBackward } from "./rules/mamba.js";
+import { gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
 import { referenceKernels, WasmBackwardKernels, type BackwardKernels } from "./kernels.js";
 import { Tape, type Grad } from "./tape.js";
@@ -277,7 +277,7 @@ export class GradBackend implements Backend {
     const xs = hostF32(a.x), ws = hostF32(a.weight), bs = hostOptional(a.bias), ss = hostOptional(a.state);
     const activation = a.activation;
     this.record("causalConv1d", [a.x, a.weight, a.bias, a.state], [r.y, r.state], ([gy, gState]) => {
-      const g = causalConv1dBackward(xs, B, L, C, ws, K, bs, ss, activation, gy, gState, want);
+      const g = this.kernels.causalConv1dBackward(xs, B, L, C, ws, K, bs, ss, activation, gy, gState, want);
       return [g.gx, g.gw, g.gbias, g.gstate];
     });
     return r;

@@ -3,7 +3,7 @@ import { Arena, instantiate, kernelsModule, WasmHeap } from "../backends/wasm/ru
 import { sumRows } from "./host.js";
 import { causalAttentionBackward } from "./rules/attention.js";
 import { linearBackward, unaryBackward } from "./rules/basic.js";
-import { selectiveScanBackward, type ScanGrads, type ScanHost } from "./rules/mamba.js";
+import { addConvStateGrad, causalConv1dBackward, selectiveScanBackward, type ScanGrads, type ScanHost } from "./rules/mamba.js";
 import { ssdBackward, ssdEffectiveDt, ssdRawDtGrads, type SsdGrads, type SsdWant } from "./rules/ssd.js";
 import type { SsdBuffers, SsdDims } from "../backends/cpu/kernels/ssd.js";
 
@@ -16,6 +16,7 @@ export interface BackwardKernels {
   readonly name: string;
   linearBackward: typeof linearBackward;
   selectiveScanBackward: typeof selectiveScanBackward;
+  causalConv1dBackward: typeof causalConv1dBackward;
   ssdBackward: typeof ssdBackward;
   causalAttentionBackward: typeof causalAttentionBackward;
   unaryBackward: typeof unaryBackward;
@@ -24,7 +25,7 @@ export interface BackwardKernels {
 }
 
 export const referenceKernels: BackwardKernels = {
-  name: "reference", linearBackward, selectiveScanBackward, ssdBackward, causalAttentionBackward, unaryBackward, unaryForward: () => null,
+  name: "reference", linearBackward, selectiveScanBackward, causalConv1dBackward, ssdBackward, causalAttentionBackward, unaryBackward, unaryForward: () => null,
 };
 
 interface TrainExports {
@@ -35,6 +36,7 @@ interface TrainExports {
   ssdBackwardScratchBytes(L: number, P: number, N: number): number;
   attention_backward(...args: number[]): void;
   attentionBackwardScratchBytes(T: number, Hq: number, D: number): number;
+  causal_conv1d_backward(...args: number[]): void;
 }
 
 /** Above this much scratch (all states of one sequence and head) the SSD backward keeps the reference. */
@@ -130,6 +132,39 @@ export class WasmBackwardKernels implements BackwardKernels {
       gD: gD ? this.outF64(gD, E) : null, gz: gz ? this.out(gz, n) : null,
       gdeltaBias: gBias ? this.outF64(gBias, E) : null, gstate: gstate ? this.out(gstate, Bsz * EN) : null,
     };
+  };
+
+  /** As rules/mamba.ts causalConv1dBackward (channels a multiple of 4; otherwise the reference runs). */
+  causalConv1dBackward = (
+    x: Float32Array, Bsz: number, L: number, C: number,
+    w: Float32Array, K: number, bias: Float32Array | null, state: Float32Array | null, activation: "silu" | null,
+    g: Float32Array | null, gState: Float32Array | null,
+    want: { x: boolean; w: boolean; bias: boolean; state: boolean },
+  ): { gx: Float32Array | null; gw: Float32Array | null; gbias: Float32Array | null; gstate: Float32Array | null } => {
+    if (C % 4 !== 0 || !g) return causalConv1dBackward(x, Bsz, L, C, w, K, bias, state, activation, g, gState, want);
+    const S = K - 1;
+    const nS = state ? Bsz * S * C : 0;
+    const a = this.arena;
+    this.begin(Arena.bytesFor(x.length, K * C, C, nS, g.length, x.length, nS, 2 * K * C, 2 * C, (K + 1) * C) + 64);
+    const wT = new Float32Array(K * C);
+    for (let c = 0; c < C; c++) for (let j = 0; j < K; j++) wT[j * C + c] = w[c * K + j];
+    const zeros = (bytes: number) => {
+      const o = a.take(bytes);
+      new Uint8Array(this.heap.memory.buffer, o, bytes).fill(0);
+      return o;
+    };
+    const args = [this.put(x), this.put(wT), this.putOpt(bias), this.putOpt(state), activation === "silu" ? 1 : 0, this.put(g), Bsz, L, C, K];
+    const gx = zeros(x.length * 4), gs = state ? zeros(nS * 4) : 0, gwT = zeros(K * C * 8), gb = zeros(C * 8);
+    this.k.causal_conv1d_backward(...args, gx, gs, gwT, gb, a.take((K + 1) * C * 4));
+    const gxs = this.out(gx, x.length), gss = gs ? this.out(gs, nS) : null;
+    if (gState) addConvStateGrad(gState, gxs, gss, Bsz, L, C, S);
+    let gw: Float32Array | null = null;
+    if (want.w) {
+      const t64 = new Float64Array(this.heap.memory.buffer, gwT, K * C);
+      gw = new Float32Array(C * K);
+      for (let c = 0; c < C; c++) for (let j = 0; j < K; j++) gw[c * K + j] = t64[j * C + c];
+    }
+    return { gx: want.x ? gxs : null, gw, gbias: want.bias ? this.outF64(gb, C) : null, gstate: want.state ? gss : null };
   };
 
   /** As rules/ssd.ts ssdBackward (N a multiple of 4 and the states of a sequence within bounds; otherwise the reference runs). */

@@ -127,3 +127,20 @@ test("wasm causalAttentionBackward matches the reference: grouped heads, query o
     }
   }
 });
+
+test("wasm causalConv1dBackward matches the reference: silu or none, bias, initial state, final-state gradient, L < K-1", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  let seed = 500;
+  const r = (n: number) => randomValues(n, seed++);
+  for (const [Bsz, L, C, K] of [[2, 7, 8, 4], [1, 2, 4, 4], [3, 5, 12, 1], [2, 6, 4, 3]]) {
+    const S = K - 1;
+    for (const full of [true, false]) {
+      const x = r(Bsz * L * C), w = r(C * K), bias = full ? r(C) : null, state = full && S > 0 ? r(Bsz * S * C) : null;
+      const g = r(Bsz * L * C), gState = full && S > 0 ? r(Bsz * S * C) : null;
+      const activation = full ? "silu" as const : null;
+      const want = { x: true, w: true, bias: full, state: full };
+      const a = wasm!.causalConv1dBackward(x, Bsz, L, C, w, K, bias, state, activation, g, gState, want);
+      const b = ref.causalConv1dBackward(x, Bsz, L, C, w, K, bias, state, activation, g, gState, want);
+      for (const k of Object.keys(b) as (keyof typeof b)[]) close(`${k} B${Bsz} L${L} C${C} K${K} full ${full}`, a[k], b[k]);
+    }
+  }
+});
