@@ -490,3 +490,53 @@ export function causal_conv1d_backward(
     addF64(gb64, gbPart, C);
   }
 }
+
+/**
+ * Causal attention forward (the CPU kernel causalAttentionKernel is the reference; same arguments),
+ * softmax in f32 with the maximum subtracted. D and Dv must be multiples of 4; scratch holds
+ * attentionBackwardScratchBytes(T, Hq, Dv) bytes.
+ */
+export function attention_forward(
+  q: usize, k: usize, v: usize, qStart: usize, Bsz: i32, L: i32, T: i32, Hq: i32, Hkv: i32, D: i32, Dv: i32, scale: f32,
+  out: usize, scratch: usize,
+): void {
+  const group = Hq / Hkv;
+  const scores = scratch;
+  for (let b = 0; b < Bsz; b++) {
+    const start = load<i32>(qStart + (<usize>b << 2));
+    for (let i = 0; i < L; i++) {
+      const visible = min(T, start + i + 1);
+      const qo = <usize>(b * L + i) * Hq * D;
+      const oo = out + ((<usize>(b * L + i) * Hq * Dv) << 2);
+      for (let h = 0; h < Hq; h++) {
+        const ob = oo + ((<usize>h * Dv) << 2);
+        memory.fill(ob, 0, <usize>Dv << 2);
+        if (visible <= 0) continue;
+        const qh = q + ((qo + <usize>h * D) << 2);
+        const kvh = <usize>(h / group);
+        let m: f32 = -Infinity;
+        for (let j = 0; j < visible; j++) {
+          const ko = k + ((<usize>(b * T + j) * Hkv * D + kvh * D) << 2);
+          let acc = f32x4.splat(0);
+          for (let e = 0; e < D; e += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(qh + (<usize>e << 2)), v128.load(ko + (<usize>e << 2))));
+          const s = hsum(acc) * scale;
+          store<f32>(scores + (<usize>j << 2), s);
+          if (s > m) m = s;
+        }
+        let sum: f32 = 0;
+        for (let j = 0; j < visible; j++) {
+          const w = expf(load<f32>(scores + (<usize>j << 2)) - m);
+          sum += w;
+          const wv = f32x4.splat(w);
+          const vo = v + ((<usize>(b * T + j) * Hkv * Dv + kvh * Dv) << 2);
+          for (let e = 0; e < Dv; e += 4) {
+            const eo = <usize>e << 2;
+            v128.store(ob + eo, f32x4.add(v128.load(ob + eo), f32x4.mul(wv, v128.load(vo + eo))));
+          }
+        }
+        const inv = f32x4.splat(1 / sum);
+        for (let e = 0; e < Dv; e += 4) v128.store(ob + (<usize>e << 2), f32x4.mul(inv, v128.load(ob + (<usize>e << 2))));
+      }
+    }
+  }
+}

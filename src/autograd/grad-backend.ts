@@ -323,10 +323,12 @@ export class GradBackend implements Backend {
   }
 
   causalAttention(a: AttentionArgs): Tensor {
-    const y = this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
-    if (![a.q, a.k, a.v].some((t) => this.needsGrad(t))) return y;
     const [B, L, Hq, D] = a.q.shape;
     const [, T, Hkv, Dv] = a.v.shape;
+    const allF32 = [a.q, a.k, a.v].every((t) => t.dtype === "f32");
+    const fast = allF32 ? this.kernels.attentionForward(hostF32(a.q), hostF32(a.k), hostF32(a.v), hostI32(a.queryStart), B, L, T, Hq, Hkv, D, Dv, a.scale) : null;
+    const y = fast ? this.fromHost(fast, [B, L, Hq, Dv]) : this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
+    if (![a.q, a.k, a.v].some((t) => this.needsGrad(t))) return y;
     const want = { q: this.needsGrad(a.q), k: this.needsGrad(a.k), v: this.needsGrad(a.v) };
     const qs = hostF32(a.q), ks = hostF32(a.k), vs = hostF32(a.v), ys = hostF32(y), start = hostI32(a.queryStart).slice();
     const scale = a.scale;

@@ -22,10 +22,16 @@ export interface BackwardKernels {
   unaryBackward: typeof unaryBackward;
   /** An elementwise op's forward where these kernels have a faster one, else null (the CPU backend's kernel runs). */
   unaryForward(op: UnaryOp, x: Float32Array): Float32Array | null;
+  /** Causal attention's forward (causalAttentionKernel's arguments) where these kernels have a faster one, else null. */
+  attentionForward(
+    q: Float32Array, k: Float32Array, v: Float32Array, qStart: Int32Array,
+    Bsz: number, L: number, T: number, Hq: number, Hkv: number, D: number, Dv: number, scale: number,
+  ): Float32Array | null;
 }
 
 export const referenceKernels: BackwardKernels = {
-  name: "reference", linearBackward, selectiveScanBackward, causalConv1dBackward, ssdBackward, causalAttentionBackward, unaryBackward, unaryForward: () => null,
+  name: "reference", linearBackward, selectiveScanBackward, causalConv1dBackward, ssdBackward, causalAttentionBackward, unaryBackward,
+  unaryForward: () => null, attentionForward: () => null,
 };
 
 interface TrainExports {
@@ -35,6 +41,7 @@ interface TrainExports {
   ssd_backward(...args: number[]): void;
   ssdBackwardScratchBytes(L: number, P: number, N: number): number;
   attention_backward(...args: number[]): void;
+  attention_forward(...args: number[]): void;
   attentionBackwardScratchBytes(T: number, Hq: number, D: number): number;
   causal_conv1d_backward(...args: number[]): void;
 }
@@ -228,6 +235,23 @@ export class WasmBackwardKernels implements BackwardKernels {
       }
     }
     return { gq: gq ? this.out(gq, q.length) : null, gk: gk ? this.out(gk, k.length) : null, gv: gv ? this.out(gv, v.length) : null };
+  };
+
+  /** As the CPU backend's causalAttentionKernel, in f32 (head sizes multiples of 4; otherwise null: the CPU kernel runs). */
+  attentionForward = (
+    q: Float32Array, k: Float32Array, v: Float32Array, qStart: Int32Array,
+    Bsz: number, L: number, T: number, Hq: number, Hkv: number, D: number, Dv: number, scale: number,
+  ): Float32Array | null => {
+    if (D % 4 !== 0 || Dv % 4 !== 0) return null;
+    const n = Bsz * L * Hq * Dv;
+    const scratchBytes = this.k.attentionBackwardScratchBytes(T, Hq, Dv);
+    this.begin(Arena.bytesFor(q.length, k.length, v.length, Bsz, n) + scratchBytes + 64);
+    const qo = this.put(q), ko = this.put(k), vo = this.put(v);
+    const so = this.arena.take(Bsz * 4);
+    new Int32Array(this.heap.memory.buffer, so, Bsz).set(qStart);
+    const out = this.arena.take(n * 4);
+    this.k.attention_forward(qo, ko, vo, so, Bsz, L, T, Hq, Hkv, D, Dv, scale, out, this.arena.take(scratchBytes));
+    return this.out(out, n);
   };
 
   /**

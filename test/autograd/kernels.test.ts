@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { referenceKernels, WasmBackwardKernels } from "../../src/autograd/kernels.js";
 import type { ScanHost } from "../../src/autograd/rules/mamba.js";
+import { causalAttentionKernel } from "../../src/backends/cpu/kernels/attention.js";
 import { gelu } from "../../src/backends/cpu/kernels/elementwise.js";
 import { relativeL2 } from "../fixtures.js";
 import { randomValues } from "./gradcheck.js";
@@ -142,5 +143,23 @@ test("wasm causalConv1dBackward matches the reference: silu or none, bias, initi
       const b = ref.causalConv1dBackward(x, Bsz, L, C, w, K, bias, state, activation, g, gState, want);
       for (const k of Object.keys(b) as (keyof typeof b)[]) close(`${k} B${Bsz} L${L} C${C} K${K} full ${full}`, a[k], b[k]);
     }
+  }
+});
+
+test("wasm attentionForward matches the CPU kernel: grouped heads, query offsets, blind queries", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+  let seed = 700;
+  const r = (n: number) => randomValues(n, seed++, 2);
+  for (const [Bsz, L, T, Hq, Hkv, D, Dv, starts] of [
+    [2, 5, 5, 4, 4, 8, 8, [0, 0]], [2, 3, 7, 4, 2, 4, 8, [4, 2]], [1, 4, 4, 2, 1, 12, 4, [-2]], [1, 3, 3, 2, 2, 6, 4, [0]],
+  ] as [number, number, number, number, number, number, number, number[]][]) {
+    const q = r(Bsz * L * Hq * D), k = r(Bsz * T * Hkv * D), v = r(Bsz * T * Hkv * Dv), qStart = Int32Array.from(starts);
+    const got = wasm!.attentionForward(q, k, v, qStart, Bsz, L, T, Hq, Hkv, D, Dv, 0.3);
+    if (D % 4 !== 0) {
+      assert.equal(got, null, "head sizes not a multiple of 4 stay with the CPU kernel");
+      continue;
+    }
+    const want = new Float32Array(Bsz * L * Hq * Dv);
+    causalAttentionKernel(q, k, v, qStart, Bsz, L, T, Hq, Hkv, D, Dv, 0.3, want);
+    close(`attention B${Bsz} L${L} T${T} Hq${Hq} Hkv${Hkv} D${D}`, got, want);
   }
 });
