@@ -4,7 +4,7 @@
  * attention layer — 2-layer models of width 64 trained with Hippo on the CPU.
  *
  *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
- *       [--warmup N] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
+ *       [--warmup N] [--eval-every N] [--min-lr-ratio 0.1] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
  *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got);
  *       --task-option applies to every run's task (e.g. numTrainExamples=0: a fresh example every time)
  *   node dist/scripts/reproduce-synthetics.js --report [--out DIR]                  table + SVG loss curves
@@ -54,6 +54,7 @@ const runFile = (r: RunSpec) => join(OUT, "runs", `${r.task}--${r.arch.replace(/
 interface TrainFlags {
   baseSteps: number; only: string[] | null; minutes: number; lr: number; batchSize: number; checkpoints: string;
   targets: string | undefined; warmup: number | undefined; taskOptions: Record<string, unknown>; reference: boolean;
+  evalEvery: number | undefined; minLrRatio: number;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -70,8 +71,8 @@ async function train(f: TrainFlags): Promise<void> {
     const settings: TrainSettings = {
       arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
       data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
-      warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: 0.1, clip: 1, betas: [0.9, 0.98], seed: 0,
-      evalEvery: Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
+      warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
+      evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
     };
     const backend = f.reference ? new GradBackend() : GradBackend.fast();
     const trainer = Trainer.create(settings, data, join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`), { backend });
@@ -82,6 +83,12 @@ async function train(f: TrainFlags): Promise<void> {
       shouldStop: () => Date.now() - started > minutes * 60_000,
       onEval: (e) => process.stderr.write(`  ${e.step}: loss ${e.loss.toFixed(3)}, exact match ${(100 * (e.exactMatch ?? 0)).toFixed(1)}%\n`),
     });
+    // A run stopped by --minutes between evaluations gets one at the update it reached.
+    if (result.lastEval?.step !== result.step) {
+      result.lastEval = await trainer.evaluate();
+      result.log.push({ type: "eval", ...result.lastEval });
+      process.stderr.write(`  ${result.step} (stopped): loss ${result.lastEval.loss.toFixed(3)}, exact match ${(100 * (result.lastEval.exactMatch ?? 0)).toFixed(1)}%\n`);
+    }
     // safari keeps the checkpoint with the best held-out accuracy (train.monitor, mode max): record the best evaluation too.
     const evals = result.log.filter((e) => e.type === "eval") as { exactMatch?: number }[];
     const best = evals.reduce<number | null>((m, e) => (e.exactMatch === undefined ? m : Math.max(m ?? 0, e.exactMatch)), null);
@@ -141,7 +148,7 @@ async function report(): Promise<void> {
 const { values } = parseArgs({ options: {
   steps: { type: "string" }, only: { type: "string" }, report: { type: "boolean" }, out: { type: "string" }, minutes: { type: "string" }, list: { type: "boolean" },
   lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
-  warmup: { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
+  warmup: { type: "string" }, "eval-every": { type: "string" }, "min-lr-ratio": { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
@@ -159,6 +166,7 @@ else {
     baseSteps: Number(values.steps ?? 400), only: values.only ? values.only.split(",") : null, minutes: Number(values.minutes ?? Infinity),
     lr: Number(values.lr ?? 1e-3), batchSize: Number(values["batch-size"] ?? 32), checkpoints: values.checkpoints ?? join(OUT, "checkpoints"),
     targets: values.targets, warmup: values.warmup !== undefined ? Number(values.warmup) : undefined, taskOptions,
-    reference: values.backend === "cpu-ref",
+    reference: values.backend === "cpu-ref", evalEvery: values["eval-every"] !== undefined ? Number(values["eval-every"]) : undefined,
+    minLrRatio: Number(values["min-lr-ratio"] ?? 0.1),
   });
 }
