@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, default=1e9)
+    ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine floor (1: constant after warmup)")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(a.seed)
@@ -133,7 +134,7 @@ def main():
         if s < a.warmup:
             return (s + 1) / a.warmup
         p = (s - a.warmup) / max(1, a.steps - a.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+        return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     started, log = time.time(), []
