@@ -4,4 +4,4 @@
 export { linear_f32, linear_f16, linear_bf16, linearScratchBytes } from "./linear";
 export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan";
 export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";
-export { matmul_strided, selective_scan_backward, selectiveScanBackwardScratchBytes, ssd_backward, ssdBackwardScratchBytes, attention_backward, attentionBackwardScratchBytes, causal_conv1d_backward, attention_forward } from "./train";
+export { matmul_strided, selective_scan_backward, selectiveScanBackwardScratchBytes, ssd_backward, ssdBackwardScratchBytes, attention_backward, attentionBackwardScratchBytes, causal_conv1d_backward, attention_forward, gelu_forward, gelu_backward } from "./train";

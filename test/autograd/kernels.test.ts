@@ -62,7 +62,7 @@ test("wasm selectiveScanBackward falls back to the reference when N is not a mul
   assert.deepEqual(wasm!.selectiveScanBackward(p, Bsz, L, E, N, g, null), ref.selectiveScanBackward(p, Bsz, L, E, N, g, null));
 });
 
-test("fast unaryBackward: GELU from the forward output matches the erfc reference, at 0, in the tails and everywhere between", () => {
+test("fast unaryBackward: GELU's derivative matches the erfc reference, at 0, in the tails and everywhere between", () => {
   const kernels = wasm ?? ref;
   const x = Float32Array.from([0, 1e-4, -1e-4, 1e-3, -2e-3, 0.5, -0.5, 3, -3, 8, -8, 12, -12, ...randomValues(1000, 9, 6)]);
   const y = x.map(gelu);
@@ -97,14 +97,16 @@ test("wasm ssdBackward matches the reference: groups, D per head and per channel
   }
 });
 
-test("fast GELU forward matches the CPU kernel's double-precision GELU to about one f32 ulp", () => {
+test("fast GELU forward matches the CPU kernel's double-precision GELU to f32 rounding", () => {
   const kernels = wasm ?? ref;
   if (kernels === ref) return;
   const x = Float32Array.from([0, 1e-6, -1e-6, 0.5, -0.5, 1, -1, 3, -3, 6, -6, 9, -9, 20, -20, ...randomValues(2000, 11, 8)]);
   const y = kernels.unaryForward("gelu", x)!;
   for (let i = 0; i < x.length; i++) {
     const want = gelu(x[i]);
-    assert.ok(Math.abs(y[i] - want) <= 3e-7 * Math.abs(want) + 1e-30, `gelu(${x[i]}) = ${y[i]}, want ${want}`);
+    // The f32 rounding of x²/2 inside exp costs about 6e-8·x² relative in the negative tail (where |y| is tiny).
+    const tol = 5e-7 + 1.2e-7 * x[i] * x[i];
+    assert.ok(Math.abs(y[i] - want) <= tol * Math.abs(want) + 1e-30, `gelu(${x[i]}) = ${y[i]}, want ${want}`);
   }
   assert.equal(kernels.unaryForward("silu", x), null, "other ops stay with the CPU backend");
 });
