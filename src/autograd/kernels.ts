@@ -8,9 +8,10 @@ import { ssdBackward, ssdEffectiveDt, ssdRawDtGrads, type SsdGrads, type SsdWant
 import type { SsdBuffers, SsdDims } from "../backends/cpu/kernels/ssd.js";
 
 /**
- * The backward rules whose cost dominates a training step, behind one interface so GradBackend can run
- * either the TypeScript references in rules/ (`referenceKernels`) or WebAssembly SIMD twins
- * (`WasmBackwardKernels`). Both take and return host arrays; tests check that they agree.
+ * The kernels whose cost dominates a training step (backward rules, and the GELU and attention forwards
+ * that the CPU backend computes in f64), behind one interface so GradBackend can run either the
+ * TypeScript references (`referenceKernels`: rules/ and, for forwards, the CPU backend) or WebAssembly
+ * SIMD twins (`WasmBackwardKernels`). Both take and return host arrays; tests check that they agree.
  */
 export interface BackwardKernels {
   readonly name: string;
@@ -52,7 +53,7 @@ interface TrainExports {
 const SSD_MAX_SCRATCH_BYTES = 256 << 20;
 
 /**
- * The WebAssembly SIMD backward kernels (assembly/train.ts), on the calling thread, in a wasm memory of
+ * The WebAssembly SIMD training kernels (assembly/train.ts), on the calling thread, in a wasm memory of
  * their own: inputs are copied into a per-call arena and results copied out. They sum in f32 where the
  * references sum some terms in f64, so results agree to float rounding, not bit for bit.
  */
