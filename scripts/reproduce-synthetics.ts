@@ -4,9 +4,10 @@
  * attention layer — 2-layer models of width 64 trained with Hippo on the CPU.
  *
  *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
- *       [--minutes M] [--only task/arch,...]
- *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got)
- *   node dist/scripts/reproduce-synthetics.js --report                              table + SVG loss curves
+ *       [--warmup N] [--eval-every N] [--min-lr-ratio 0.1] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
+ *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got);
+ *       --task-option applies to every run's task (e.g. numTrainExamples=0: a fresh example every time)
+ *   node dist/scripts/reproduce-synthetics.js --report [--out DIR]                  table + SVG loss curves
  *
  * Each run's settings, log and final held-out exact match go to docs/synthetics/runs/<task>--<arch>.json.
  */
@@ -17,6 +18,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { renderSvg } from "../src/bench/plots.js";
 import { writeFileAtomic } from "../src/io/node-files.js";
 import { taskData } from "../src/train/data.js";
+import { GradBackend } from "../src/autograd/grad-backend.js";
 import { Trainer, type TrainSettings } from "../src/train/trainer.js";
 
 let OUT = join(import.meta.dirname, "..", "..", "docs", "synthetics");
@@ -49,25 +51,31 @@ const RUNS: RunSpec[] = [
 
 const runFile = (r: RunSpec) => join(OUT, "runs", `${r.task}--${r.arch.replace(/\*/g, "A")}.json`);
 
-async function train(
-  baseSteps: number, only: string[] | null, minutes: number, lr: number, batchSize: number, checkpoints: string, targets: string | undefined,
-): Promise<void> {
+interface TrainFlags {
+  baseSteps: number; only: string[] | null; minutes: number; lr: number; batchSize: number; checkpoints: string;
+  targets: string | undefined; warmup: number | undefined; taskOptions: Record<string, unknown>; reference: boolean;
+  evalEvery: number | undefined; minLrRatio: number;
+}
+
+async function train(f: TrainFlags): Promise<void> {
+  const { baseSteps, only, minutes, lr, batchSize, checkpoints, targets } = f;
   await mkdir(join(OUT, "runs"), { recursive: true });
   for (const r of RUNS) {
     if (only && !only.includes(`${r.task}/${r.arch}`)) continue;
     const done = await readFile(runFile(r), "utf8").then(() => true, () => false);
     if (done) continue;
     // --targets answer trains on the answer positions only (safari trains on every next token).
-    const taskOptions = { ...(r.taskOptions ?? {}), ...(targets ? { trainTargets: targets } : {}) };
+    const taskOptions = { ...(r.taskOptions ?? {}), ...f.taskOptions, ...(targets ? { trainTargets: targets } : {}) };
     const data = taskData(r.task, taskOptions);
     const steps = Math.round(baseSteps * (r.stepScale ?? 1));
     const settings: TrainSettings = {
       arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
       data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
-      warmupSteps: Math.floor(steps / 10), minLrRatio: 0.1, clip: 1, betas: [0.9, 0.98], seed: 0,
-      evalEvery: Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
+      warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
+      evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
     };
-    const trainer = Trainer.create(settings, data, join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`));
+    const backend = f.reference ? new GradBackend() : GradBackend.fast();
+    const trainer = Trainer.create(settings, data, join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`), { backend });
     const started = Date.now();
     process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${steps} updates\n`);
     // A wall-clock budget (a run on a lent machine has a time limit): stop early, recording how far it got.
@@ -75,9 +83,19 @@ async function train(
       shouldStop: () => Date.now() - started > minutes * 60_000,
       onEval: (e) => process.stderr.write(`  ${e.step}: loss ${e.loss.toFixed(3)}, exact match ${(100 * (e.exactMatch ?? 0)).toFixed(1)}%\n`),
     });
+    // A run stopped by --minutes between evaluations gets one at the update it reached.
+    if (result.lastEval?.step !== result.step) {
+      result.lastEval = await trainer.evaluate();
+      result.log.push({ type: "eval", ...result.lastEval });
+      process.stderr.write(`  ${result.step} (stopped): loss ${result.lastEval.loss.toFixed(3)}, exact match ${(100 * (result.lastEval.exactMatch ?? 0)).toFixed(1)}%\n`);
+    }
+    // safari keeps the checkpoint with the best held-out accuracy (train.monitor, mode max): record the best evaluation too.
+    const evals = result.log.filter((e) => e.type === "eval") as { exactMatch?: number }[];
+    const best = evals.reduce<number | null>((m, e) => (e.exactMatch === undefined ? m : Math.max(m ?? 0, e.exactMatch)), null);
     const record = {
       ...r, parameters: trainer.parameterCount(), settings, seconds: (Date.now() - started) / 1000, updatesDone: result.step,
-      exactMatch: result.lastEval?.exactMatch ?? null, log: result.log,
+      exactMatch: result.lastEval?.exactMatch ?? null, bestExactMatch: best, tokenAccuracy: result.lastEval?.tokenAccuracy ?? null,
+      backend: trainer.backend.kernels.name, log: result.log,
     };
     await writeFileAtomic(runFile(r), JSON.stringify(record, null, 1) + "\n");
   }
@@ -88,6 +106,8 @@ interface RunRecord extends RunSpec {
   seconds: number;
   updatesDone: number;
   exactMatch: number | null;
+  bestExactMatch?: number | null;
+  tokenAccuracy?: number | null;
   settings: TrainSettings;
   log: { type: string; step: number; loss: number; exactMatch?: number }[];
 }
@@ -100,9 +120,9 @@ async function report(): Promise<void> {
   runs.sort((a, b) => order(a) - order(b));
   const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${(100 * x).toFixed(1)}`);
   const lines = [
-    "| task | model | parameters | updates | Hippo exact match (%) | H3 paper (%) | CPU time |",
-    "|---|---|---|---|---|---|---|",
-    ...runs.map((r) => `| ${r.task} | ${r.label} | ${r.parameters.toLocaleString("en-US")} | ${r.updatesDone}${r.updatesDone < r.settings.steps ? ` of ${r.settings.steps}` : ""} | ${pct(r.exactMatch)} | ${PAPER[r.task]?.[r.arch] ?? "—"} | ${Math.round(r.seconds)} s |`),
+    "| task | model | parameters | updates | Hippo exact match (%), last eval | best eval | answer-token accuracy (%) | H3 paper (%) | CPU time |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...runs.map((r) => `| ${r.task} | ${r.label} | ${r.parameters.toLocaleString("en-US")} | ${r.updatesDone}${r.updatesDone < r.settings.steps ? ` of ${r.settings.steps}` : ""} | ${pct(r.exactMatch)} | ${pct(r.bestExactMatch)} | ${pct(r.tokenAccuracy)} | ${PAPER[r.task]?.[r.arch] ?? "—"} | ${Math.round(r.seconds)} s |`),
   ];
   await writeFileAtomic(join(OUT, "results.md"), lines.join("\n") + "\n");
   process.stdout.write(lines.join("\n") + "\n");
@@ -128,11 +148,25 @@ async function report(): Promise<void> {
 const { values } = parseArgs({ options: {
   steps: { type: "string" }, only: { type: "string" }, report: { type: "boolean" }, out: { type: "string" }, minutes: { type: "string" }, list: { type: "boolean" },
   lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
+  warmup: { type: "string" }, "eval-every": { type: "string" }, "min-lr-ratio": { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
 else if (values.report) await report();
 else {
-  await train(Number(values.steps ?? 400), values.only ? values.only.split(",") : null, Number(values.minutes ?? Infinity),
-    Number(values.lr ?? 1e-3), Number(values["batch-size"] ?? 32), values.checkpoints ?? join(OUT, "checkpoints"), values.targets);
+  const taskOptions: Record<string, unknown> = {};
+  for (const kv of values["task-option"] ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new Error(`--task-option expects key=value, got '${kv}'`);
+    const v = kv.slice(eq + 1);
+    taskOptions[kv.slice(0, eq)] = /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v === "true" ? true : v === "false" ? false : v;
+  }
+  if (values.backend !== undefined && values.backend !== "cpu" && values.backend !== "cpu-ref") throw new Error(`--backend: cpu or cpu-ref, got '${values.backend}'`);
+  await train({
+    baseSteps: Number(values.steps ?? 400), only: values.only ? values.only.split(",") : null, minutes: Number(values.minutes ?? Infinity),
+    lr: Number(values.lr ?? 1e-3), batchSize: Number(values["batch-size"] ?? 32), checkpoints: values.checkpoints ?? join(OUT, "checkpoints"),
+    targets: values.targets, warmup: values.warmup !== undefined ? Number(values.warmup) : undefined, taskOptions,
+    reference: values.backend === "cpu-ref", evalEvery: values["eval-every"] !== undefined ? Number(values["eval-every"]) : undefined,
+    minLrRatio: Number(values["min-lr-ratio"] ?? 0.1),
+  });
 }

@@ -1,15 +1,16 @@
 import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs } from "../backends/backend.js";
 import type { RopeArgs, SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/index.js";
+import { WasmCpuBackend } from "../backends/wasm/index.js";
 import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
 import { Tensor } from "../tensor/tensor.js";
 import { hostF32, hostI32, hostOptional } from "./host.js";
-import { causalAttentionBackward, ropeBackward } from "./rules/attention.js";
-import { binaryBackward, embeddingBackward, layerNormBackward, linearBackward, rmsNormBackward, sliceLastBackward, unaryBackward } from "./rules/basic.js";
-import { causalConv1dBackward, gatedRmsNormBackward, selectiveScanBackward } from "./rules/mamba.js";
+import { ropeBackward } from "./rules/attention.js";
+import { binaryBackward, embeddingBackward, layerNormBackward, rmsNormBackward, sliceLastBackward } from "./rules/basic.js";
+import { gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
-import { ssdBackward } from "./rules/ssd.js";
+import { referenceKernels, WasmBackwardKernels, type BackwardKernels } from "./kernels.js";
 import { Tape, type Grad } from "./tape.js";
 
 /**
@@ -23,7 +24,15 @@ export class GradBackend implements Backend {
   /** The tape ops record onto, or null (inference, no recording). */
   tape: Tape | null = null;
 
-  constructor(readonly inner: CpuBackend = new CpuBackend()) {}
+  constructor(readonly inner: CpuBackend = new CpuBackend(), readonly kernels: BackwardKernels = referenceKernels) {}
+
+  /**
+   * Autograd over the fast CPU kernels (WebAssembly SIMD, `threads` threads) where the runtime has them,
+   * else over the reference. The plain `new GradBackend()` is the reference the fast path is tested against.
+   */
+  static fast(threads = 1): GradBackend {
+    return new GradBackend(WasmCpuBackend.create(threads) ?? new CpuBackend(), WasmBackwardKernels.create() ?? referenceKernels);
+  }
 
   // ---- plumbing -----------------------------------------------------------------------------------
 
@@ -94,7 +103,7 @@ export class GradBackend implements Backend {
     const want = { x: this.needsGrad(x), w: this.needsGrad(weight), b: this.needsGrad(bias) };
     const xs = hostF32(x), ws = want.x ? hostF32(weight) : new Float32Array(0);
     this.record("linear", [x, weight, bias], [y], ([g]) => {
-      const r = linearBackward(xs, ws, M, K, N, g!, want);
+      const r = this.kernels.linearBackward(xs, ws, M, K, N, g!, want);
       return [r.gx, r.gw, r.gb];
     });
     return y;
@@ -121,9 +130,10 @@ export class GradBackend implements Backend {
   }
 
   unary(op: UnaryOp, x: Tensor): Tensor {
-    const y = this.wrap(this.inner.unary(op, this.cpu(x)));
+    const fast = x.dtype === "f32" ? this.kernels.unaryForward(op, hostF32(x)) : null;
+    const y = fast ? this.fromHost(fast, x.shape) : this.wrap(this.inner.unary(op, this.cpu(x)));
     const xs = hostF32(x), ys = hostF32(y);
-    this.record(`unary:${op}`, [x], [y], ([g]) => [unaryBackward(op, xs, ys, g!)]);
+    this.record(`unary:${op}`, [x], [y], ([g]) => [this.kernels.unaryBackward(op, xs, ys, g!)]);
     return y;
   }
 
@@ -267,7 +277,7 @@ export class GradBackend implements Backend {
     const xs = hostF32(a.x), ws = hostF32(a.weight), bs = hostOptional(a.bias), ss = hostOptional(a.state);
     const activation = a.activation;
     this.record("causalConv1d", [a.x, a.weight, a.bias, a.state], [r.y, r.state], ([gy, gState]) => {
-      const g = causalConv1dBackward(xs, B, L, C, ws, K, bs, ss, activation, gy, gState, want);
+      const g = this.kernels.causalConv1dBackward(xs, B, L, C, ws, K, bs, ss, activation, gy, gState, want);
       return [g.gx, g.gw, g.gbias, g.gstate];
     });
     return r;
@@ -285,7 +295,7 @@ export class GradBackend implements Backend {
       state: hostOptional(a.state),
     };
     this.record("selectiveScan", inputs, [r.y, r.state], ([gy, gState]) => {
-      const g = selectiveScanBackward(p, B, L, E, N, gy, gState);
+      const g = this.kernels.selectiveScanBackward(p, B, L, E, N, gy, gState);
       return [g.gu, g.gdelta, g.gA, g.gB, g.gC, g.gD, g.gz, g.gdeltaBias, g.gstate];
     });
     return r;
@@ -306,22 +316,24 @@ export class GradBackend implements Backend {
       dtBias: hostOptional(a.dtBias), dtSoftplus: a.dtSoftplus, dtMin: a.dtMin, dtMax: a.dtMax, state: hostOptional(a.state),
     };
     this.record("ssdChunked", inputs, [r.y, r.state], ([gy, gState]) => {
-      const g = ssdBackward(p, { Bsz, L, H, P, G, N }, gy, gState, want);
+      const g = this.kernels.ssdBackward(p, { Bsz, L, H, P, G, N }, gy, gState, want);
       return [g.gx, g.gdt, g.gA, g.gB, g.gC, g.gD, g.gdtBias, g.gState];
     });
     return r;
   }
 
   causalAttention(a: AttentionArgs): Tensor {
-    const y = this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
-    if (![a.q, a.k, a.v].some((t) => this.needsGrad(t))) return y;
     const [B, L, Hq, D] = a.q.shape;
     const [, T, Hkv, Dv] = a.v.shape;
+    const allF32 = [a.q, a.k, a.v].every((t) => t.dtype === "f32");
+    const fast = allF32 ? this.kernels.attentionForward(hostF32(a.q), hostF32(a.k), hostF32(a.v), hostI32(a.queryStart), B, L, T, Hq, Hkv, D, Dv, a.scale) : null;
+    const y = fast ? this.fromHost(fast, [B, L, Hq, Dv]) : this.wrap(this.inner.causalAttention(this.cpuArgs(a)));
+    if (![a.q, a.k, a.v].some((t) => this.needsGrad(t))) return y;
     const want = { q: this.needsGrad(a.q), k: this.needsGrad(a.k), v: this.needsGrad(a.v) };
     const qs = hostF32(a.q), ks = hostF32(a.k), vs = hostF32(a.v), ys = hostF32(y), start = hostI32(a.queryStart).slice();
     const scale = a.scale;
     this.record("causalAttention", [a.q, a.k, a.v], [y], ([g]) => {
-      const r = causalAttentionBackward(qs, ks, vs, ys, start, B, L, T, Hq, Hkv, D, Dv, scale, g!, want);
+      const r = this.kernels.causalAttentionBackward(qs, ks, vs, ys, start, B, L, T, Hq, Hkv, D, Dv, scale, g!, want);
       return [r.gq, r.gk, r.gv];
     });
     return y;

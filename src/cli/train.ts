@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { GradBackend } from "../autograd/grad-backend.js";
 import { HippoError } from "../errors.js";
 import { NAMED_ARCHITECTURES } from "../train/architectures.js";
 import { CHECKPOINT_FILE } from "../train/checkpoint.js";
@@ -47,7 +48,8 @@ run
   --eval-every <n>          held-out evaluation every n updates (default 100)
   --checkpoint-every <n>    atomic checkpoint every n updates, and on Ctrl-C (default 100)
   --log-every <n>           log record / non-TTY progress line every n updates (default 10)
-  --backend cpu             training runs on the CPU (the WebGPU backend has no backward kernels)`;
+  --backend <name>          cpu (default: WebAssembly SIMD kernels) or cpu-ref (the plain TypeScript reference);
+                            training runs on the CPU only (the WebGPU backend has no backward kernels)`;
 
 const OPTIONS = {
   task: { type: "string" }, "task-option": { type: "string", multiple: true }, text: { type: "string" },
@@ -86,15 +88,16 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
     out.write(TRAIN_HELP + "\n");
     return 0;
   }
-  if (v.backend !== undefined && v.backend !== "cpu") {
-    throw new HippoError(`train: --backend ${v.backend}: training runs on the CPU only (no backward kernels exist for WebGPU yet)`);
+  if (v.backend !== undefined && v.backend !== "cpu" && v.backend !== "cpu-ref") {
+    throw new HippoError(`train: --backend ${v.backend}: training runs on the CPU only, as cpu or cpu-ref (no backward kernels exist for WebGPU yet)`);
   }
+  const options = { backend: v.backend === "cpu-ref" ? new GradBackend() : GradBackend.fast() };
   const dir = requireString("train", v.out, "out");
   let trainer: Trainer;
   if (v.resume) {
     const given = ["task", "text", "arch", "d-model", "layers", "d-state", "heads", "lr", "batch-size", "seed"].filter((k) => v[k as keyof typeof v] !== undefined);
     if (given.length > 0) throw new HippoError(`train --resume takes the run's settings from ${join(dir, CHECKPOINT_FILE)}; drop --${given.join(", --")}`);
-    trainer = await Trainer.resume(dir, dataFor, v.steps !== undefined ? intFlag(v.steps, "steps", 0) : undefined);
+    trainer = await Trainer.resume(dir, dataFor, v.steps !== undefined ? intFlag(v.steps, "steps", 0) : undefined, options);
     err.write(`resuming ${dir} at update ${trainer.currentStep} of ${trainer.settings.steps}\n`);
   } else {
     if (await stat(join(dir, CHECKPOINT_FILE)).catch(() => null)) {
@@ -131,7 +134,7 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
       checkpointEvery: intFlag(v["checkpoint-every"], "checkpoint-every", 100),
       logEvery: intFlag(v["log-every"], "log-every", 10),
     };
-    trainer = Trainer.create(settings, source, dir);
+    trainer = Trainer.create(settings, source, dir, options);
     err.write(`training ${settings.arch} (${trainer.parameterCount().toLocaleString("en-US")} parameters) on ${source.describe()}\n`);
   }
   return runLoop(trainer, out, err);

@@ -66,6 +66,12 @@ export interface TrainEvents {
   shouldStop?(): boolean;
 }
 
+/** How a run computes (not part of its settings: any choice gives the same results up to float rounding). */
+export interface TrainerOptions {
+  /** The autograd backend; default: the fast CPU kernels (WebAssembly SIMD) where available, else the reference. */
+  backend?: GradBackend;
+}
+
 export interface TrainResult {
   step: number;
   stopped: "done" | "interrupted";
@@ -80,7 +86,7 @@ export interface TrainResult {
  * functions of the step, so a resumed run reproduces an uninterrupted one exactly.
  */
 export class Trainer {
-  readonly backend = new GradBackend();
+  readonly backend: GradBackend;
   readonly arch: Architecture;
   readonly params = new Map<string, Tensor>();
   readonly shapes = new Map<string, readonly number[]>();
@@ -90,8 +96,12 @@ export class Trainer {
   private step = 0;
   private log: Record<string, unknown>[] = [];
 
-  private constructor(readonly settings: TrainSettings, readonly data: TrainData, readonly out: string, initial: Map<string, Float32Array> | null) {
+  private constructor(
+    readonly settings: TrainSettings, readonly data: TrainData, readonly out: string, initial: Map<string, Float32Array> | null,
+    options: TrainerOptions,
+  ) {
     checkSettings(settings);
+    this.backend = options.backend ?? GradBackend.fast();
     this.arch = makeArchitecture(settings.arch, settings.size);
     for (const [name, raw] of this.arch.init(settings.seed)) {
       this.shapes.set(name, raw.shape);
@@ -105,12 +115,14 @@ export class Trainer {
   }
 
   /** A fresh run. */
-  static create(settings: TrainSettings, data: TrainData, out: string): Trainer {
-    return new Trainer(settings, data, out, null);
+  static create(settings: TrainSettings, data: TrainData, out: string, options: TrainerOptions = {}): Trainer {
+    return new Trainer(settings, data, out, null, options);
   }
 
   /** Continues the run saved in `out` (its settings, parameters, optimizer state and log); `steps` may extend it. */
-  static async resume(out: string, data: (settings: TrainSettings) => Promise<TrainData>, steps?: number): Promise<Trainer> {
+  static async resume(
+    out: string, data: (settings: TrainSettings) => Promise<TrainData>, steps?: number, options: TrainerOptions = {},
+  ): Promise<Trainer> {
     const ckpt = await loadCheckpoint(out);
     const settings = { ...(ckpt.settings as unknown as TrainSettings) };
     if (steps !== undefined) {
@@ -126,7 +138,7 @@ export class Trainer {
     }
     const shapes = new Map([...arch.init(0)].map(([n, raw]) => [n, raw.shape]));
     checkCheckpointParams(path, ckpt.params, shapes);
-    const trainer = new Trainer(settings, await data(settings), out, ckpt.params);
+    const trainer = new Trainer(settings, await data(settings), out, ckpt.params, options);
     try {
       trainer.optimizer.loadStateDict(ckpt.optimizer);
     } catch (e) {

@@ -26,10 +26,13 @@ async function safetensors(path: string) {
   return (await readSafetensors(bufferSource(path, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)))).tensors;
 }
 
-for (const name of GRAD_FIXTURES) {
-  test(`${name}: loss and gradients of every parameter match PyTorch`, async () => {
+// The reference autograd backend (TypeScript kernels) and the fast one (WebAssembly forward and backward kernels).
+const BACKENDS: [string, () => GradBackend][] = [["reference", () => new GradBackend()], ["fast", () => GradBackend.fast()]];
+
+for (const [which, makeBackend] of BACKENDS) for (const name of GRAD_FIXTURES) {
+  test(`${name} (${which} backend): loss and gradients of every parameter match PyTorch`, async () => {
     const dir = dirOf(name);
-    const backend = new GradBackend();
+    const backend = makeBackend();
     const params = new Map<string, Tensor>();
     for (const [key, raw] of await safetensors(join(dir, "model.safetensors"))) params.set(key, backend.upload(toFloat32(raw, key), raw.shape, "f32"));
     const ref = await safetensors(join(dir, "grads.safetensors"));

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { loadModel } from "../../src/models/load.js";
 import { taskData, textData } from "../../src/train/data.js";
 import { CHECKPOINT_FILE, loadCheckpoint } from "../../src/train/checkpoint.js";
+import { GradBackend } from "../../src/autograd/grad-backend.js";
 import { Trainer, type TrainSettings } from "../../src/train/trainer.js";
 import { relativeL2 } from "../fixtures.js";
 
@@ -124,3 +125,24 @@ test("text data: byte windows, held-out tail, .gz corpora", async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+for (const arch of ["mamba", "mamba2", "h3", "s4d", "attention", "M*-"]) {
+  test(`${arch}: the fast training path (wasm kernels) follows the reference path's losses and parameters`, async () => {
+    const dirs = [await tempDir(), await tempDir()];
+    try {
+      const s = settings(arch, { steps: 4, evalEvery: 100, checkpointEvery: 100, size: { dModel: 16, nLayer: 1, vocabSize: 10, dState: 8, heads: 2 } });
+      const ref = Trainer.create(s, data(), dirs[0], { backend: new GradBackend() });
+      const fast = Trainer.create(s, data(), dirs[1], { backend: GradBackend.fast() });
+      assert.notEqual(fast.backend.kernels.name, ref.backend.kernels.name, "the two paths differ");
+      const a = await ref.run(), b = await fast.run();
+      const la = losses(a.log), lb = losses(b.log);
+      for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-4 * la[i], `update ${i + 1}: loss ${lb[i]} vs reference ${la[i]}`);
+      for (const [name, t] of ref.params) {
+        const err = relativeL2(fast.params.get(name)!.storage as Float32Array, t.storage as Float32Array);
+        assert.ok(err < 1e-4, `${name}: relative L2 ${err.toExponential(2)} after ${s.steps} updates`);
+      }
+    } finally {
+      for (const d of dirs) await rm(d, { recursive: true, force: true });
+    }
+  });
+}

@@ -112,25 +112,28 @@ export function causalConv1dBackward(
       }
     }
   }
-  if (gState && gx) {
-    // stateOut[s] = input at time L − S + s: x when that is ≥ 0, else the initial state at S + (L − S + s).
-    for (let b = 0; b < Bsz; b++) {
-      for (let s = 0; s < S; s++) {
-        const t = L - S + s;
-        for (let c = 0; c < C; c++) {
-          const gv = gState[(b * S + s) * C + c];
-          if (t >= 0) gx[(b * L + t) * C + c] += gv;
-          else if (gs) gs[(b * S + S + t) * C + c] += gv;
-        }
-      }
-    }
-  }
+  if (gState && gx) addConvStateGrad(gState, gx, gs, Bsz, L, C, S);
   return {
     gx: want.x ? gx : null,
     gw: gw64 ? Float32Array.from(gw64) : null,
     gbias: gb64 ? Float32Array.from(gb64) : null,
     gstate: want.state ? gs : null,
   };
+}
+
+/** The final state's gradient back onto the inputs it was copied from (gx, or gs, the initial state's). */
+export function addConvStateGrad(gState: Float32Array, gx: Float32Array, gs: Float32Array | null, Bsz: number, L: number, C: number, S: number): void {
+  // stateOut[s] = input at time L − S + s: x when that is ≥ 0, else the initial state at S + (L − S + s).
+  for (let b = 0; b < Bsz; b++) {
+    for (let s = 0; s < S; s++) {
+      const t = L - S + s;
+      for (let c = 0; c < C; c++) {
+        const gv = gState[(b * S + s) * C + c];
+        if (t >= 0) gx[(b * L + t) * C + c] += gv;
+        else if (gs) gs[(b * S + S + t) * C + c] += gv;
+      }
+    }
+  }
 }
 
 // ---- selective scan -------------------------------------------------------------------------------------

@@ -41,21 +41,7 @@ export function ssdBackward(p: SsdBuffers, d: SsdDims, gy: Float32Array | null, 
   const PN = P * N;
   const headsPerGroup = H / G;
   const rows = Bsz * L * H;
-  // Effective dt exactly as the forward computes it (rounded to f32 like the forward's buffer), and the
-  // derivative of the effective dt with respect to the raw dt (0 where the clamp bites).
-  const dtEff = new Float32Array(rows);
-  const dtDeriv = new Float32Array(rows);
-  for (let i = 0; i < rows; i++) {
-    const raw = p.dt[i] + (p.dtBias ? p.dtBias[i % H] : 0);
-    let v = raw, deriv = 1;
-    if (p.dtSoftplus) {
-      v = softplus(raw);
-      deriv = raw > 20 ? 1 : 1 / (1 + Math.exp(-raw));
-    }
-    if (v < p.dtMin || v > p.dtMax) deriv = 0;
-    dtEff[i] = Math.min(Math.max(v, p.dtMin), p.dtMax);
-    dtDeriv[i] = deriv;
-  }
+  const { dtEff, dtDeriv } = ssdEffectiveDt(p, rows, H);
 
   const needDt = want.dt || want.dtBias;
   const gx = want.x ? new Float32Array(p.x.length) : null;
@@ -174,19 +160,7 @@ export function ssdBackward(p: SsdBuffers, d: SsdDims, gy: Float32Array | null, 
     }
   }
 
-  let gdt: Float32Array | null = null;
-  let gdtBias: Float32Array | null = null;
-  if (gdtEff) {
-    gdt = new Float32Array(rows);
-    const bias = new Float64Array(H);
-    for (let i = 0; i < rows; i++) {
-      const v = gdtEff[i] * dtDeriv[i];
-      gdt[i] = v;
-      bias[i % H] += v;
-    }
-    if (want.dtBias && p.dtBias) gdtBias = Float32Array.from(bias);
-    if (!want.dt) gdt = null;
-  }
+  const { gdt, gdtBias } = gdtEff ? ssdRawDtGrads(gdtEff, dtDeriv, H, want, p.dtBias !== null) : { gdt: null, gdtBias: null };
   return {
     gx, gdt, gdtBias, gState,
     gA: want.A ? Float32Array.from(gA) : null,
@@ -194,4 +168,39 @@ export function ssdBackward(p: SsdBuffers, d: SsdDims, gy: Float32Array | null, 
     gC: gC ? Float32Array.from(gC) : null,
     gD: gD ? Float32Array.from(gD) : null,
   };
+}
+
+/**
+ * Effective dt exactly as the forward computes it (rounded to f32 like the forward's buffer), and the
+ * derivative of the effective dt with respect to the raw dt (0 where the clamp bites).
+ */
+export function ssdEffectiveDt(p: SsdBuffers, rows: number, H: number): { dtEff: Float32Array; dtDeriv: Float32Array } {
+  const dtEff = new Float32Array(rows);
+  const dtDeriv = new Float32Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const raw = p.dt[i] + (p.dtBias ? p.dtBias[i % H] : 0);
+    let v = raw, deriv = 1;
+    if (p.dtSoftplus) {
+      v = softplus(raw);
+      deriv = raw > 20 ? 1 : 1 / (1 + Math.exp(-raw));
+    }
+    if (v < p.dtMin || v > p.dtMax) deriv = 0;
+    dtEff[i] = Math.min(Math.max(v, p.dtMin), p.dtMax);
+    dtDeriv[i] = deriv;
+  }
+  return { dtEff, dtDeriv };
+}
+
+/** ∂raw dt and ∂dt bias from ∂effective dt (through the clamp, softplus and bias). */
+export function ssdRawDtGrads(
+  gdtEff: Float32Array, dtDeriv: Float32Array, H: number, want: SsdWant, hasBias: boolean,
+): { gdt: Float32Array | null; gdtBias: Float32Array | null } {
+  const gdt = new Float32Array(gdtEff.length);
+  const bias = new Float64Array(H);
+  for (let i = 0; i < gdtEff.length; i++) {
+    const v = gdtEff[i] * dtDeriv[i];
+    gdt[i] = v;
+    bias[i % H] += v;
+  }
+  return { gdt: want.dt ? gdt : null, gdtBias: want.dtBias && hasBias ? Float32Array.from(bias) : null };
 }
