@@ -12,7 +12,7 @@ export const U_EXP: i32 = 4;
  * erfc(z) on four lanes (Numerical Recipes' erfcc: Chebyshev fit, fractional error < 1.2e-7 for every z):
  * t = 1 / (1 + |z|/2), erfc(|z|) = t·exp(−z² + P(t)), erfc(−z) = 2 − erfc(z).
  */
-@inline function erfc4(z: v128): v128 {
+@inline export function erfc4(z: v128): v128 {
   const a = f32x4.abs(z);
   const t = f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), f32x4.mul(f32x4.splat(0.5), a)));
   let p = f32x4.splat(0.17087277);

@@ -1,6 +1,7 @@
 // Kernels of training's backward pass (src/autograd/fast-kernels.ts calls them; rules/ hold the
 // TypeScript references they are tested against). Single-threaded: training runs one process per core.
 
+import { erfc4 } from "./elementwise";
 import { exp4, expf, hsum, silu, softplus4 } from "./math";
 
 // ---- C = A·B with a strided A -----------------------------------------------------------------------
@@ -542,26 +543,6 @@ export function attention_forward(
 }
 
 // ---- GELU (exact, erf form) -----------------------------------------------------------------------------
-
-/** erfc(z) on four lanes by Numerical Recipes' Chebyshev fit (relative error below 1.2e-7 in f64; ~2 ulp in f32). */
-@inline function erfc4(z: v128): v128 {
-  const a = f32x4.abs(z);
-  const one = f32x4.splat(1);
-  const t = f32x4.div(one, f32x4.add(one, f32x4.mul(f32x4.splat(0.5), a)));
-  let p = f32x4.splat(0.17087277);
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.82215223));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.48851587));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.13520398));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.27886807));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-0.18628806));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.09678418));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(0.37409196));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(1.00002368));
-  p = f32x4.add(f32x4.mul(p, t), f32x4.splat(-1.26551223));
-  const r = f32x4.mul(t, exp4(f32x4.sub(p, f32x4.mul(a, a))));
-  // z < 0: 2 − r.
-  return v128.bitselect(f32x4.sub(f32x4.splat(2), r), r, f32x4.lt(z, f32x4.splat(0)));
-}
 
 /** y = x·Φ(x) = 0.5·x·erfc(−x/√2) for n values (n a multiple of 4; the caller pads). */
 export function gelu_forward(x: usize, y: usize, n: i32): void {
