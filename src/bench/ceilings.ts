@@ -33,13 +33,18 @@ function filled(backend: Backend, shape: number[]): Tensor {
   return backend.upload(data, shape, "f32");
 }
 
+/** Waits until the device has computed `t` (and everything before it), reading back one value. */
+async function finished(t: Tensor): Promise<void> {
+  const flat = t.backend.reshape(t, [t.size]);
+  await t.backend.read(t.backend.slice0(flat, 0, 1));
+}
+
 async function best(reps: number, run: () => Tensor): Promise<number> {
   let bestS = Infinity;
   for (let r = 0; r < reps; r++) {
     const t0 = performance.now();
     const out = run();
-    const flat = out.backend.reshape(out, [out.size]);
-    await out.backend.read(out.backend.slice0(flat, 0, 1));
+    await finished(out);
     bestS = Math.min(bestS, (performance.now() - t0) / 1000);
     out.dispose();
   }
@@ -56,10 +61,7 @@ async function warmUp(run: () => Tensor, ms: number, perRound: number): Promise<
   const start = performance.now();
   do {
     const outs = Array.from({ length: perRound }, () => run());
-    const backend = outs[0].backend;
-    const last = outs[perRound - 1];
-    const flat = backend.reshape(last, [last.size]);
-    await backend.read(backend.slice0(flat, 0, 1));
+    await finished(outs[perRound - 1]);
     for (const t of outs) t.dispose();
   } while (performance.now() - start < ms);
 }
