@@ -10,11 +10,19 @@ warmup, cosine to 10%, clip 1, batch 32) and prints held-out exact match along t
 drawn with numpy, so they differ from Hippo's (same distribution).
 
     python3 scripts/ar_torch_check.py --steps 10000 --lr 3e-3 --warmup 200 --targets all --pool 0
+
+--arch mamba / mamba2 trains Hugging Face's MambaForCausalLM / Mamba2ForCausalLM of Hippo's `--arch
+mamba|mamba2` shapes (d_model 64, 2 layers, d_state 16, expand 2, conv 4; Mamba-2 heads of 16, 1 group,
+chunk 64; tied embeddings; transformers' own init) with Hippo's parameter groups (no weight decay on
+A_log, D, dt biases, biases, norms, embeddings). `--save FILE` checkpoints every eval and resumes from
+FILE when it exists, so a schedule can span several time-limited calls.
 """
 import argparse
 import json
 import math
 import time
+
+import os
 
 import numpy as np
 import torch
@@ -107,6 +115,23 @@ class Model(nn.Module):
         return self.norm_f(x) @ self.emb.weight.T
 
 
+def hf_mamba(arch, d=64, blocks=2):
+    import transformers as tf
+    common = dict(vocab_size=V, hidden_size=d, num_hidden_layers=blocks, state_size=16, expand=2, conv_kernel=4,
+                  tie_word_embeddings=True, pad_token_id=0, bos_token_id=0, eos_token_id=0)
+    if arch == "mamba":
+        return tf.MambaForCausalLM(tf.MambaConfig(**common))
+    head_dim = min(64, max(8, 2 * d // 8))
+    return tf.Mamba2ForCausalLM(tf.Mamba2Config(**common, head_dim=head_dim, num_heads=2 * d // head_dim, n_groups=1, chunk_size=64))
+
+
+def decays(name, p):  # Hippo's paramRole: matrices decay; SSM parameters, biases, norms, embeddings do not
+    leaf = name.split(".")[-1]
+    if leaf in ("A_log", "D", "dt_bias", "bias") or "norm" in name or "emb" in name:
+        return False
+    return p.dim() >= 2
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=10000)
@@ -118,6 +143,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, default=1e9)
     ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine floor (1: constant after warmup)")
+    ap.add_argument("--arch", choices=["attention", "mamba", "mamba2"], default="attention")
+    ap.add_argument("--save", default=None, help="checkpoint file: written at every eval, resumed from if present")
     a = ap.parse_args()
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(a.seed)
@@ -125,9 +152,17 @@ def main():
     test, test_set = distinct(np.random.default_rng(1000003), 500, set())
     pool = distinct(rng, a.pool, test_set)[0] if a.pool > 0 else None
     test = torch.tensor(test, device=dev)
-    model = Model().to(dev)
-    decay = [p for p in model.parameters() if p.dim() >= 2 and p is not model.emb.weight]
-    rest = [p for p in model.parameters() if not (p.dim() >= 2 and p is not model.emb.weight)]
+    if a.arch == "attention":
+        model = Model().to(dev)
+        forward = model
+    else:
+        model = hf_mamba(a.arch).to(dev)
+        forward = lambda ids: model(input_ids=ids).logits
+    named = list(model.named_parameters())  # tied weights appear once
+    decay = [p for n, p in named if decays(n, p)] if a.arch != "attention" else \
+        [p for p in model.parameters() if p.dim() >= 2 and p is not model.emb.weight]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
 
     def lr_at(s):
@@ -137,8 +172,15 @@ def main():
         return a.min_lr_ratio + (1 - a.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    started, log = time.time(), []
-    for step in range(1, a.steps + 1):
+    started, log, first, before = time.time(), [], 1, 0.0
+    if a.save and os.path.exists(a.save):
+        ck = torch.load(a.save, weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["rng"]; torch.set_rng_state(ck["torch_rng"])
+        first, log, before = ck["step"] + 1, ck["log"], ck["seconds"]
+        print(json.dumps({"resumed": ck["step"]}), flush=True)
+    started -= before
+    for step in range(first, a.steps + 1):
         if pool is not None:
             batch = pool[rng.integers(0, len(pool), size=32)]
         else:
@@ -147,7 +189,7 @@ def main():
         x, y = b[:, :-1], b[:, 1:].clone()
         if a.targets == "answer":
             y[:, :-1] = -100
-        loss = F.cross_entropy(model(x).reshape(-1, V), y.reshape(-1), ignore_index=-100)
+        loss = F.cross_entropy(forward(x).reshape(-1, V), y.reshape(-1), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -155,11 +197,16 @@ def main():
         sched.step()
         if step % a.eval_every == 0 or step == a.steps:
             with torch.no_grad():
-                pred = model(test[:, :-1])[:, -1].argmax(-1)
+                pred = forward(test[:, :-1])[:, -1].argmax(-1)
                 em = (pred == test[:, -1]).float().mean().item()
             rec = {"step": step, "loss": round(loss.item(), 4), "exactMatch": em, "seconds": round(time.time() - started, 1)}
             log.append(rec)
             print(json.dumps(rec), flush=True)
+            if a.save:
+                ck = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+                      "torch_rng": torch.get_rng_state(), "step": step, "log": log, "seconds": time.time() - started}
+                torch.save(ck, a.save + ".tmp")
+                os.replace(a.save + ".tmp", a.save)
         if time.time() - started > a.minutes * 60:
             break
     print(json.dumps({"settings": vars(a), "device": dev, "final": log[-1] if log else None}), flush=True)

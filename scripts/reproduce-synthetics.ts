@@ -5,13 +5,16 @@
  *
  *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
  *       [--warmup N] [--eval-every N] [--min-lr-ratio 0.1] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
+ *       [--resume] [--checkpoint-every N]
  *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got);
+ *       --resume continues runs whose record stops short of their steps from their checkpoint (bit-exact, so a
+ *       schedule can be spread over several time-limited calls); --checkpoint-every bounds what a kill loses;
  *       --task-option applies to every run's task (e.g. numTrainExamples=0: a fresh example every time)
  *   node dist/scripts/reproduce-synthetics.js --report [--out DIR]                  table + SVG loss curves
  *
  * Each run's settings, log and final held-out exact match go to docs/synthetics/runs/<task>--<arch>.json.
  */
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { TopLevelSpec } from "vega-lite";
@@ -20,6 +23,7 @@ import { writeFileAtomic } from "../src/io/node-files.js";
 import { taskData } from "../src/train/data.js";
 import { GradBackend } from "../src/autograd/grad-backend.js";
 import { Trainer, type TrainSettings } from "../src/train/trainer.js";
+import { CHECKPOINT_FILE } from "../src/train/checkpoint.js";
 
 let OUT = join(import.meta.dirname, "..", "..", "docs", "synthetics");
 
@@ -54,7 +58,7 @@ const runFile = (r: RunSpec) => join(OUT, "runs", `${r.task}--${r.arch.replace(/
 interface TrainFlags {
   baseSteps: number; only: string[] | null; minutes: number; lr: number; batchSize: number; checkpoints: string;
   targets: string | undefined; warmup: number | undefined; taskOptions: Record<string, unknown>; reference: boolean;
-  evalEvery: number | undefined; minLrRatio: number;
+  evalEvery: number | undefined; minLrRatio: number; resume: boolean; checkpointEvery: number | undefined;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -62,22 +66,35 @@ async function train(f: TrainFlags): Promise<void> {
   await mkdir(join(OUT, "runs"), { recursive: true });
   for (const r of RUNS) {
     if (only && !only.includes(`${r.task}/${r.arch}`)) continue;
-    const done = await readFile(runFile(r), "utf8").then(() => true, () => false);
-    if (done) continue;
-    // --targets answer trains on the answer positions only (safari trains on every next token).
-    const taskOptions = { ...(r.taskOptions ?? {}), ...f.taskOptions, ...(targets ? { trainTargets: targets } : {}) };
-    const data = taskData(r.task, taskOptions);
-    const steps = Math.round(baseSteps * (r.stepScale ?? 1));
-    const settings: TrainSettings = {
-      arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
-      data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
-      warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
-      evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: steps, logEvery: 5,
-    };
+    const previous = await readFile(runFile(r), "utf8").then((t) => JSON.parse(t) as RunRecord, () => null);
+    const unfinished = previous !== null && previous.updatesDone < previous.settings.steps;
+    if (previous && !(f.resume && unfinished)) continue;
+    const dir = join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`);
     const backend = f.reference ? new GradBackend() : GradBackend.fast();
-    const trainer = Trainer.create(settings, data, join(checkpoints, `${r.task}--${r.arch.replace(/\*/g, "A")}`), { backend });
+    let trainer: Trainer;
+    let settings: TrainSettings;
+    if (f.resume && (await stat(join(dir, CHECKPOINT_FILE)).then(() => true, () => false))) {
+      // The checkpoint carries the run's settings, parameters, optimizer moments and log: flags do not change them.
+      trainer = await Trainer.resume(dir, async (s) => taskData(String(s.data.task ?? r.task), (s.data.options ?? {}) as Record<string, unknown>), undefined, { backend });
+      settings = trainer.settings;
+      process.stderr.write(`${r.task} / ${r.label}: resuming at update ${trainer.currentStep} of ${settings.steps}\n`);
+    } else {
+      if (unfinished) throw new Error(`${runFile(r)}: unfinished run but no checkpoint in ${dir}`);
+      // --targets answer trains on the answer positions only (safari trains on every next token).
+      const taskOptions = { ...(r.taskOptions ?? {}), ...f.taskOptions, ...(targets ? { trainTargets: targets } : {}) };
+      const data = taskData(r.task, taskOptions);
+      const steps = Math.round(baseSteps * (r.stepScale ?? 1));
+      settings = {
+        arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
+        data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
+        warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
+        evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: Math.min(steps, f.checkpointEvery ?? steps), logEvery: 5,
+      };
+      trainer = Trainer.create(settings, data, dir, { backend });
+      process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${settings.steps} updates\n`);
+    }
+    const steps = settings.steps;
     const started = Date.now();
-    process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${steps} updates\n`);
     // A wall-clock budget (a run on a lent machine has a time limit): stop early, recording how far it got.
     const result = await trainer.run({
       shouldStop: () => Date.now() - started > minutes * 60_000,
@@ -93,7 +110,8 @@ async function train(f: TrainFlags): Promise<void> {
     const evals = result.log.filter((e) => e.type === "eval") as { exactMatch?: number }[];
     const best = evals.reduce<number | null>((m, e) => (e.exactMatch === undefined ? m : Math.max(m ?? 0, e.exactMatch)), null);
     const record = {
-      ...r, parameters: trainer.parameterCount(), settings, seconds: (Date.now() - started) / 1000, updatesDone: result.step,
+      // seconds: wall time of every segment of the run (a resumed run adds to its earlier record's).
+      ...r, parameters: trainer.parameterCount(), settings, seconds: (previous?.seconds ?? 0) + (Date.now() - started) / 1000, updatesDone: result.step,
       exactMatch: result.lastEval?.exactMatch ?? null, bestExactMatch: best, tokenAccuracy: result.lastEval?.tokenAccuracy ?? null,
       backend: trainer.backend.kernels.name, log: result.log,
     };
@@ -149,6 +167,7 @@ const { values } = parseArgs({ options: {
   steps: { type: "string" }, only: { type: "string" }, report: { type: "boolean" }, out: { type: "string" }, minutes: { type: "string" }, list: { type: "boolean" },
   lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
   warmup: { type: "string" }, "eval-every": { type: "string" }, "min-lr-ratio": { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
+  resume: { type: "boolean" }, "checkpoint-every": { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
@@ -167,6 +186,7 @@ else {
     lr: Number(values.lr ?? 1e-3), batchSize: Number(values["batch-size"] ?? 32), checkpoints: values.checkpoints ?? join(OUT, "checkpoints"),
     targets: values.targets, warmup: values.warmup !== undefined ? Number(values.warmup) : undefined, taskOptions,
     reference: values.backend === "cpu-ref", evalEvery: values["eval-every"] !== undefined ? Number(values["eval-every"]) : undefined,
-    minLrRatio: Number(values["min-lr-ratio"] ?? 0.1),
+    minLrRatio: Number(values["min-lr-ratio"] ?? 0.1), resume: values.resume ?? false,
+    checkpointEvery: values["checkpoint-every"] !== undefined ? Number(values["checkpoint-every"]) : undefined,
   });
 }
