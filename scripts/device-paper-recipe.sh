@@ -13,7 +13,12 @@ MINUTES=${MINUTES:-8.8}
 STATE=${STATE:-.synth}
 R=/tmp/r
 mkdir -p "$R"
-[ -d "$STATE/r" ] && cp -a "$STATE/r/." "$R/"
+# A state made by another bundle (other code) is not continued: its runs start again; PyTorch's carry on.
+KIT_ID=$(sha1sum .devkit/reproduce-synthetics.mjs | cut -c1-12)
+if [ -d "$STATE/r" ] && [ "$(cat "$STATE/r/kit-id" 2>/dev/null)" = "$KIT_ID" ]; then cp -a "$STATE/r/." "$R/"
+elif [ -d "$STATE/r" ]; then echo "state from another bundle: Hippo's runs start again" | tee -a "$R/machine.txt"; cp -a "$STATE"/r/torch-* "$R/" 2>/dev/null
+fi
+echo "$KIT_ID" > "$R/kit-id"
 { date -u; nproc; lscpu | grep -i "model name"; nvidia-smi -L; node --version; } >> "$R/machine.txt" 2>&1
 export OMP_NUM_THREADS=1
 run() {  # name, task/arch, steps (before the task's scale), lr, warmup, extra flags...
@@ -45,7 +50,7 @@ done
 wait
 date -u >> "$R/machine.txt"
 cd /tmp
-tar czf "$OUT/state-a.tgz" r/machine.txt r/torch-* r/ar-s4d r/ar-attn
+tar czf "$OUT/state-a.tgz" r/kit-id r/machine.txt r/torch-* r/ar-s4d r/ar-attn
 tar czf "$OUT/state-b.tgz" r/ar-mamba r/ar-mamba2 r/ar-mamba-1e-3
 tar czf "$OUT/state-c.tgz" r/ar-mamba2-1e-3 r/ar-mamba-2e-4 r/pb16-1e-3
 tar czf "$OUT/state-d.tgz" r/pb8-5e-4 r/pb8-1e-3

@@ -4,6 +4,7 @@ import { CpuBackend } from "../backends/cpu/index.js";
 import { WasmCpuBackend } from "../backends/wasm/index.js";
 import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
+import { untrack } from "../tensor/scope.js";
 import { Tensor } from "../tensor/tensor.js";
 import { hostF32, hostI32, hostOptional } from "./host.js";
 import { ropeBackward } from "./rules/attention.js";
@@ -43,7 +44,13 @@ export class GradBackend implements Backend {
     return t ? new Tensor(this.inner, t.shape, t.dtype, t.storage) : null;
   }
 
+  /**
+   * The inner backend's output as a tensor of this backend. The inner tensor leaves every scope: a tidy
+   * disposing it would give its storage back to the inner backend (the wasm backend reuses freed blocks
+   * of its memory at once) while this tensor and the tape still read it. Both go to the garbage collector.
+   */
   private wrap(t: Tensor): Tensor {
+    untrack(t);
     return new Tensor(this, t.shape, t.dtype, t.storage);
   }
 

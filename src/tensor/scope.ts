@@ -18,6 +18,16 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
+/**
+ * Takes a tensor just made out of every scope: no tidy disposes it, the garbage collector reclaims it.
+ * For a tensor whose storage is handed over to another tensor that manages the lifetime (autograd's
+ * wrappers of its inner backend's outputs).
+ */
+export function untrack<T extends Tensor>(t: T): T {
+  scopes[scopes.length - 1]?.delete(t);
+  return t;
+}
+
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
   scopes.push(scope);
