@@ -28,14 +28,14 @@ run() {  # name, task/arch, steps (before the task's scale), lr, warmup, extra f
       >> "$R/$name/console.txt" 2>&1 ) &
 }
 mkdir -p "$R"/{ar-s4d,ar-attn,ar-mamba,ar-mamba2,ar-mamba-1e-3,ar-mamba2-1e-3,ar-mamba-2e-4,pb8-5e-4,pb8-1e-3,pb16-1e-3}
-# Associative recall: safari's recipe (lr 5e-4, fixed 5,000-example pool, loss on every next token), schedule 16,000.
-run ar-s4d associative-recall/s4d 16000 5e-4 1600 --eval-every 500
-run ar-attn associative-recall/attention 16000 5e-4 1600 --eval-every 500
-run ar-mamba associative-recall/mamba 16000 5e-4 1600 --eval-every 500
-run ar-mamba2 associative-recall/mamba2 16000 5e-4 1600 --eval-every 500
-run ar-mamba-1e-3 associative-recall/mamba 16000 1e-3 1600 --eval-every 500
-run ar-mamba2-1e-3 associative-recall/mamba2 16000 1e-3 1600 --eval-every 500
-run ar-mamba-2e-4 associative-recall/mamba 16000 2e-4 1600 --eval-every 500
+# Associative recall: safari's recipe (lr 5e-4, fixed 5,000-example pool, loss on every next token), schedule 10,000.
+run ar-s4d associative-recall/s4d 10000 5e-4 1000 --eval-every 500
+run ar-attn associative-recall/attention 10000 5e-4 1000 --eval-every 500
+run ar-mamba associative-recall/mamba 10000 5e-4 1000 --eval-every 500
+run ar-mamba2 associative-recall/mamba2 10000 5e-4 1000 --eval-every 500
+run ar-mamba-1e-3 associative-recall/mamba 10000 1e-3 1000 --eval-every 500
+run ar-mamba2-1e-3 associative-recall/mamba2 10000 1e-3 1000 --eval-every 500
+run ar-mamba-2e-4 associative-recall/mamba 10000 2e-4 1000 --eval-every 500
 # Phonebook (answer targets, fresh examples, 4-digit numbers); the runs' step scale is 0.5: 10,000 and 6,000 updates.
 for p in "M-M-" "M-*-"; do
   run pb8-5e-4 "phonebook/$p" 20000 5e-4 1000 --eval-every 250 --task-option numberLength=4
@@ -44,7 +44,7 @@ for p in "M-M-" "M-*-"; do
 done
 # The same recipe in PyTorch (HF transformers' models, torch paths) on the GPU.
 for a in mamba mamba2; do
-  ( python3 scripts/ar_torch_check.py --arch $a --steps 16000 --lr 5e-4 --warmup 1600 --pool 5000 --eval-every 500 \
+  ( python3 scripts/ar_torch_check.py --arch $a --steps 10000 --lr 5e-4 --warmup 1000 --pool 5000 --eval-every 500 \
       --minutes "$MINUTES" --save "$R/torch-$a.pt" >> "$R/torch-$a.log" 2>&1 ) &
 done
 wait
