@@ -13,10 +13,10 @@ MINUTES=${MINUTES:-8.8}
 STATE=${STATE:-.synth}
 R=/tmp/r
 mkdir -p "$R"
-# A state made by another bundle (other code) is not continued: its runs start again; PyTorch's carry on.
-KIT_ID=$(sha1sum .devkit/reproduce-synthetics.mjs | cut -c1-12)
+# A state made by another bundle (other code or schedules) is not continued: every run starts again.
+KIT_ID=$(cat .devkit/reproduce-synthetics.mjs "$0" | sha1sum | cut -c1-12)
 if [ -d "$STATE/r" ] && [ "$(cat "$STATE/r/kit-id" 2>/dev/null)" = "$KIT_ID" ]; then cp -a "$STATE/r/." "$R/"
-elif [ -d "$STATE/r" ]; then echo "state from another bundle: Hippo's runs start again" | tee -a "$R/machine.txt"; cp -a "$STATE"/r/torch-* "$R/" 2>/dev/null
+elif [ -d "$STATE/r" ]; then echo "state from another bundle: every run starts again" | tee -a "$R/machine.txt"
 fi
 echo "$KIT_ID" > "$R/kit-id"
 { date -u; nproc; lscpu | grep -i "model name"; nvidia-smi -L; node --version; } >> "$R/machine.txt" 2>&1
