@@ -51,7 +51,29 @@ export class GradBackend implements Backend {
    */
   private wrap(t: Tensor): Tensor {
     untrack(t);
+    this.made?.push(t);
     return new Tensor(this, t.shape, t.dtype, t.storage);
+  }
+
+  /** Inner tensors made inside `stepMemory` (null outside it). */
+  private made: Tensor[] | null = null;
+
+  /**
+   * Runs fn (a training step, an evaluation), then gives the inner backend back the storage of every tensor
+   * made meanwhile — activations, values the tape saved, gradients: nothing made inside may be used after
+   * it returns. Outside it that storage waits for the garbage collector, which does not see the wasm
+   * backend's memory fill up (a small model's process grew to GBs).
+   */
+  async stepMemory<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.made) return fn(); // nested: the outermost call releases
+    const made: Tensor[] = [];
+    this.made = made;
+    try {
+      return await fn();
+    } finally {
+      this.made = null;
+      for (const t of made) t.dispose();
+    }
   }
 
   needsGrad(t: Tensor | null | undefined): boolean {

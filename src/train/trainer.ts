@@ -174,7 +174,11 @@ export class Trainer {
   }
 
   /** One update: forward and backward over `accumulate` micro-batches, clip, AdamW. */
-  async trainStep(): Promise<StepReport> {
+  trainStep(): Promise<StepReport> {
+    return this.backend.stepMemory(() => this.update());
+  }
+
+  private async update(): Promise<StepReport> {
     const s = this.settings;
     const started = performance.now();
     const acc = new GradAccumulator();
@@ -226,7 +230,11 @@ export class Trainer {
   }
 
   /** Loss, token accuracy and (tasks) exact match on the held-out data, with the current parameters. */
-  async evaluate(): Promise<EvalReport> {
+  evaluate(): Promise<EvalReport> {
+    return this.backend.stepMemory(() => this.heldOut());
+  }
+
+  private async heldOut(): Promise<EvalReport> {
     const model = await this.model();
     let lossSum = 0, count = 0, right = 0;
     const preds: Int32Array[] = [], targets: Int32Array[] = [];

@@ -150,6 +150,27 @@ for (const arch of ["mamba2", "h3"]) {
   });
 }
 
+test("a training step gives its activations' wasm memory back (it does not wait for the garbage collector)", async () => {
+  const dir = await tempDir();
+  try {
+    const task = { task: "associative-recall", options: {} };
+    const s = settings("mamba2", { steps: 4, batchSize: 32, accumulate: 1, data: task, size: { dModel: 32, nLayer: 2, vocabSize: 20, dState: 8, heads: 2 } });
+    const trainer = Trainer.create(s, taskData(task.task, task.options), dir, { backend: GradBackend.fast() });
+    const inner = trainer.backend.inner as unknown as { wasmBytes?: number };
+    assert.ok(inner.wasmBytes !== undefined, "the fast path runs on the wasm backend");
+    const before = inner.wasmBytes!;
+    await trainer.trainStep();
+    const after1 = inner.wasmBytes!;
+    await trainer.trainStep();
+    await trainer.evaluate();
+    await trainer.trainStep();
+    assert.equal(inner.wasmBytes, after1, "steps after the first reuse the same wasm memory");
+    assert.ok(after1 - before < 8 << 20, `one step keeps ${(after1 - before) >> 20} MiB of wasm memory`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 for (const arch of ["mamba", "mamba2", "h3", "s4d", "attention", "M*-"]) {
   test(`${arch}: the fast training path (wasm kernels) follows the reference path's losses and parameters`, async () => {
     const dirs = [await tempDir(), await tempDir()];
