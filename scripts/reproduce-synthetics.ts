@@ -5,7 +5,7 @@
  *
  *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
  *       [--warmup N] [--eval-every N] [--min-lr-ratio 0.1] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
- *       [--resume] [--checkpoint-every N]
+ *       [--resume] [--checkpoint-every N] [--d-model 64] [--d-state 16] [--decay cosine|linear] [--embed-dropout 0]
  *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got);
  *       --resume continues runs whose record stops short of their steps from their checkpoint (bit-exact, so a
  *       schedule can be spread over several time-limited calls); --checkpoint-every bounds what a kill loses;
@@ -59,6 +59,7 @@ interface TrainFlags {
   baseSteps: number; only: string[] | null; minutes: number; lr: number; batchSize: number; checkpoints: string;
   targets: string | undefined; warmup: number | undefined; taskOptions: Record<string, unknown>; reference: boolean;
   evalEvery: number | undefined; minLrRatio: number; resume: boolean; checkpointEvery: number | undefined;
+  dModel: number; dState: number; decay: "cosine" | "linear"; embedDropout: number;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -85,10 +86,11 @@ async function train(f: TrainFlags): Promise<void> {
       const data = taskData(r.task, taskOptions);
       const steps = Math.round(baseSteps * (r.stepScale ?? 1));
       settings = {
-        arch: r.arch, size: { dModel: 64, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: 16, heads: 4 },
+        arch: r.arch, size: { dModel: f.dModel, nLayer: r.layers ?? 2, vocabSize: data.vocabSize, dState: f.dState, heads: 4 },
         data: { task: r.task, options: taskOptions }, steps, batchSize, accumulate: 1, lr, weightDecay: 0.1,
         warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
         evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: Math.min(steps, f.checkpointEvery ?? steps), logEvery: 5,
+        ...(f.decay !== "cosine" ? { decay: f.decay } : {}), ...(f.embedDropout > 0 ? { embedDropout: f.embedDropout } : {}),
       };
       trainer = Trainer.create(settings, data, dir, { backend });
       process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${settings.steps} updates\n`);
@@ -168,6 +170,7 @@ const { values } = parseArgs({ options: {
   lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
   warmup: { type: "string" }, "eval-every": { type: "string" }, "min-lr-ratio": { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
   resume: { type: "boolean" }, "checkpoint-every": { type: "string" },
+  "d-model": { type: "string" }, "d-state": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
@@ -188,5 +191,7 @@ else {
     reference: values.backend === "cpu-ref", evalEvery: values["eval-every"] !== undefined ? Number(values["eval-every"]) : undefined,
     minLrRatio: Number(values["min-lr-ratio"] ?? 0.1), resume: values.resume ?? false,
     checkpointEvery: values["checkpoint-every"] !== undefined ? Number(values["checkpoint-every"]) : undefined,
+    dModel: Number(values["d-model"] ?? 64), dState: Number(values["d-state"] ?? 16),
+    decay: (values.decay ?? "cosine") as "cosine" | "linear", embedDropout: Number(values["embed-dropout"] ?? 0),
   });
 }

@@ -39,7 +39,9 @@ optimisation
   --kernel-lr <x>           learning rate of H3/S4D kernel parameters (default min(--lr, 1e-3))
   --weight-decay <x>        AdamW weight decay of matrices (default 0.1; none on norms, biases, SSM parameters)
   --warmup <n>              linear warmup updates (default 10% of --steps, at most 200)
-  --min-lr-ratio <x>        cosine floor as a fraction of --lr (default 0.1)
+  --min-lr-ratio <x>        floor of the decay as a fraction of --lr (default 0.1)
+  --decay cosine|linear     shape of the decay after warmup (default cosine; safari's synthetics: linear, floor 0)
+  --embed-dropout <p>       dropout on the token embeddings while training (default 0; safari's synthetics: 0.1)
   --clip <x>                clip the global gradient norm, 0 = off (default 1)
   --seed <n>                initialisation and data order (default 0)
 run
@@ -57,7 +59,7 @@ const OPTIONS = {
   arch: { type: "string" }, "d-model": { type: "string" }, layers: { type: "string" }, "d-state": { type: "string" }, heads: { type: "string" },
   steps: { type: "string" }, "batch-size": { type: "string" }, accumulate: { type: "string" }, lr: { type: "string" },
   "ssm-lr": { type: "string" }, "kernel-lr": { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
-  "min-lr-ratio": { type: "string" }, clip: { type: "string" }, seed: { type: "string" },
+  "min-lr-ratio": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" }, clip: { type: "string" }, seed: { type: "string" },
   out: { type: "string" }, resume: { type: "boolean" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
   "log-every": { type: "string" }, backend: { type: "string" },
 } as const;
@@ -127,6 +129,8 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
       weightDecay: numberFlag(v["weight-decay"], "weight-decay", 0.1),
       warmupSteps: intFlag(v.warmup, "warmup", Math.min(200, Math.floor(steps / 10))),
       minLrRatio: numberFlag(v["min-lr-ratio"], "min-lr-ratio", 0.1),
+      ...(v.decay !== undefined ? { decay: v.decay as "cosine" | "linear" } : {}),
+      ...(v["embed-dropout"] !== undefined ? { embedDropout: numberFlag(v["embed-dropout"], "embed-dropout", 0) } : {}),
       clip: numberFlag(v.clip, "clip", 1),
       betas: [0.9, 0.98],
       seed: intFlag(v.seed, "seed", 0),

@@ -5,6 +5,11 @@ import type { InferenceState } from "./state.js";
 export interface ForwardOptions {
   /** 'all': logits at every position [B, L, V]; 'last': only the last position [B, V] (prefill). */
   logits?: "all" | "last" | "none";
+  /**
+   * Training only: [B, L, D] factors the token embeddings are multiplied by before the first layer
+   * (embedding dropout: 0 or 1/(1 − p) each). Families that cannot apply it refuse it.
+   */
+  embeddingMask?: Tensor;
 }
 
 export interface ForwardResult {

@@ -2,7 +2,7 @@ import type { Backend } from "../backends/backend.js";
 import { check, shapeString } from "../errors.js";
 import type { LayerContext, SequenceLayer } from "../nn/layer.js";
 import type { Norm } from "../nn/norm.js";
-import { add, embedding, linear, selectPositions, tensor, tidy } from "../ops/index.js";
+import { add, embedding, linear, mul, selectPositions, tensor, tidy } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { CausalLM, ForwardOptions, ForwardResult, ModelDescription } from "./causal-lm.js";
 import { InferenceState, type LayerState } from "./state.js";
@@ -72,7 +72,13 @@ export class SequenceLM implements CausalLM {
     if (state) check(state.batch === B, `forward: state has ${state.batch} rows, ids have ${B}`);
     return tidy(() => {
       const positions = state?.positions ?? new Array<number>(B).fill(0);
-      const { hidden, layers } = this.trunk(ids, state, positions, false);
+      const mask = options.embeddingMask;
+      if (mask) {
+        const D = this.parts.embeddings.shape[1];
+        check(mask.rank === 3 && mask.shape[0] === B && mask.shape[1] === L && mask.shape[2] === D,
+          `forward: embeddingMask must be [${B}, ${L}, ${D}], got ${shapeString(mask.shape)}`);
+      }
+      const { hidden, layers } = this.trunk(ids, state, positions, false, mask);
       const mode = options.logits ?? "all";
       let logits: Tensor | null = null;
       if (mode === "all") logits = linear(hidden, this.parts.lmHead);
@@ -97,9 +103,12 @@ export class SequenceLM implements CausalLM {
   }
 
   /** Embedding through the final norm; `single` selects each layer's recurrent step. */
-  private trunk(ids: Tensor, state: InferenceState | null, positions: readonly number[], single: boolean): { hidden: Tensor; layers: LayerState[] } {
+  private trunk(
+    ids: Tensor, state: InferenceState | null, positions: readonly number[], single: boolean, embeddingMask?: Tensor,
+  ): { hidden: Tensor; layers: LayerState[] } {
     const ctx: LayerContext = { positions, positionsTensor: tensor(Int32Array.from(positions), [positions.length], { backend: this.backend }) };
     let h = embedding(this.parts.embeddings, ids);
+    if (embeddingMask) h = mul(h, embeddingMask);
     const layers: LayerState[] = [];
     this.parts.layers.forEach(({ norm, layer }, i) => {
       const prev = state?.layers[i] ?? null;

@@ -10,7 +10,8 @@ import { findFamily } from "../models/registry.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { makeArchitecture, type Architecture, type ArchitectureSize } from "./architectures.js";
 import { CHECKPOINT_FILE, checkCheckpointParams, loadCheckpoint, saveRun, type Checkpoint } from "./checkpoint.js";
-import type { TrainData } from "./data.js";
+import { batchSeed, type TrainData } from "./data.js";
+import { Rng } from "../generate/rng.js";
 import { AdamW, clipGradNorm, defaultParamGroups, findNonFinite, GradAccumulator, gradNorm, warmupCosine, type Param } from "./optim/index.js";
 import { ParameterLoader } from "./parameter-loader.js";
 import type { TaskBatch } from "./tasks/task.js";
@@ -32,6 +33,10 @@ export interface TrainSettings {
   weightDecay: number;
   warmupSteps: number;
   minLrRatio: number;
+  /** Shape of the decay after warmup (default cosine; safari's synthetics: linear to 0). */
+  decay?: "cosine" | "linear";
+  /** Dropout on the token embeddings while training (default 0; safari's synthetics: 0.1). */
+  embedDropout?: number;
   /** Global gradient-norm clip (0: off). */
   clip: number;
   betas: [number, number];
@@ -110,7 +115,7 @@ export class Trainer {
     const list: Param[] = [...this.params].map(([name, t]) => ({ name, shape: [...t.shape], value: t.storage as Float32Array }));
     const groups = defaultParamGroups(list, { lr: settings.lr, weightDecay: settings.weightDecay, ssmLr: settings.ssmLr, kernelLr: settings.kernelLr });
     this.optimizer = new AdamW(groups, { betas: settings.betas });
-    this.schedule = warmupCosine({ warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minLrRatio: settings.minLrRatio });
+    this.schedule = warmupCosine({ warmupSteps: settings.warmupSteps, totalSteps: settings.steps, minLrRatio: settings.minLrRatio, decay: settings.decay });
     this.evalData = data.evalBatches(Math.max(settings.batchSize, 32));
   }
 
@@ -192,7 +197,8 @@ export class Trainer {
       try {
         const model = await this.model();
         const { inputs, targets } = this.ids(batch);
-        const { logits } = model.forward(inputs, null, { logits: "all" });
+        const embeddingMask = this.dropoutMask(micro, batch.batch, batch.length);
+        const { logits } = model.forward(inputs, null, { logits: "all", embeddingMask });
         const ce = crossEntropy(logits!, targets);
         loss = ce.loss;
         for (let i = 0; i < batch.targets.length; i++) {
@@ -222,6 +228,22 @@ export class Trainer {
       step: this.step, loss: lossSum / s.accumulate, accuracy: scored > 0 ? right / scored : 0, lr: s.lr * lrScale, gradNorm: norm,
       tokensPerSecond: tokens / seconds, elapsedSeconds: seconds,
     };
+  }
+
+  /**
+   * Embedding dropout for one micro-batch: each factor 0 with probability p, else 1/(1 − p). A function of
+   * (seed, step, micro) like the data, so a resumed run draws the same masks.
+   */
+  private dropoutMask(micro: number, batch: number, length: number): Tensor | undefined {
+    const p = this.settings.embedDropout ?? 0;
+    if (p === 0) return undefined;
+    const D = this.settings.size.dModel;
+    // Not the data's stream: the mask's seed mixes in one more value.
+    const rng = new Rng(batchSeed(batchSeed(this.settings.seed, this.step, micro), 0x5eed, 1));
+    const mask = new Float32Array(batch * length * D);
+    const keep = 1 / (1 - p);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.nextFloat() < p ? 0 : keep;
+    return this.backend.upload(mask, [batch, length, D], "f32");
   }
 
   private diverged(what: string): HippoError {
@@ -312,6 +334,9 @@ function checkSettings(s: TrainSettings): void {
     if (!Number.isInteger(v) || (v as number) <= 0) throw new HippoError(`training setting ${k} must be a positive integer, got ${String(v)}`);
   }
   if (!(s.lr > 0) || !Number.isFinite(s.lr)) throw new HippoError(`learning rate must be a positive number, got ${s.lr}`);
+  const p = s.embedDropout ?? 0;
+  if (!(p >= 0 && p < 1)) throw new HippoError(`--embed-dropout must be in [0, 1), got ${p}`);
+  if (s.decay !== undefined && s.decay !== "cosine" && s.decay !== "linear") throw new HippoError(`--decay must be cosine or linear, got '${String(s.decay)}'`);
   if (!(s.clip >= 0)) throw new HippoError(`--clip must be ≥ 0, got ${s.clip}`);
   if (!Number.isInteger(s.warmupSteps) || s.warmupSteps < 0 || s.warmupSteps > s.steps) {
     throw new HippoError(`--warmup must be an integer in [0, steps=${s.steps}], got ${s.warmupSteps}`);

@@ -14,8 +14,11 @@ test("hippo train writes a model directory hippo generate loads; --resume contin
   const dir = await mkdtemp(join(tmpdir(), "hippo-cli-train-"));
   try {
     const out = join(dir, "run");
-    const r = hippo("train", ...SMALL, "--steps", "3", "--warmup", "1", "--eval-every", "3", "--out", out);
+    const r = hippo("train", ...SMALL, "--steps", "3", "--warmup", "1", "--eval-every", "3", "--decay", "linear", "--embed-dropout", "0.1", "--out", out);
     assert.equal(r.code, 0, r.stderr);
+    const saved = (await loadCheckpoint(out)).settings;
+    assert.equal(saved.decay, "linear");
+    assert.equal(saved.embedDropout, 0.1);
     const summary = JSON.parse(r.stdout);
     assert.equal(summary.step, 3);
     assert.ok(summary.eval.exactMatch >= 0 && summary.eval.exactMatch <= 1);
@@ -42,6 +45,8 @@ test("hippo train: bad input is one clear line", () => {
     [["--task", "associative-recall", "--arch", "M?", "--out", "x"], /unknown letter '\?'/],
     [["--task", "associative-recall", "--text", "a.txt", "--out", "x"], /exactly one of --task <name> or --text <file>/],
     [["--task", "associative-recall"], /--out is required/],
+    [["--task", "associative-recall", "--embed-dropout", "1.5", "--out", "x"], /--embed-dropout must be in \[0, 1\), got 1.5/],
+    [["--task", "associative-recall", "--decay", "step", "--out", "x"], /--decay must be cosine or linear, got 'step'/],
     [["--task", "associative-recall", "--backend", "webgpu", "--out", "x"], /training runs on the CPU only/],
   ];
   for (const [args, pattern] of cases) {

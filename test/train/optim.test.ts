@@ -115,6 +115,16 @@ function makeModel(): Param[] {
   ];
 }
 
+test("linear decay: transformers' get_linear_schedule_with_warmup shape after our warmup, to the floor", () => {
+  const sched = warmupCosine({ warmupSteps: 4, totalSteps: 12, minLrRatio: 0, decay: "linear" });
+  assert.deepEqual([0, 1, 2, 3].map(sched), [0.25, 0.5, 0.75, 1]);
+  // transformers: max(0, (total − step) / (total − warmup)) from the end of warmup.
+  for (let step = 4; step <= 14; step++) assert.ok(Math.abs(sched(step) - Math.max(0, (12 - step) / 8)) < 1e-12, `step ${step}`);
+  const floored = warmupCosine({ warmupSteps: 0, totalSteps: 10, minLrRatio: 0.2, decay: "linear" });
+  assert.ok(Math.abs(floored(5) - 0.6) < 1e-12);
+  assert.throws(() => warmupCosine({ warmupSteps: 0, totalSteps: 10, decay: "step" as "linear" }), /decay must be cosine or linear/);
+});
+
 test("optimizer state save/load resumes bit-identically (10 steps vs 5 + save/load + 5)", () => {
   const sched = warmupCosine({ warmupSteps: 3, totalSteps: 10 });
   const run = (steps: number[], params: Param[], opt: AdamW) => {

@@ -49,6 +49,31 @@ test("training lowers the loss, and a resumed run reproduces an uninterrupted on
   }
 });
 
+test("embedding dropout (safari's synthetics): applied while training only, drawn per update, resumed exactly", async () => {
+  const dirs = [await tempDir(), await tempDir(), await tempDir()];
+  try {
+    const plain = settings("mamba2", { steps: 4, evalEvery: 100, checkpointEvery: 100, decay: "linear", minLrRatio: 0 });
+    const dropped = { ...plain, embedDropout: 0.3 };
+    const a = Trainer.create(plain, data(), dirs[0]), b = Trainer.create(dropped, data(), dirs[1]);
+    assert.deepEqual(await a.evaluate(), await b.evaluate(), "evaluation sees no dropout");
+    const la = losses((await a.run()).log), lb = losses((await b.run()).log);
+    assert.ok(la.every((x, i) => x !== lb[i]), `dropout changes every update's loss: ${la} vs ${lb}`);
+    let calls = 0;
+    const part = Trainer.create(dropped, data(), dirs[2]);
+    await part.run({ shouldStop: () => ++calls === 2 });
+    const resumed = await (await Trainer.resume(dirs[2], async () => data())).run();
+    assert.deepEqual(losses(resumed.log), lb, "the same masks after --resume");
+    assert.throws(() => Trainer.create({ ...plain, embedDropout: 1 }, data(), "unused"), /--embed-dropout must be in \[0, 1\), got 1/);
+    assert.throws(() => Trainer.create({ ...plain, decay: "step" as "linear" }, data(), "unused"), /--decay must be cosine or linear, got 'step'/);
+    const model = await a.model();
+    const ids = a.backend.upload(Int32Array.of(1, 2, 3), [1, 3], "i32");
+    assert.throws(() => model.forward(ids, null, { embeddingMask: a.backend.upload(new Float32Array(3), [1, 3, 1], "f32") }),
+      /embeddingMask must be \[1, 3, 16\], got \[1, 3, 1\]/);
+  } finally {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  }
+});
+
 for (const arch of ["mamba2", "h3", "s4d", "attention", "m*-"]) {
   test(`${arch}: a trained run directory loads with loadModel and gives the trainer's logits`, async () => {
     const dir = await tempDir();
