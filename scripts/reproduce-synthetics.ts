@@ -5,7 +5,7 @@
  *
  *   node dist/scripts/reproduce-synthetics.js [--steps 400] [--lr 1e-3] [--batch-size 32] [--targets all|answer]
  *       [--warmup N] [--eval-every N] [--min-lr-ratio 0.1] [--task-option k=v ...] [--minutes M] [--only task/arch,...] [--backend cpu|cpu-ref] [--out DIR]
- *       [--resume] [--checkpoint-every N] [--d-model 64] [--d-state 16] [--decay cosine|linear] [--embed-dropout 0]
+ *       [--resume] [--checkpoint-every N] [--d-model 64] [--d-state 16] [--decay cosine|linear] [--embed-dropout 0] [--embed-init-std X]
  *       trains (skipping runs already saved); --minutes stops a run early (its record says how far it got);
  *       --resume continues runs whose record stops short of their steps from their checkpoint (bit-exact, so a
  *       schedule can be spread over several time-limited calls); --checkpoint-every bounds what a kill loses;
@@ -59,7 +59,7 @@ interface TrainFlags {
   baseSteps: number; only: string[] | null; minutes: number; lr: number; batchSize: number; checkpoints: string;
   targets: string | undefined; warmup: number | undefined; taskOptions: Record<string, unknown>; reference: boolean;
   evalEvery: number | undefined; minLrRatio: number; resume: boolean; checkpointEvery: number | undefined;
-  dModel: number; dState: number; decay: "cosine" | "linear"; embedDropout: number;
+  dModel: number; dState: number; decay: "cosine" | "linear"; embedDropout: number; embedInitStd: number | undefined;
 }
 
 async function train(f: TrainFlags): Promise<void> {
@@ -91,6 +91,7 @@ async function train(f: TrainFlags): Promise<void> {
         warmupSteps: Math.min(steps, f.warmup ?? Math.floor(steps / 10)), minLrRatio: f.minLrRatio, clip: 1, betas: [0.9, 0.98], seed: 0,
         evalEvery: f.evalEvery ?? Math.max(1, Math.floor(steps / 10)), checkpointEvery: Math.min(steps, f.checkpointEvery ?? steps), logEvery: 5,
         ...(f.decay !== "cosine" ? { decay: f.decay } : {}), ...(f.embedDropout > 0 ? { embedDropout: f.embedDropout } : {}),
+        ...(f.embedInitStd !== undefined ? { embedInitStd: f.embedInitStd } : {}),
       };
       trainer = Trainer.create(settings, data, dir, { backend });
       process.stderr.write(`${r.task} / ${r.label}: ${trainer.parameterCount()} parameters, ${settings.steps} updates\n`);
@@ -170,7 +171,7 @@ const { values } = parseArgs({ options: {
   lr: { type: "string" }, checkpoints: { type: "string" }, "batch-size": { type: "string" }, targets: { type: "string" },
   warmup: { type: "string" }, "eval-every": { type: "string" }, "min-lr-ratio": { type: "string" }, "task-option": { type: "string", multiple: true }, backend: { type: "string" },
   resume: { type: "boolean" }, "checkpoint-every": { type: "string" },
-  "d-model": { type: "string" }, "d-state": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" },
+  "d-model": { type: "string" }, "d-state": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" }, "embed-init-std": { type: "string" },
 } });
 if (values.out) OUT = values.out;
 if (values.list) process.stdout.write(RUNS.map((r) => `${r.task}/${r.arch}`).join("\n") + "\n");
@@ -193,5 +194,6 @@ else {
     checkpointEvery: values["checkpoint-every"] !== undefined ? Number(values["checkpoint-every"]) : undefined,
     dModel: Number(values["d-model"] ?? 64), dState: Number(values["d-state"] ?? 16),
     decay: (values.decay ?? "cosine") as "cosine" | "linear", embedDropout: Number(values["embed-dropout"] ?? 0),
+    embedInitStd: values["embed-init-std"] !== undefined ? Number(values["embed-init-std"]) : undefined,
   });
 }

@@ -42,6 +42,7 @@ optimisation
   --min-lr-ratio <x>        floor of the decay as a fraction of --lr (default 0.1)
   --decay cosine|linear     shape of the decay after warmup (default cosine; safari's synthetics: linear, floor 0)
   --embed-dropout <p>       dropout on the token embeddings while training (default 0; safari's synthetics: 0.1)
+  --embed-init-std <x>      std of the embedding table's normal init (default the family's: 0.02; HF Mamba: 0.1)
   --clip <x>                clip the global gradient norm, 0 = off (default 1)
   --seed <n>                initialisation and data order (default 0)
 run
@@ -59,7 +60,7 @@ const OPTIONS = {
   arch: { type: "string" }, "d-model": { type: "string" }, layers: { type: "string" }, "d-state": { type: "string" }, heads: { type: "string" },
   steps: { type: "string" }, "batch-size": { type: "string" }, accumulate: { type: "string" }, lr: { type: "string" },
   "ssm-lr": { type: "string" }, "kernel-lr": { type: "string" }, "weight-decay": { type: "string" }, warmup: { type: "string" },
-  "min-lr-ratio": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" }, clip: { type: "string" }, seed: { type: "string" },
+  "min-lr-ratio": { type: "string" }, decay: { type: "string" }, "embed-dropout": { type: "string" }, "embed-init-std": { type: "string" }, clip: { type: "string" }, seed: { type: "string" },
   out: { type: "string" }, resume: { type: "boolean" }, "eval-every": { type: "string" }, "checkpoint-every": { type: "string" },
   "log-every": { type: "string" }, backend: { type: "string" },
 } as const;
@@ -131,6 +132,7 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
       minLrRatio: numberFlag(v["min-lr-ratio"], "min-lr-ratio", 0.1),
       ...(v.decay !== undefined ? { decay: v.decay as "cosine" | "linear" } : {}),
       ...(v["embed-dropout"] !== undefined ? { embedDropout: numberFlag(v["embed-dropout"], "embed-dropout", 0) } : {}),
+      ...(v["embed-init-std"] !== undefined ? { embedInitStd: numberFlag(v["embed-init-std"], "embed-init-std", 0) } : {}),
       clip: numberFlag(v.clip, "clip", 1),
       betas: [0.9, 0.98],
       seed: intFlag(v.seed, "seed", 0),

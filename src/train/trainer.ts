@@ -12,6 +12,8 @@ import { makeArchitecture, type Architecture, type ArchitectureSize } from "./ar
 import { CHECKPOINT_FILE, checkCheckpointParams, loadCheckpoint, saveRun, type Checkpoint } from "./checkpoint.js";
 import { batchSeed, type TrainData } from "./data.js";
 import { Rng } from "../generate/rng.js";
+import { WeightInit } from "../models/init-weights.js";
+import type { RawTensor } from "../io/raw-tensor.js";
 import { AdamW, clipGradNorm, defaultParamGroups, findNonFinite, GradAccumulator, gradNorm, warmupCosine, type Param } from "./optim/index.js";
 import { ParameterLoader } from "./parameter-loader.js";
 import type { TaskBatch } from "./tasks/task.js";
@@ -37,6 +39,11 @@ export interface TrainSettings {
   decay?: "cosine" | "linear";
   /** Dropout on the token embeddings while training (default 0; safari's synthetics: 0.1). */
   embedDropout?: number;
+  /**
+   * Standard deviation of the embedding table's normal init (default: the family's, 0.02 as mamba_ssm and
+   * safari; Hugging Face's MambaConfig/Mamba2Config use initializer_range 0.1).
+   */
+  embedInitStd?: number;
   /** Global gradient-norm clip (0: off). */
   clip: number;
   betas: [number, number];
@@ -108,7 +115,9 @@ export class Trainer {
     checkSettings(settings);
     this.backend = options.backend ?? GradBackend.fast();
     this.arch = makeArchitecture(settings.arch, settings.size);
-    for (const [name, raw] of this.arch.init(settings.seed)) {
+    const weights = this.arch.init(settings.seed);
+    if (!initial && settings.embedInitStd !== undefined) reinitEmbeddings(weights, settings);
+    for (const [name, raw] of weights) {
       this.shapes.set(name, raw.shape);
       this.params.set(name, this.backend.upload(initial?.get(name) ?? toFloat32(raw, name), raw.shape, "f32"));
     }
@@ -327,6 +336,16 @@ function concat(parts: Int32Array[]): Int32Array {
   return out;
 }
 
+/** Replaces the token embedding table's init with N(0, embedInitStd²) (seeded by the run's seed). */
+function reinitEmbeddings(weights: Map<string, RawTensor>, s: TrainSettings): void {
+  const names = [...weights].filter(([n, raw]) => n.split(".").some((p) => /embed/.test(p)) && raw.shape.length === 2 && raw.shape[0] === s.size.vocabSize);
+  if (names.length !== 1) throw new HippoError(`--embed-init-std: expected one embedding table in ${s.arch}, found ${names.map(([n]) => n).join(", ") || "none"}`);
+  const [name, raw] = names[0];
+  const init = new WeightInit(batchSeed(s.seed, 0x3e3b, 0), "F32");
+  init.put(name, [...raw.shape], init.normal(s.embedInitStd!), true);
+  weights.set(name, init.tensors.get(name)!);
+}
+
 function checkSettings(s: TrainSettings): void {
   const positive: (keyof TrainSettings)[] = ["steps", "batchSize", "accumulate", "evalEvery", "checkpointEvery", "logEvery"];
   for (const k of positive) {
@@ -334,6 +353,9 @@ function checkSettings(s: TrainSettings): void {
     if (!Number.isInteger(v) || (v as number) <= 0) throw new HippoError(`training setting ${k} must be a positive integer, got ${String(v)}`);
   }
   if (!(s.lr > 0) || !Number.isFinite(s.lr)) throw new HippoError(`learning rate must be a positive number, got ${s.lr}`);
+  if (s.embedInitStd !== undefined && !(s.embedInitStd > 0 && Number.isFinite(s.embedInitStd))) {
+    throw new HippoError(`--embed-init-std must be a positive number, got ${s.embedInitStd}`);
+  }
   const p = s.embedDropout ?? 0;
   if (!(p >= 0 && p < 1)) throw new HippoError(`--embed-dropout must be in [0, 1), got ${p}`);
   if (s.decay !== undefined && s.decay !== "cosine" && s.decay !== "linear") throw new HippoError(`--decay must be cosine or linear, got '${String(s.decay)}'`);

@@ -14,11 +14,12 @@ test("hippo train writes a model directory hippo generate loads; --resume contin
   const dir = await mkdtemp(join(tmpdir(), "hippo-cli-train-"));
   try {
     const out = join(dir, "run");
-    const r = hippo("train", ...SMALL, "--steps", "3", "--warmup", "1", "--eval-every", "3", "--decay", "linear", "--embed-dropout", "0.1", "--out", out);
+    const r = hippo("train", ...SMALL, "--steps", "3", "--warmup", "1", "--eval-every", "3", "--decay", "linear", "--embed-dropout", "0.1", "--embed-init-std", "0.1", "--out", out);
     assert.equal(r.code, 0, r.stderr);
     const saved = (await loadCheckpoint(out)).settings;
     assert.equal(saved.decay, "linear");
     assert.equal(saved.embedDropout, 0.1);
+    assert.equal(saved.embedInitStd, 0.1);
     const summary = JSON.parse(r.stdout);
     assert.equal(summary.step, 3);
     assert.ok(summary.eval.exactMatch >= 0 && summary.eval.exactMatch <= 1);

@@ -74,6 +74,25 @@ test("embedding dropout (safari's synthetics): applied while training only, draw
   }
 });
 
+test("--embed-init-std re-initialises the embedding table only (Hugging Face Mamba's 0.1 vs mamba_ssm's 0.02)", () => {
+  for (const arch of ["mamba", "mamba2", "h3", "attention"]) {
+    const size = { dModel: 32, nLayer: 1, vocabSize: 50, dState: 4, heads: 2 };
+    const base = Trainer.create(settings(arch, { size }), data(), "unused");
+    const wide = Trainer.create(settings(arch, { size, embedInitStd: 0.1 }), data(), "unused");
+    let changed = 0;
+    for (const [name, t] of base.params) {
+      const a = t.storage as Float32Array, b = wide.params.get(name)!.storage as Float32Array;
+      if (a.every((x, i) => x === b[i])) continue;
+      changed++;
+      assert.match(name, /embed/, `${arch}: only the embedding table changes (${name} did)`);
+      const std = Math.sqrt(b.reduce((m, x) => m + x * x, 0) / b.length);
+      assert.ok(Math.abs(std - 0.1) < 0.01, `${arch}: ${name} std ${std}`);
+    }
+    assert.equal(changed, 1, arch);
+  }
+  assert.throws(() => Trainer.create(settings("mamba", { embedInitStd: -1 }), data(), "unused"), /--embed-init-std must be a positive number, got -1/);
+});
+
 for (const arch of ["mamba2", "h3", "s4d", "attention", "m*-"]) {
   test(`${arch}: a trained run directory loads with loadModel and gives the trainer's logits`, async () => {
     const dir = await tempDir();
