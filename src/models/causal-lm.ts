@@ -7,7 +7,7 @@ export interface ForwardOptions {
   logits?: "all" | "last" | "none";
   /**
    * Training only: [B, L, D] factors the token embeddings are multiplied by before the first layer
-   * (embedding dropout: 0 or 1/(1 − p) each). Families that cannot apply it refuse it.
+   * (embedding dropout: 0 or 1/(1 − p) each); the shape is checked.
    */
   embeddingMask?: Tensor;
 }
