@@ -79,6 +79,10 @@ export class OpProfiler {
    */
   callLog: { scope: string; op: string; start: number; end: number }[] | null = null;
   readonly timer: OpTimer;
+  /** Whether op times come from the device (GPU timestamps) rather than the host clock. */
+  get timesOnDevice(): boolean {
+    return this.timer !== hostTimer;
+  }
   private readonly totals = new Map<string, OpTotals>();
   private readonly live = new Map<number, number>();
   private liveTotal = 0;

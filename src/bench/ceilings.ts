@@ -1,5 +1,5 @@
 import type { Backend } from "../backends/backend.js";
-import { hostTimer, type OpProfiler } from "../backends/profiling.js";
+import type { OpProfiler } from "../backends/profiling.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 /**
@@ -114,7 +114,7 @@ function hostCopySeconds(n: number, reps: number): number {
  * GPU busy; otherwise by the host clock around the op and a tiny readback.
  */
 export async function measureCeilings(backend: Backend, quick: boolean, profiler?: OpProfiler): Promise<Ceilings> {
-  const device = profiler && profiler.timer !== hostTimer ? profiler : null;
+  const device = profiler?.timesOnDevice ? profiler : null;
   const time: Timing = device ? deviceTiming(device, quick) : best;
   const n = (quick ? 16 : 64) * 1024 * 1024;
   const a = filled(backend, [n]);

@@ -1,6 +1,6 @@
 import os from "node:os";
 import type { Backend } from "../backends/backend.js";
-import { hostTimer, OpProfiler } from "../backends/profiling.js";
+import { OpProfiler } from "../backends/profiling.js";
 import * as registry from "../backends/registry.js";
 import { check, HippoError } from "../errors.js";
 import { formatBytes } from "../models/memory.js";
@@ -165,7 +165,7 @@ export async function runBench(o: BenchOptions, stderr: NodeJS.WritableStream | 
   const notes: string[] = [];
 
   const profiler = new OpProfiler(backend);
-  if (backend.name !== "cpu" && profiler.timer === hostTimer) {
+  if (backend.name !== "cpu" && !profiler.timesOnDevice) {
     const note = `the ${backend.name} backend offers no op timer, so op times are host-side recording times and device work ` +
       "shows up where results are read back; wall times are right, the split by op is not";
     notes.push(`Warning: ${note}.`);
@@ -267,7 +267,7 @@ async function measureAll(
   lengths: number[], contexts: number[], prefillBatches: number[], decodeBatches: number[],
 ): Promise<void> {
   const { flopsPerS, bytesPerS } = results.ceilings;
-  const device = profiler.timer !== hostTimer;
+  const device = profiler.timesOnDevice;
   const undo = built.map((b) => attributeLayers(b.model, profiler));
   const compose = (b: Built, run: RunStats) => composeRun(run, b.measured, b.full);
   const best = new Map<string, Profile>();
