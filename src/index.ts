@@ -1,5 +1,7 @@
 /** Hippo's library API: load state-space language models, run them, generate, cache their state. */
 export { loadModel, type LoadOptions, type LoadedModel } from "./models/load.js";
+export { loadModelFromFiles, type ModelFiles } from "./models/load-files.js";
+export type { BuildOptions, BuiltModel } from "./models/build.js";
 export type { CausalLM, ForwardOptions, ForwardResult, ModelDescription } from "./models/causal-lm.js";
 export { InferenceState, type LayerState } from "./models/state.js";
 export { memoryReport, formatBytes, type MemoryReport } from "./models/memory.js";

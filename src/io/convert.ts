@@ -17,9 +17,14 @@ function checkBytes(raw: RawTensor, where: string): number {
   return n;
 }
 
-/** An ArrayBuffer holding a copy of the bytes, so typed views are aligned and unshared. */
-function copyBuffer(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer;
+/**
+ * An ArrayBuffer holding a copy of exactly these bytes, so typed views are aligned and unshared. Not
+ * `bytes.slice().buffer`: a Node Buffer's slice() is a view, whose .buffer is the whole pool or file.
+ */
+export function copyBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy.buffer;
 }
 
 export { f16ToF32, bf16ToF32 };

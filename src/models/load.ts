@@ -7,10 +7,10 @@ import { openSafetensorsCheckpoint } from "../io/sharded.js";
 import type { TensorSource } from "../io/tensor-source.js";
 import { openTorchCheckpoint } from "../io/torch/load.js";
 import { loadTokenizer, type TextTokenizer } from "../tokenizer/tokenizer.js";
-import { ConfigReader, parseConfigJson } from "./config-json.js";
+import { parseConfigJson } from "./config-json.js";
 import type { CausalLM } from "./causal-lm.js";
-import { findFamily } from "./registry.js";
-import { checkQuantizationType, WeightLoader, type QuantizationType } from "./weights.js";
+import type { QuantizationType } from "./weights.js";
+import { buildModel, checkModelConfig, withGenerationConfig } from "./build.js";
 
 export interface LoadOptions {
   /** A backend or its name; default 'cpu'. */
@@ -44,9 +44,6 @@ async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
 
-/** Tensors checkpoints carry that no model reads: tied LM heads saved anyway, rotary caches, masks. */
-const IGNORABLE_TENSORS = /(^lm_head\.weight$)|(\.inv_freq$)|(\.masked_bias$)|(\.attn\.bias$)/;
-
 const WEIGHT_FILES = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "model.pt"];
 
 /** The weights of a model directory, as the first of WEIGHT_FILES it has. */
@@ -72,32 +69,17 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (!info.isDirectory()) throw new HippoError(`${dir}: not a directory (pass the model directory holding config.json)`);
   const configPath = join(dir, "config.json");
   if (!(await exists(configPath))) throw new HippoError(`${dir}: missing config.json`);
-  const raw = await readJson(configPath);
-  // generation_config.json (HF) may name the end-of-sequence token when config.json does not.
   const genPath = join(dir, "generation_config.json");
-  if (await exists(genPath)) {
-    const gen = await readJson(genPath);
-    for (const key of ["eos_token_id", "bos_token_id"]) if (raw[key] === undefined && gen[key] !== undefined) raw[key] = gen[key];
-  }
-  if (options.quantize !== undefined) checkQuantizationType(options.quantize, "loadModel: quantize");
-  const config = new ConfigReader(raw, configPath);
-  const family = findFamily(config);
-  family.check?.(config);
+  const raw = withGenerationConfig(await readJson(configPath), (await exists(genPath)) ? await readJson(genPath) : null);
+  checkModelConfig(raw, configPath, options); // config errors before any weights are opened
   const backend = typeof options.backend === "object" ? options.backend : getBackend(options.backend);
   const { source, file } = await openWeights(dir);
   try {
-    const weights = new WeightLoader(source, backend, file, { quantize: options.quantize, quantizeEmbeddings: options.quantizeEmbeddings });
-    const model = await family.load(config, weights);
-    const unused = weights.unused().filter((n) => !IGNORABLE_TENSORS.test(n));
-    if (unused.length > 0) {
-      throw new HippoError(`${file}: ${unused.length} tensor(s) not used by the model config.json describes ` +
-        `(${unused.slice(0, 4).join(", ")}${unused.length > 4 ? ", …" : ""}); the checkpoint and its config disagree`);
-    }
+    const built = await buildModel(raw, configPath, source, file, backend, options);
     const hasTokenizer = (await exists(join(dir, "tokenizer.json"))) || (await exists(join(dir, "vocab.json")));
     const tokenizerPath = options.tokenizer ?? (hasTokenizer ? dir : null);
     const tokenizer = tokenizerPath ? await loadTokenizer(tokenizerPath) : null;
-    return { model, tokenizer, weightsFile: file, weightDtypes: weights.dtypes(), unusedTensors: weights.unused(),
-      quantizedTensors: weights.quantized() };
+    return { ...built, tokenizer, weightsFile: file };
   } finally {
     await source.close();
   }

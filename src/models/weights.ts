@@ -1,6 +1,6 @@
 import { HippoError, shapeString } from "../errors.js";
 import type { Backend } from "../backends/backend.js";
-import { rawToUint16, toFloat32 } from "../io/convert.js";
+import { copyBuffer, rawToUint16, toFloat32 } from "../io/convert.js";
 import type { RawTensor } from "../io/raw-tensor.js";
 import type { TensorSource } from "../io/tensor-source.js";
 import { dequantizeQ8, Q8_BLOCK, Q8Matrix, q8Blocks, quantizeQ8 } from "../tensor/q8.js";
@@ -147,7 +147,7 @@ export class WeightLoader {
     if (dtype !== "I8") throw new HippoError(`${this.source.describe(name)}: tensor '${name}' is ${dtype}, but '${scaleName}' marks it as q8 (expected I8 values)`);
     this.used.add(scaleName);
     const raw: RawTensor = await this.source.read(name);
-    const values = new Int8Array(raw.bytes.slice().buffer);
+    const values = new Int8Array(copyBuffer(raw.bytes));
     const scales = toFloat32(await this.source.read(scaleName), `${where}: ${scaleName}`);
     for (let i = 0; i < scales.length; i++) {
       if (!(Math.abs(scales[i]) <= Number.MAX_VALUE)) throw new HippoError(`${where}: tensor '${scaleName}' holds a non-finite scale (${scales[i]} at flat index ${i})`);

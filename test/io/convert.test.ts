@@ -113,6 +113,14 @@ test("toFloat32 handles unaligned bytes and copies", () => {
   assert.deepEqual([...rawToUint16({ dtype: "F16", shape: [2], bytes: h.subarray(1) })], [0x3c00, 0xc100]);
 });
 
+test("toFloat32 of bytes inside a Node Buffer (whose slice() is a view of the whole buffer) copies only them", () => {
+  const file = Buffer.alloc(4 * 5);
+  new Float32Array(file.buffer, file.byteOffset, 5).set([7, 1.5, -2, 3, 8]);
+  const out = toFloat32({ dtype: "F32", shape: [3], bytes: file.subarray(4, 16) }, "t");
+  assert.deepEqual([...out], [1.5, -2, 3]);
+  assert.equal(out.buffer.byteLength, 12);
+});
+
 test("toFloat32 rejects a byte count that does not match the shape", () => {
   assert.throws(() => toFloat32(raw("F32", [2, 3], new Float32Array(5)), "w.bin: x"),
     (e: unknown) => e instanceof HippoError && /w\.bin: x: shape \[2, 3\] F32 needs 24 bytes, got 20/.test(e.message));
