@@ -40,8 +40,8 @@ test("loadModelFromFiles: missing or mismatched files are named", async () => {
   await assert.rejects(loadModelFromFiles({ "config.json": new TextEncoder().encode("{"), "model.safetensors": new Uint8Array(8) }, cpu), /config\.json/);
 });
 
-test("loadModelFromFiles imports nothing of Node's (its whole static module graph)", () => {
-  const entry = resolve("dist/src/models/load-files.js");
+test("the browser entry (hippo/browser) imports nothing of Node's and no package (its whole static module graph)", () => {
+  const entry = resolve("dist/src/browser.js");
   const seen = new Set<string>();
   const bad: string[] = [];
   const visit = (file: string) => {
