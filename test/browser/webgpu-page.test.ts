@@ -65,9 +65,10 @@ test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigato
   const browser = spawn(CHROMIUM, [
     "--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--no-first-run", `--user-data-dir=${profile}`,
     "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-webgpu-adapter=swiftshader", url,
-  ], { stdio: ["ignore", "ignore", "pipe"] });
+  ], { stdio: ["ignore", "ignore", "pipe"], detached: true });
   let stderr = "";
   browser.stderr.on("data", (c) => (stderr = (stderr + c).slice(-4000)));
+  const exited = new Promise<void>((done) => browser.once("exit", () => done()));
   try {
     const timeout = new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`no result from the page in 200 s; Chromium said:\n${stderr}`)), 200_000).unref());
     const page = await Promise.race([result, timeout]);
@@ -78,8 +79,19 @@ test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigato
       assert.deepEqual(r.greedy, r.expected, `${r.name}: greedy ids`);
     }
   } finally {
-    browser.kill("SIGKILL");
+    // Chromium's helper processes keep writing into the profile for a moment after the kill: wait for the
+    // browser to exit, then remove with retries (a bare rmSync failed in CI with ENOTEMPTY).
+    try {
+      process.kill(-browser.pid!, "SIGKILL"); // the whole process group: renderer and GPU processes too
+    } catch {
+      browser.kill("SIGKILL");
+    }
     close();
-    rmSync(profile, { recursive: true, force: true });
+    await Promise.race([exited, new Promise<void>((done) => setTimeout(done, 10_000).unref())]);
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (err) {
+      console.warn(`left Chromium's profile ${profile} behind: ${(err as Error).message}`); // cleanup, not the result
+    }
   }
 });
