@@ -2,7 +2,7 @@
 // caller-owned pointers into the (shared) linear memory and on one thread's share of the work (the
 // last range arguments); nothing here allocates, so instances on several threads share one memory.
 export { linear_f32, linear_f16, linear_bf16, linearScratchBytes } from "./linear";
-export { linear_q8, quantize_q16, q16Bytes } from "./linear-q8";
+export { linear_q8, linearQ8ScratchBytes, quantize_q16, q16Bytes } from "./linear-q8";
 export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan";
 export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";
 export { causal_attention, attentionScratchBytes } from "./attention";

@@ -9,12 +9,17 @@
 // the 32 bytes of slack the host allocates after the matrix) against x zero-padded to whole blocks,
 // so the extra products are 0 exactly.
 //
-// Many x rows (prefill) reuse the f32 tile form of linear.ts: each panel of 8 weight rows is
-// dequantized into f32 once per block of 64 x rows, so the result is the f32 product with the
-// dequantized matrix (exact inputs, f32 sums).
+// Many x rows (prefill) take the same integer products in a register tile: each panel of 8 weight
+// rows is widened to int16 and interleaved in pairs of k once per block of 128 x rows, so that one
+// i32x4.dot_i16x8_s multiplies a pair of x values (splatted) by that pair of 4 weight rows: 8
+// multiply-adds per instruction where the f32 tile gets 4 per two (a multiply and an add). Each block
+// of 32 is summed exactly in i32 and joins the f32 totals scaled by its x and weight scales.
 
 import { hsum } from "./math";
-import { linearTiledQ8, TILE_MIN_ROWS } from "./linear";
+import { store8, TILE_MIN_ROWS } from "./linear";
+
+/** x rows kept in cache (as int16) while the widened weight panels pass over them. */
+const Q_ROW_BLOCK: i32 = 128;
 
 const QMAX: f32 = 32767;
 
@@ -157,12 +162,165 @@ function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bi
   return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
 }
 
+/** Scratch bytes one thread needs for linear_q8 with this K: a widened panel of 8 weight rows and its scales. */
+export function linearQ8ScratchBytes(K: i32): i32 {
+  const nb = (K + 31) >> 5;
+  return nb * (32 * 16 + 32);
+}
+
 /**
- * out[m, n] = bias[n] + Σ_k x[m, k]·w[n, k] for weight rows [n0, n1). M < TILE_MIN_ROWS reads xq (x
- * quantized by quantize_q16, which the host runs first); larger M reads x (f32) and packs panels into
- * the thread's scratch (linearScratchBytes).
+ * Weight rows n..n+7 (zero past n1) widened to int16 and interleaved for the tile: for each pair of k
+ * (zero past K, up to whole blocks of 32) two vectors, rows n..n+3 then n+4..n+7, each holding
+ * (w[r, k], w[r, k+1]) for its four rows r; then the rows' block scales, [nb][8] f32. Returns the
+ * scales' address.
+ */
+function packPanelQ16(wv: usize, ws: usize, K: i32, n: i32, n1: i32, panel: usize): usize {
+  const nb = (K + 31) >> 5;
+  const rows = min(8, n1 - n);
+  const sp = panel + (<usize>nb << 9);
+  const rowW = <usize>K;
+  let k = 0;
+  if (rows == 8) {
+    // 4 rows × 8 k at a time: widen, then transpose the 4×4 grid of (k, k+1) pairs (i32 lanes).
+    const K8 = K & ~7;
+    for (let g = 0; g < 2; g++) {
+      const r0 = wv + <usize>(n + 4 * g) * rowW, r1 = r0 + rowW, r2 = r1 + rowW, r3 = r2 + rowW;
+      const dst = panel + (<usize>g << 4);
+      for (k = 0; k < K8; k += 8) {
+        const ko = <usize>k;
+        const a = i16x8.extend_low_i8x16_s(v128.load64_zero(r0 + ko));
+        const b = i16x8.extend_low_i8x16_s(v128.load64_zero(r1 + ko));
+        const c = i16x8.extend_low_i8x16_s(v128.load64_zero(r2 + ko));
+        const d = i16x8.extend_low_i8x16_s(v128.load64_zero(r3 + ko));
+        const ab0 = v128.shuffle<i32>(a, b, 0, 4, 1, 5), ab1 = v128.shuffle<i32>(a, b, 2, 6, 3, 7);
+        const cd0 = v128.shuffle<i32>(c, d, 0, 4, 1, 5), cd1 = v128.shuffle<i32>(c, d, 2, 6, 3, 7);
+        const p = dst + (<usize>k << 4); // pair k/2 at (k/2)·32 bytes
+        v128.store(p, v128.shuffle<i32>(ab0, cd0, 0, 1, 4, 5));
+        v128.store(p, v128.shuffle<i32>(ab0, cd0, 2, 3, 6, 7), 32);
+        v128.store(p, v128.shuffle<i32>(ab1, cd1, 0, 1, 4, 5), 64);
+        v128.store(p, v128.shuffle<i32>(ab1, cd1, 2, 3, 6, 7), 96);
+      }
+    }
+    k = K8;
+  }
+  // The rest (a short panel, K % 8, the zeros up to whole blocks) one element at a time.
+  const kEnd = nb << 5;
+  for (let j = 0; j < 8; j++) {
+    const wr = wv + <usize>(n + j) * rowW;
+    const pj = panel + (<usize>(j >> 2) << 4) + (<usize>(j & 3) << 2);
+    for (let kk = rows == 8 ? k : 0; kk < kEnd; kk++) {
+      const v: i32 = j < rows && kk < K ? <i32>load<i8>(wr + <usize>kk) : 0;
+      store<i16>(pj + (<usize>(kk >> 1) << 5) + (<usize>(kk & 1) << 1), <i16>v);
+    }
+  }
+  for (let b = 0; b < nb; b++) {
+    for (let j = 0; j < 8; j++) {
+      store<f32>(sp + (<usize>(b * 8 + j) << 2), j < rows ? load<f32>(ws + ((<usize>(n + j) * nb + b) << 2)) : 0);
+    }
+  }
+  return sp;
+}
+
+/** c + Σ over 16 pairs of k: the dot of a widened panel block (pairs at p) with one x row's pairs at xb. */
+@inline function pairDot(c: v128, w: v128, xb: usize, off: usize): v128 {
+  return i32x4.add(c, i32x4.dot_i16x8_s(w, v128.load32_splat(xb + off)));
+}
+
+/** s + (block sum) · (x scale · weight scales), the block sum converted from i32 (exact: |sum| < 2^28). */
+@inline function addBlock(s: v128, c: v128, dx: f32, sw: v128): v128 {
+  return f32x4.add(s, f32x4.mul(f32x4.convert_i32x4_s(c), f32x4.mul(sw, f32x4.splat(dx))));
+}
+
+/** Integer tile form: 4 x rows × 8 weight rows per register tile, over panels packed by packPanelQ16. */
+function linearTiledQ16(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
+  const nb = (K + 31) >> 5;
+  const rowX = <usize>nb << 6;
+  const xs = xq + <usize>M * nb * 64;
+  const rowS = <usize>nb << 2;
+  const rowO = <usize>N << 2;
+  for (let m0 = 0; m0 < M; m0 += Q_ROW_BLOCK) {
+    const m1 = min(M, m0 + Q_ROW_BLOCK);
+    for (let n = n0; n < n1; n += 8) {
+      const sp = packPanelQ16(wv, ws, K, n, n1, panel);
+      const cols = min(8, n1 - n);
+      let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
+      if (bias) {
+        for (let j = 0; j < cols; j++) {
+          const bj = load<f32>(bias + (<usize>(n + j) << 2));
+          if (j == 0) b0 = f32x4.replace_lane(b0, 0, bj);
+          else if (j == 1) b0 = f32x4.replace_lane(b0, 1, bj);
+          else if (j == 2) b0 = f32x4.replace_lane(b0, 2, bj);
+          else if (j == 3) b0 = f32x4.replace_lane(b0, 3, bj);
+          else if (j == 4) b1 = f32x4.replace_lane(b1, 0, bj);
+          else if (j == 5) b1 = f32x4.replace_lane(b1, 1, bj);
+          else if (j == 6) b1 = f32x4.replace_lane(b1, 2, bj);
+          else b1 = f32x4.replace_lane(b1, 3, bj);
+        }
+      }
+      let m = m0;
+      for (; m + 4 <= m1; m += 4) {
+        const x0 = xq + <usize>m * rowX, x1 = x0 + rowX, x2 = x1 + rowX, x3 = x2 + rowX;
+        const d0 = xs + <usize>m * rowS, d1 = d0 + rowS, d2 = d1 + rowS, d3 = d2 + rowS;
+        let s00 = b0, s01 = b1, s10 = b0, s11 = b1, s20 = b0, s21 = b1, s30 = b0, s31 = b1;
+        for (let b = 0; b < nb; b++) {
+          let c00 = i32x4.splat(0), c01 = i32x4.splat(0), c10 = i32x4.splat(0), c11 = i32x4.splat(0);
+          let c20 = i32x4.splat(0), c21 = i32x4.splat(0), c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+          let p = panel + (<usize>b << 9);
+          const xb = <usize>b << 6;
+          for (let q: usize = 0; q < 64; q += 4) {
+            const w0 = v128.load(p), w1 = v128.load(p, 16);
+            p += 32;
+            const o = xb + q;
+            c00 = pairDot(c00, w0, x0, o); c01 = pairDot(c01, w1, x0, o);
+            c10 = pairDot(c10, w0, x1, o); c11 = pairDot(c11, w1, x1, o);
+            c20 = pairDot(c20, w0, x2, o); c21 = pairDot(c21, w1, x2, o);
+            c30 = pairDot(c30, w0, x3, o); c31 = pairDot(c31, w1, x3, o);
+          }
+          const swLo = v128.load(sp + (<usize>b << 5)), swHi = v128.load(sp + (<usize>b << 5), 16);
+          const sb = <usize>b << 2;
+          let dx = load<f32>(d0 + sb);
+          s00 = addBlock(s00, c00, dx, swLo); s01 = addBlock(s01, c01, dx, swHi);
+          dx = load<f32>(d1 + sb);
+          s10 = addBlock(s10, c10, dx, swLo); s11 = addBlock(s11, c11, dx, swHi);
+          dx = load<f32>(d2 + sb);
+          s20 = addBlock(s20, c20, dx, swLo); s21 = addBlock(s21, c21, dx, swHi);
+          dx = load<f32>(d3 + sb);
+          s30 = addBlock(s30, c30, dx, swLo); s31 = addBlock(s31, c31, dx, swHi);
+        }
+        const o = out + ((<usize>m * N + n) << 2);
+        store8(o, s00, s01, cols);
+        store8(o + rowO, s10, s11, cols);
+        store8(o + 2 * rowO, s20, s21, cols);
+        store8(o + 3 * rowO, s30, s31, cols);
+      }
+      for (; m < m1; m++) {
+        const x0 = xq + <usize>m * rowX, d0 = xs + <usize>m * rowS;
+        let s00 = b0, s01 = b1;
+        for (let b = 0; b < nb; b++) {
+          let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
+          let p = panel + (<usize>b << 9);
+          const xb = <usize>b << 6;
+          for (let q: usize = 0; q < 64; q += 4) {
+            c00 = pairDot(c00, v128.load(p), x0, xb + q);
+            c01 = pairDot(c01, v128.load(p, 16), x0, xb + q);
+            p += 32;
+          }
+          const dx = load<f32>(d0 + (<usize>b << 2));
+          s00 = addBlock(s00, c00, dx, v128.load(sp + (<usize>b << 5)));
+          s01 = addBlock(s01, c01, dx, v128.load(sp + (<usize>b << 5), 16));
+        }
+        store8(out + ((<usize>m * N + n) << 2), s00, s01, cols);
+      }
+    }
+  }
+}
+
+/**
+ * out[m, n] = bias[n] + Σ_k x[m, k]·w[n, k] for weight rows [n0, n1), from xq (x quantized by
+ * quantize_q16, which the host runs first, once for all threads). M < TILE_MIN_ROWS takes the dot form;
+ * larger M the integer tiles, packing panels into the thread's scratch (linearQ8ScratchBytes).
  */
 export function linear_q8(x: usize, xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
   if (M < TILE_MIN_ROWS) linearDotQ8(xq, M, K, wv, ws, N, bias, out, n0, n1);
-  else linearTiledQ8(x, M, K, wv, ws, N, bias, out, n0, n1, scratch);
+  else linearTiledQ16(xq, M, K, wv, ws, N, bias, out, n0, n1, scratch);
 }

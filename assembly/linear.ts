@@ -8,8 +8,6 @@ import { hsum } from "./math";
 export const W_F32: i32 = 0;
 export const W_F16: i32 = 1;
 export const W_BF16: i32 = 2;
-/** int8 values with an f32 scale per block of 32 along K (linear-q8.ts); only the tile form reads it here. */
-export const W_Q8: i32 = 3;
 
 /** Rows at or above which the packed tile form is used. */
 export const TILE_MIN_ROWS: i32 = 4;
@@ -21,7 +19,7 @@ const DOT_BLOCK: i32 = 128;
 const ROW_BLOCK: i32 = 64;
 
 @inline function elemBytes(dt: i32): usize {
-  return dt == W_F32 ? 4 : dt == W_Q8 ? 1 : 2;
+  return dt == W_F32 ? 4 : 2;
 }
 
 /** Four f16 bit patterns (zero-extended to i32 lanes) as f32 (see halfTopToF32). */
@@ -278,29 +276,20 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
   }
 }
 
-/** Four int8 weights at p times their block's scale, as f32 (k % 4 == 0: the four share a block). */
-@inline function loadQ8x4(p: usize, scale: f32): v128 {
-  const q = i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p)));
-  return f32x4.mul(f32x4.convert_i32x4_s(q), f32x4.splat(scale));
-}
-
 /**
- * Weight rows n..n+7 (zero past n1) packed k-major as f32: panel[k·8 + j] = w[n + j, k]. q8 weights are
- * dequantized here (ws: their scales, [N, ceil(K/32)]).
+ * Weight rows n..n+7 (zero past n1) packed k-major as f32: panel[k·8 + j] = w[n + j, k].
  */
-@inline function packPanel(w: usize, ws: usize, dt: i32, K: i32, n: i32, n1: i32, panel: usize): void {
+@inline function packPanel(w: usize, dt: i32, K: i32, n: i32, n1: i32, panel: usize): void {
   const es = elemBytes(dt);
   const rows = min(8, n1 - n);
   if (rows < 8) memory.fill(panel, 0, <usize>K << 5);
   const K4 = K & ~3;
-  const nb = (K + 31) >> 5;
   for (let j = 0; j < rows; j++) {
     const wr = w + (<usize>(n + j) * K) * es;
-    const sr = ws + ((<usize>(n + j) * nb) << 2);
     const pj = panel + (<usize>j << 2);
     let k = 0;
     for (; k < K4; k += 4) {
-      const v = dt == W_Q8 ? loadQ8x4(wr + <usize>k, load<f32>(sr + ((<usize>k >> 5) << 2))) : load4(wr + <usize>k * es, dt);
+      const v = load4(wr + <usize>k * es, dt);
       const p = pj + (<usize>k << 5);
       v128.store_lane<f32>(p, v, 0);
       v128.store_lane<f32>(p, v, 1, 32);
@@ -308,14 +297,14 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
       v128.store_lane<f32>(p, v, 3, 96);
     }
     for (; k < K; k++) {
-      const v: f32 = dt == W_Q8 ? <f32>load<i8>(wr + <usize>k) * load<f32>(sr + ((<usize>k >> 5) << 2)) : load1(wr + <usize>k * es, dt);
+      const v: f32 = load1(wr + <usize>k * es, dt);
       store<f32>(pj + (<usize>k << 5), v);
     }
   }
 }
 
 /** Stores 8 results (two vectors) of row m at column n, only the first `cols`. */
-@inline function store8(p: usize, lo: v128, hi: v128, cols: i32): void {
+@inline export function store8(p: usize, lo: v128, hi: v128, cols: i32): void {
   if (cols == 8) {
     v128.store(p, lo);
     v128.store(p, hi, 16);
@@ -329,12 +318,12 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
 }
 
 /** Tile form: x rows in blocks, weight panels of 8 rows packed once per block, 4×8 register tiles. */
-@inline function linearTiled(x: usize, M: i32, K: i32, w: usize, ws: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
+@inline function linearTiled(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, panel: usize): void {
   const rowX = <usize>K << 2;
   for (let m0 = 0; m0 < M; m0 += ROW_BLOCK) {
     const m1 = min(M, m0 + ROW_BLOCK);
     for (let n = n0; n < n1; n += 8) {
-      packPanel(w, ws, dt, K, n, n1, panel);
+      packPanel(w, dt, K, n, n1, panel);
       const cols = min(8, n1 - n);
       let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
       if (bias) {
@@ -409,7 +398,7 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
 }
 
 @inline function linearAny(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
-  if (M >= TILE_MIN_ROWS) linearTiled(x, M, K, w, 0, dt, N, bias, out, n0, n1, scratch);
+  if (M >= TILE_MIN_ROWS) linearTiled(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
   else linearDot(x, M, K, w, dt, N, bias, out, n0, n1, scratch);
 }
 
@@ -428,9 +417,4 @@ export function linear_f16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usi
 
 export function linear_bf16(x: usize, M: i32, K: i32, w: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
   linearAny(x, M, K, w, W_BF16, N, bias, out, n0, n1, scratch);
-}
-
-/** The tile form over q8 weights (values wv, scales ws), for linear-q8.ts. */
-export function linearTiledQ8(x: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
-  linearTiled(x, M, K, wv, ws, W_Q8, N, bias, out, n0, n1, scratch);
 }

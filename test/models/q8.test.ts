@@ -1,9 +1,12 @@
 // 8-bit weights end to end: quantized at load (loadModel { quantize: "q8" }) and ahead of time
 // (quantizeModelDir, what `hippo quantize` runs), on every reference fixture.
 //
-// Two checks per fixture. (1) Exactness of the machinery: the q8 model's logits equal those of the f32
-// model whose matrices were replaced by their dequantized values (rel L2 < 1e-5), so kernel and loader add
-// nothing to the quantization error itself (the quantizer's own bounds are test/tensor/q8.test.ts's).
+// Two checks per fixture. (1) The machinery: the q8 model's logits equal those of the f32 model whose
+// matrices were replaced by their dequantized values, up to the kernels' int16 rounding of x (per block of
+// 32, ≤ 1.5e-5 of the block's largest value; these models amplify it to 0.6–1.8e-4 in the logits, 200×
+// below the weights' own drift): rel L2 < 5e-4, where a wrong scale or block is off by 1e-2 or more. So
+// kernel and loader add nothing material to the quantization error (the quantizer's own bounds are
+// test/tensor/q8.test.ts's).
 // (2) Drift against the PyTorch reference, bounded per fixture: q8 rounds each weight to within half a step
 // of its block's scale (rms error ≈ 0.53% of the weights' rms on these fixtures), and these tiny
 // random-weight models amplify a weight perturbation 3–8× into their logits, fixture by fixture (the same
@@ -86,7 +89,7 @@ for (const dir of driftFixtureDirs()) {
     for (const n of quantized) assert.doesNotMatch(n, /A_log|\.D$|dt_bias|conv1d|norm|bias$/, `${n} must stay f32`);
     const fake = await fakeQuantizedCopy(dir, quantized);
     const exact = relativeL2(await logitsOf(dir, { quantize: "q8" }), await logitsOf(fake, {}, dir));
-    assert.ok(exact < 1e-5, `q8 vs dequantized f32: rel L2 ${exact}`);
+    assert.ok(exact < 5e-4, `q8 vs dequantized f32: rel L2 ${exact}`);
 
     const d = await measureDrift(dir, { quantize: "q8" });
     assert.ok(d.relL2 < bound, `rel L2 vs reference ${d.relL2} (measured ${MEASURED_DRIFT[basename(dir)]})`);

@@ -199,11 +199,11 @@ export class WasmCpuBackend extends CpuBackend {
     return o.view ?? this.readOut(o.offset, n);
   }
 
-  /** q8 linear: the integer dot form (x quantized to int16 first) for few rows, dequantized tiles for many. */
+  /** q8 linear: x quantized to int16 per block of 32, then integer dot products (few rows) or integer tiles (many). */
   private linearQ8(x: Tensor, weight: Tensor, bias: Tensor | null, M: number, N: number, K: number): Tensor {
     const r = this.res.get(weight.storage as object);
     if (!r || M * N * K < Math.max(1, this.minWasmMacs)) return super.linear(x, weight, bias);
-    const scratchStride = this.k.linearScratchBytes(K);
+    const scratchStride = M < 4 ? 0 : this.k.linearQ8ScratchBytes(K);
     const threads = M * N * K < this.minThreadWork ? 1 : this.pool.threads;
     const qBytes = this.k.q16Bytes(M, K);
     if (!this.arena.begin(Arena.bytesFor(x.size, N, M * N, qBytes / 4) + threads * (scratchStride + 64))) return super.linear(x, weight, bias);
@@ -212,7 +212,7 @@ export class WasmCpuBackend extends CpuBackend {
     const out = this.output(M * N);
     const xq = this.arena.take(qBytes);
     const scratch = this.arena.take(threads * scratchStride);
-    if (M < 4) this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
+    this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
     this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
     return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }

@@ -13,6 +13,7 @@ export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export interface KernelExports {
   linearScratchBytes(K: number): number;
+  linearQ8ScratchBytes(K: number): number;
   selectiveScanScratchBytes(E: number): number;
   ssdChunkedScratchBytes(Q: number, P: number, N: number): number;
   q16Bytes(M: number, K: number): number;
