@@ -23,6 +23,10 @@ const COPY_WEIGHT_MAX_BYTES = 64 << 20;
  * calling thread: waking a helper costs some microseconds, as much as ~100K multiply-adds.
  */
 const THREAD_MIN_WORK = 1 << 18;
+/** Work units per scan state element and step: an exp and ~10 vector operations, about 16 multiply-adds' worth. */
+const SCAN_WORK_PER_ELEMENT = 1;
+/** Per state element of Mamba-2's step: read, scale and write it back, and two products, ~2 multiply-adds' worth. */
+const SSD_STEP_WORK_PER_ELEMENT = 2;
 /**
  * Below this many multiply-adds a linear keeps the TypeScript kernel: the copies in and out cost about as
  * much as the product, and the reference sums in f64 where the wasm kernels sum in f32 (blocked), which
@@ -277,7 +281,7 @@ export class WasmCpuBackend extends CpuBackend {
   private scan(a: SelectiveScanArgs, L: number): { y: Tensor; state: Tensor } {
     const [B, , E] = a.u.shape;
     const N = a.A.shape[1];
-    const threads = B * L * E * N < this.minThreadWork ? 1 : this.pool.threads;
+    const threads = B * L * E * N * SCAN_WORK_PER_ELEMENT < this.minThreadWork ? 1 : this.pool.threads;
     const stride = this.k.selectiveScanScratchBytes(E);
     const n = B * L * E;
     if (!this.arena.begin(Arena.bytesFor(n, n, E * N, B * L * N, B * L * N, E, n, E, B * E * N, n) + threads * (stride + 64))) {
@@ -316,7 +320,7 @@ export class WasmCpuBackend extends CpuBackend {
     const [, , G, N] = a.B.shape;
     const steps = chunked ? L : 1;
     const Q = Math.max(1, Math.min(a.chunkSize, steps));
-    const threads = B * steps * H * P * N < this.minThreadWork ? 1 : this.pool.threads;
+    const threads = B * steps * H * P * N * (chunked ? 1 : SSD_STEP_WORK_PER_ELEMENT) < this.minThreadWork ? 1 : this.pool.threads;
     const stride = chunked ? this.k.ssdChunkedScratchBytes(Q, P, N) + 64 : 0;
     const n = a.x.size;
     const fallback = () => (chunked ? super.ssdChunked(a) : super.ssdStep(a));

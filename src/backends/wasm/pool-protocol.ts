@@ -49,11 +49,13 @@ const INDEX_MASK = (1 << INDEX_BITS) - 1;
 const GEN_MASK = (1 << 20) - 1;
 
 /**
- * Spin iterations (each one atomic load, some tens of microseconds in all) before a waiting thread sleeps
- * in Atomics.wait. Short on purpose: on a machine with other work, a long spin holds a core that the
- * thread being waited for needs (2 threads on 2 busy cores went 5x slower with ~1 ms spins).
+ * Spin iterations (each one atomic load, about 0.25 ms in all) before a waiting thread sleeps in
+ * Atomics.wait. Long enough that a helper is still awake for the next threaded op of a decoding step
+ * (the single-threaded ops between two of them take 20–100 µs; waking a sleeping helper cost mamba-130m
+ * q8 decoding ~7% with 4,000 spins), short enough not to hold a core that another thread needs on a busy
+ * machine (2 threads on 2 busy cores went 5x slower with ~1 ms spins).
  */
-export const SPIN_ITERATIONS = 4_000;
+export const SPIN_ITERATIONS = 40_000;
 
 export function chunkOf(total: number, align: number, chunks: number, c: number): [number, number] {
   const size = Math.ceil(total / chunks / align) * align;
