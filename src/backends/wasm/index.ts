@@ -24,7 +24,7 @@ const COPY_WEIGHT_MAX_BYTES = 64 << 20;
  */
 const THREAD_MIN_WORK = 1 << 18;
 /** Work units per scan state element and step: an exp and ~10 vector operations, about 16 multiply-adds' worth. */
-const SCAN_WORK_PER_ELEMENT = 1;
+const SCAN_WORK_PER_ELEMENT = 16;
 /** Per state element of Mamba-2's step: read, scale and write it back, and two products, ~2 multiply-adds' worth. */
 const SSD_STEP_WORK_PER_ELEMENT = 2;
 /**
