@@ -6,6 +6,8 @@ export type { CausalLM, ForwardOptions, ForwardResult } from "./models/causal-lm
 export { InferenceState, type LayerState } from "./models/state.js";
 export { WebGpuBackend } from "./backends/webgpu/index.js";
 export { CpuBackend } from "./backends/cpu/index.js";
+export { WasmCpuBackend } from "./backends/wasm/index.js";
+export { createCpuBackend } from "./backends/wasm/browser-cpu.js";
 export type { Backend } from "./backends/backend.js";
 export { Tensor } from "./tensor/tensor.js";
 export * as ops from "./ops/index.js";

@@ -1,6 +1,8 @@
 // Hippo in a browser: headless Chromium (Debian's package, SwiftShader's Vulkan as its WebGPU adapter)
 // loads conformance fixtures from their files' bytes with loadModelFromFiles and runs them on the WebGPU
-// backend over navigator.gpu. Logits within 1e-4 relative L2 of the references, greedy ids exact.
+// backend over navigator.gpu, and on the WebAssembly CPU backend with a Web Worker helper thread (the
+// pages are served cross-origin isolated, as shared memory requires). Logits within 1e-4 relative L2 of
+// the references, greedy ids exact.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -22,11 +24,15 @@ interface PageResult {
   ok: boolean;
   error?: string;
   adapter?: string;
+  /** CPU page: whether the page was cross-origin isolated, helpers started, chunks they ran. */
+  isolated?: boolean;
+  readyHelpers?: number;
+  helperChunks?: number;
   results: { name: string; logitsShape: number[]; relL2: number; greedy: number[]; expected: number[] }[];
 }
 
-/** Serves the page, the compiled library (dist/) and the fixtures' files; resolves with what the page posts. */
-function serve(): Promise<{ url: string; result: Promise<PageResult>; close: () => void }> {
+/** Serves `page`, the compiled library (dist/) and the fixtures' files; resolves with what the page posts. */
+function serve(page: string): Promise<{ url: string; result: Promise<PageResult>; close: () => void }> {
   let deliver!: (r: PageResult) => void;
   const result = new Promise<PageResult>((done) => (deliver = done));
   const roots: [string, string][] = [["/dist/", resolve("dist")], ...FIXTURES.map((n): [string, string] => [`/fixture/${n}/`, conformanceDir(n)])];
@@ -38,7 +44,7 @@ function serve(): Promise<{ url: string; result: Promise<PageResult>; close: () 
       req.on("end", () => { res.end("ok"); deliver(JSON.parse(body) as PageResult); });
       return;
     }
-    let file: string | null = path === "/index.html" ? resolve("test/browser/page.html") : null;
+    let file: string | null = path === "/index.html" ? resolve(page) : null;
     for (const [prefix, dir] of roots) {
       if (!file && path.startsWith(prefix)) {
         const candidate = resolve(dir, path.slice(prefix.length));
@@ -51,6 +57,9 @@ function serve(): Promise<{ url: string; result: Promise<PageResult>; close: () 
       return;
     }
     res.setHeader("content-type", TYPES[extname(file)] ?? "application/octet-stream");
+    // Cross-origin isolation: what makes SharedArrayBuffer (the CPU backend's shared memory) exist.
+    res.setHeader("cross-origin-opener-policy", "same-origin");
+    res.setHeader("cross-origin-embedder-policy", "require-corp");
     res.end(readFileSync(file));
   });
   return new Promise((ready) => server.listen(0, "127.0.0.1", () => {
@@ -59,8 +68,9 @@ function serve(): Promise<{ url: string; result: Promise<PageResult>; close: () 
   }));
 }
 
-test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigator.gpu) to the reference logits and greedy ids", { skip: missing, timeout: 240_000 }, async () => {
-  const { url, result, close } = await serve();
+/** Opens `page` in headless Chromium and returns what it posts (its checks are the caller's). */
+async function inChromium(page: string): Promise<PageResult> {
+  const { url, result, close } = await serve(page);
   const profile = mkdtempSync(join(tmpdir(), "hippo-chromium-"));
   const browser = spawn(CHROMIUM, [
     "--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--no-first-run", `--user-data-dir=${profile}`,
@@ -71,13 +81,7 @@ test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigato
   const exited = new Promise<void>((done) => browser.once("exit", () => done()));
   try {
     const timeout = new Promise<never>((_, fail) => setTimeout(() => fail(new Error(`no result from the page in 200 s; Chromium said:\n${stderr}`)), 200_000).unref());
-    const page = await Promise.race([result, timeout]);
-    assert.ok(page.ok, page.error);
-    assert.equal(page.results.length, FIXTURES.length);
-    for (const r of page.results) {
-      assert.ok(r.relL2 < 1e-4, `${r.name}: logits relative L2 ${r.relL2} (adapter ${page.adapter})`);
-      assert.deepEqual(r.greedy, r.expected, `${r.name}: greedy ids`);
-    }
+    return await Promise.race([result, timeout]);
   } finally {
     // Chromium's helper processes keep writing into the profile for a moment after the kill: wait for the
     // browser to exit, then remove with retries (a bare rmSync failed in CI with ENOTEMPTY).
@@ -94,4 +98,26 @@ test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigato
       console.warn(`left Chromium's profile ${profile} behind: ${(err as Error).message}`); // cleanup, not the result
     }
   }
+}
+
+function checkFixtures(page: PageResult, what: string): void {
+  assert.ok(page.ok, page.error);
+  assert.equal(page.results.length, FIXTURES.length);
+  for (const r of page.results) {
+    assert.ok(r.relL2 < 1e-4, `${what}, ${r.name}: logits relative L2 ${r.relL2}`);
+    assert.deepEqual(r.greedy, r.expected, `${what}, ${r.name}: greedy ids`);
+  }
+}
+
+test("in headless Chromium: fixtures load from bytes and run on WebGPU (navigator.gpu) to the reference logits and greedy ids", { skip: missing, timeout: 240_000 }, async () => {
+  const page = await inChromium("test/browser/page.html");
+  checkFixtures(page, `WebGPU (adapter ${page.adapter})`);
+});
+
+test("in headless Chromium: the WebAssembly CPU backend with a Web Worker helper runs the fixtures to the reference logits and greedy ids", { skip: missing, timeout: 240_000 }, async () => {
+  const page = await inChromium("test/browser/cpu-page.html");
+  checkFixtures(page, "wasm CPU, 2 threads");
+  assert.equal(page.isolated, true, "the page was not cross-origin isolated");
+  assert.equal(page.readyHelpers, 1, "the Web Worker helper never started");
+  assert.ok((page.helperChunks ?? 0) > 0, `the helper ran no chunks (${page.helperChunks})`);
 });

@@ -12,7 +12,7 @@ import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
 import { FftTables } from "./fft-tables.js";
 import { Residency } from "./residency.js";
-import { Arena, instantiate, kernelsModule, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
+import { Arena, instantiate, instantiateAsync, kernelsModule, kernelsModuleAsync, WasmHeap, type KernelExports, type KernelName } from "./runtime.js";
 
 /** Float tensors at least this large (rank ≥ 2) are uploaded into wasm memory: the weight matrices. */
 const RESIDENT_MIN_SIZE = 4096;
@@ -67,11 +67,10 @@ export class WasmCpuBackend extends CpuBackend {
   /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
   minThreadWork = THREAD_MIN_WORK;
 
-  private constructor(module: WebAssembly.Module) {
+  private constructor(module: WebAssembly.Module, heap: WasmHeap, instance: WebAssembly.Instance) {
     super();
-    this.heap = new WasmHeap();
+    this.heap = heap;
     this.arena = new Arena(this.heap);
-    const instance = instantiate(module, this.heap.memory);
     this.k = instance.exports as unknown as KernelExports;
     this.pool = new ThreadPool(module, this.heap.memory, instance.exports);
     this.res = new Residency(this.heap);
@@ -82,9 +81,35 @@ export class WasmCpuBackend extends CpuBackend {
   static create(threads = 1): WasmCpuBackend | null {
     const module = kernelsModule();
     if (!module) return null;
-    const b = new WasmCpuBackend(module);
+    const heap = new WasmHeap();
+    const b = new WasmCpuBackend(module, heap, instantiate(module, heap.memory));
     b.setThreads(threads);
     return b;
+  }
+
+  /**
+   * The fast backend made without blocking — the way in on a browser page, whose main thread may not
+   * compile or instantiate large modules synchronously. Threads beyond the first are Web Workers, on
+   * cross-origin-isolated pages only (shared memory); they join the work once started (`readyHelpers`).
+   * Null where WebAssembly SIMD with shared memory is not available.
+   */
+  static async createAsync(threads = 1): Promise<WasmCpuBackend | null> {
+    const module = await kernelsModuleAsync();
+    if (!module) return null;
+    const heap = new WasmHeap();
+    const b = new WasmCpuBackend(module, heap, await instantiateAsync(module, heap.memory));
+    b.setThreads(threads);
+    return b;
+  }
+
+  /** Helper threads started and taking chunks (browsers start them some time after setThreads). */
+  get readyHelpers(): number {
+    return this.pool.readyHelpers;
+  }
+
+  /** Chunks of kernel work that helper threads have run (shows that the threads share the work). */
+  get helperChunks(): number {
+    return this.pool.helperChunks;
   }
 
   /** Threads the kernels use, this one included. */

@@ -36,6 +36,8 @@ export const CTL = {
   READY: 12,
   /** Threads taking part in the job (thread indices below it; per-thread scratch exists for those). */
   THREADS: 13,
+  /** Chunks run by helper threads since the pool started (a count for tests and benchmarks). */
+  HELPER_CHUNKS: 14,
   SIZE: 16,
 } as const;
 
@@ -125,6 +127,9 @@ export function helperLoop(ctl: Int32Array, args: Float64Array, exports: WebAsse
     }
     seen = Atomics.load(ctl, CTL.GEN);
     if (Atomics.load(ctl, CTL.EXIT)) return;
-    if (t < Atomics.load(ctl, CTL.THREADS)) workOn(ctl, args, exports, seen, t);
+    if (t < Atomics.load(ctl, CTL.THREADS)) {
+      const ran = workOn(ctl, args, exports, seen, t);
+      if (ran > 0) Atomics.add(ctl, CTL.HELPER_CHUNKS, ran);
+    }
   }
 }

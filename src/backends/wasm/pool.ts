@@ -7,6 +7,9 @@ import { KERNEL_NAMES, type KernelName } from "./runtime.js";
 
 interface NodeWorker { unref(): void; terminate(): Promise<number> }
 type WorkerCtor = new (url: URL, options: { workerData: unknown }) => NodeWorker;
+/** What the pool needs of a browser Web Worker (`Worker` of a cross-origin-isolated page). */
+interface WebWorker { postMessage(message: unknown): void; terminate(): void }
+type WebWorkerCtor = new (url: URL, options: { type: "module" }) => WebWorker;
 
 /** How long the caller waits for new workers to start before running single-threaded. */
 const START_TIMEOUT_MS = 10_000;
@@ -47,12 +50,35 @@ async function loadWorkerCtor(): Promise<WorkerCtor | null> {
 /** Resolved at module load in Node (top-level await), so pools can start synchronously later. */
 await loadWorkerCtor();
 
+/**
+ * Browsers' Web Worker where shared memory may be sent to workers (a cross-origin-isolated page, or a
+ * worker of one); null elsewhere.
+ */
+function webWorkerCtor(): WebWorkerCtor | null {
+  const g = globalThis as { Worker?: WebWorkerCtor; crossOriginIsolated?: boolean };
+  return typeof g.Worker === "function" && g.crossOriginIsolated === true ? g.Worker : null;
+}
+
+/**
+ * Whether this thread may block in Atomics.wait: a browser page's main thread may not (it throws), so
+ * there the caller only spins for its helpers' last chunks — work already under way, never a wait for a
+ * helper to start.
+ */
+const CAN_BLOCK = (() => {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0); // value differs: returns at once
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 export class ThreadPool {
   // Fresh control blocks for every set of workers, so that workers being stopped (which may still be
   // waking up) can never see the next set's jobs.
   private ctl = new Int32Array(new SharedArrayBuffer(CTL.SIZE * 4));
   private args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
-  private workers: NodeWorker[] = [];
+  private workers: (NodeWorker | WebWorker)[] = [];
   private size = 1;
 
   constructor(
@@ -76,12 +102,25 @@ export class ThreadPool {
   }
 
   private startWorkers(count: number): boolean {
-    if (!workerCtor) return false;
+    const node = workerCtor ?? null;
+    const web = node ? null : webWorkerCtor();
+    if (!node && !web) return false;
     this.ctl = new Int32Array(new SharedArrayBuffer(CTL.SIZE * 4));
     this.args = new Float64Array(new SharedArrayBuffer(MAX_ARGS * 8));
+    if (web) {
+      // A Web Worker starts only once this thread yields to its event loop, so nothing waits for it here:
+      // jobs run on the caller alone until the helpers report ready, and each helper joins from the job
+      // after that (the protocol never lets a helper into a job already posted).
+      for (let i = 1; i <= count; i++) {
+        const w = new web(new URL("./web-worker.js", import.meta.url), { type: "module" });
+        w.postMessage({ module: this.module, memory: this.memory, ctl: this.ctl.buffer, args: this.args.buffer, index: i });
+        this.workers.push(w);
+      }
+      return true;
+    }
     const url = new URL("./worker.js", import.meta.url);
     for (let i = 1; i <= count; i++) {
-      const w = new workerCtor(url, {
+      const w = new node!(url, {
         workerData: { module: this.module, memory: this.memory, ctl: this.ctl.buffer, args: this.args.buffer, index: i },
       });
       w.unref();
@@ -107,6 +146,16 @@ export class ThreadPool {
     for (const w of this.workers) void w.terminate();
     this.workers = [];
     this.size = 1;
+  }
+
+  /** Helper threads that have started and can take chunks (in browsers they come some time after setThreads). */
+  get readyHelpers(): number {
+    return Math.min(this.workers.length, Atomics.load(this.ctl, CTL.READY));
+  }
+
+  /** Chunks helper threads have run so far (0 with no helpers). */
+  get helperChunks(): number {
+    return Atomics.load(this.ctl, CTL.HELPER_CHUNKS);
   }
 
   /** Stops the workers (the pool then runs everything on the caller). */
@@ -149,7 +198,7 @@ export class ThreadPool {
       for (;;) {
         const done = Atomics.load(ctl, CTL.DONE);
         if (done >= chunks) break;
-        if (++spins > SPIN_ITERATIONS) Atomics.wait(ctl, CTL.DONE, done, 1);
+        if (++spins > SPIN_ITERATIONS && CAN_BLOCK) Atomics.wait(ctl, CTL.DONE, done, 1);
       }
     }
     if (Atomics.load(ctl, CTL.ERROR)) throw new Error(`wasm kernel ${job.kernel} failed on a helper thread`);

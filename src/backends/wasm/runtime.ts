@@ -51,6 +51,26 @@ export function kernelsModule(): WebAssembly.Module | null {
   return compiled;
 }
 
+/**
+ * kernelsModule compiled off the calling thread: browsers refuse synchronous compilation of modules over
+ * 4 KB on a page's main thread, so that is the way in there.
+ */
+export async function kernelsModuleAsync(): Promise<WebAssembly.Module | null> {
+  if (compiled !== undefined) return compiled;
+  try {
+    if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") return (compiled = null);
+    compiled = await WebAssembly.compile(decodeBase64(WASM_BASE64));
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/** instantiate without blocking (browsers also refuse synchronous instantiation of large modules on a page). */
+export async function instantiateAsync(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<WebAssembly.Instance> {
+  return WebAssembly.instantiate(module, { env: { memory } });
+}
+
 export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): WebAssembly.Instance {
   return new WebAssembly.Instance(module, { env: { memory } });
 }

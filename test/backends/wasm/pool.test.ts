@@ -13,6 +13,8 @@ const ref = new CpuBackend();
 test("thread pool: 400 jobs of varied sizes on 3 threads give the reference results", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
   const b = fast!;
   b.minWasmMacs = 0;
+  assert.equal(b.readyHelpers, 2, "Node starts the helpers before setThreads returns");
+  const chunksBefore = b.helperChunks;
   const rng = new Prng(9);
   for (let i = 0; i < 400; i++) {
     // Alternate all threads splitting (threshold 0) with the pool's default thresholds.
@@ -25,4 +27,6 @@ test("thread pool: 400 jobs of varied sizes on 3 threads give the reference resu
       assert.ok(Math.abs(got[j] - want[j]) <= 1e-5 * (1 + Math.abs(want[j])), `job ${i} [${M}, ${K}]x[${N}, ${K}] value ${j}: ${got[j]} vs ${want[j]}`);
     }
   }
+  // Claimed chunks: a helper may miss a job, but over 400 it takes a share.
+  assert.ok(b.helperChunks > chunksBefore, `the helpers ran no chunks (${b.helperChunks})`);
 });
