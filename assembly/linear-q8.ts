@@ -16,7 +16,7 @@
 // of 32 is summed exactly in i32 and joins the f32 totals scaled by its x and weight scales.
 
 import { hsum } from "./math";
-import { store8, TILE_MIN_ROWS } from "./linear";
+import { biasLanes, store8, TILE_MIN_ROWS } from "./linear";
 
 /** x rows kept in cache (as int16) while the widened weight panels pass over them. */
 const Q_ROW_BLOCK: i32 = 128;
@@ -243,20 +243,7 @@ function linearTiledQ16(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32,
     for (let n = n0; n < n1; n += 8) {
       const sp = packPanelQ16(wv, ws, K, n, n1, panel);
       const cols = min(8, n1 - n);
-      let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
-      if (bias) {
-        for (let j = 0; j < cols; j++) {
-          const bj = load<f32>(bias + (<usize>(n + j) << 2));
-          if (j == 0) b0 = f32x4.replace_lane(b0, 0, bj);
-          else if (j == 1) b0 = f32x4.replace_lane(b0, 1, bj);
-          else if (j == 2) b0 = f32x4.replace_lane(b0, 2, bj);
-          else if (j == 3) b0 = f32x4.replace_lane(b0, 3, bj);
-          else if (j == 4) b1 = f32x4.replace_lane(b1, 0, bj);
-          else if (j == 5) b1 = f32x4.replace_lane(b1, 1, bj);
-          else if (j == 6) b1 = f32x4.replace_lane(b1, 2, bj);
-          else b1 = f32x4.replace_lane(b1, 3, bj);
-        }
-      }
+      const b0 = biasLanes(bias, n, 0, cols), b1 = biasLanes(bias, n, 4, cols);
       let m = m0;
       for (; m + 4 <= m1; m += 4) {
         const x0 = xq + <usize>m * rowX, x1 = x0 + rowX, x2 = x1 + rowX, x3 = x2 + rowX;

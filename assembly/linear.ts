@@ -303,6 +303,19 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
   }
 }
 
+/** bias[n + j0 .. n + j0 + 3] as a vector, lanes from column `cols` on (and all, without a bias) zero. */
+@inline export function biasLanes(bias: usize, n: i32, j0: i32, cols: i32): v128 {
+  if (!bias) return f32x4.splat(0);
+  const p = bias + (<usize>(n + j0) << 2);
+  if (j0 + 4 <= cols) return v128.load(p);
+  const k = cols - j0;
+  let v = f32x4.splat(0);
+  if (k > 0) v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (k > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (k > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
 /** Stores 8 results (two vectors) of row m at column n, only the first `cols`. */
 @inline export function store8(p: usize, lo: v128, hi: v128, cols: i32): void {
   if (cols == 8) {
@@ -325,20 +338,7 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
     for (let n = n0; n < n1; n += 8) {
       packPanel(w, dt, K, n, n1, panel);
       const cols = min(8, n1 - n);
-      let b0 = f32x4.splat(0), b1 = f32x4.splat(0);
-      if (bias) {
-        for (let j = 0; j < cols; j++) {
-          const bj = load<f32>(bias + (<usize>(n + j) << 2));
-          if (j == 0) b0 = f32x4.replace_lane(b0, 0, bj);
-          else if (j == 1) b0 = f32x4.replace_lane(b0, 1, bj);
-          else if (j == 2) b0 = f32x4.replace_lane(b0, 2, bj);
-          else if (j == 3) b0 = f32x4.replace_lane(b0, 3, bj);
-          else if (j == 4) b1 = f32x4.replace_lane(b1, 0, bj);
-          else if (j == 5) b1 = f32x4.replace_lane(b1, 1, bj);
-          else if (j == 6) b1 = f32x4.replace_lane(b1, 2, bj);
-          else b1 = f32x4.replace_lane(b1, 3, bj);
-        }
-      }
+      const b0 = biasLanes(bias, n, 0, cols), b1 = biasLanes(bias, n, 4, cols);
       let m = m0;
       for (; m + 4 <= m1; m += 4) {
         const x0 = x + <usize>m * rowX;

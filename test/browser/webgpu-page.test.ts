@@ -35,7 +35,9 @@ interface PageResult {
 function serve(page: string): Promise<{ url: string; result: Promise<PageResult>; close: () => void }> {
   let deliver!: (r: PageResult) => void;
   const result = new Promise<PageResult>((done) => (deliver = done));
-  const roots: [string, string][] = [["/dist/", resolve("dist")], ...FIXTURES.map((n): [string, string] => [`/fixture/${n}/`, conformanceDir(n)])];
+  const roots: [string, string][] = [
+    ["/dist/", resolve("dist")], ["/page/", resolve("test/browser")], ...FIXTURES.map((n): [string, string] => [`/fixture/${n}/`, conformanceDir(n)]),
+  ];
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     if (req.method === "POST" && path === "/result") {

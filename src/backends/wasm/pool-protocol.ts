@@ -43,6 +43,16 @@ export const CTL = {
 
 export const MAX_ARGS = 32;
 
+/** What a helper thread is given when it starts (worker_threads' workerData, or a Web Worker's first message). */
+export interface HelperData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctl: SharedArrayBuffer;
+  args: SharedArrayBuffer;
+  /** The helper's thread index (1..): its scratch slot, and whether it takes part in a job. */
+  index: number;
+}
+
 const INDEX_BITS = 12;
 /** Most chunks a job may have. */
 export const MAX_CHUNKS = (1 << INDEX_BITS) - 1;

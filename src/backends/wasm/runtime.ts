@@ -41,14 +41,18 @@ let compiled: WebAssembly.Module | null | undefined;
  * without cross-origin isolation): the CPU backend then keeps its TypeScript kernels.
  */
 export function kernelsModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  try {
-    if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") return (compiled = null);
-    compiled = new WebAssembly.Module(decodeBase64(WASM_BASE64));
-  } catch {
-    compiled = null;
-  }
+  if (compiled === undefined) compiled = compileOrNull((bytes) => new WebAssembly.Module(bytes));
   return compiled;
+}
+
+/** The module's bytes compiled by `compile`, or null where shared memory or WebAssembly is missing or it fails. */
+function compileOrNull<T>(compile: (bytes: Uint8Array<ArrayBuffer>) => T): T | null {
+  try {
+    if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") return null;
+    return compile(decodeBase64(WASM_BASE64));
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -56,12 +60,9 @@ export function kernelsModule(): WebAssembly.Module | null {
  * 4 KB on a page's main thread, so that is the way in there.
  */
 export async function kernelsModuleAsync(): Promise<WebAssembly.Module | null> {
-  if (compiled !== undefined) return compiled;
-  try {
-    if (typeof SharedArrayBuffer === "undefined" || typeof WebAssembly === "undefined") return (compiled = null);
-    compiled = await WebAssembly.compile(decodeBase64(WASM_BASE64));
-  } catch {
-    compiled = null;
+  if (compiled === undefined) {
+    const pending = compileOrNull((bytes) => WebAssembly.compile(bytes));
+    compiled = pending ? await pending.catch(() => null) : null;
   }
   return compiled;
 }

@@ -2,15 +2,7 @@
 // the compiled kernels and the shared memory once, instantiates them, then runs the same fork-join loop
 // as a Node helper (pool-protocol.ts) until told to exit. A worker may block in Atomics.wait; the page's
 // main thread may not, which is why the caller side never waits for a helper to start.
-import { helperLoop } from "./pool-protocol.js";
-
-interface HelperData {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  ctl: SharedArrayBuffer;
-  args: SharedArrayBuffer;
-  index: number;
-}
+import { helperLoop, type HelperData } from "./pool-protocol.js";
 
 const scope = globalThis as unknown as { onmessage: ((e: { data: HelperData }) => void) | null };
 scope.onmessage = (e) => {

@@ -1,16 +1,8 @@
 // Node entry of a kernel helper thread (worker_threads): instantiate the kernels on the shared memory
 // and run the fork-join loop until told to exit.
 import { workerData } from "node:worker_threads";
-import { helperLoop } from "./pool-protocol.js";
+import { helperLoop, type HelperData } from "./pool-protocol.js";
 import { instantiate } from "./runtime.js";
-
-interface HelperData {
-  module: WebAssembly.Module;
-  memory: WebAssembly.Memory;
-  ctl: SharedArrayBuffer;
-  args: SharedArrayBuffer;
-  index: number;
-}
 
 const data = workerData as HelperData;
 const instance = instantiate(data.module, data.memory);
