@@ -19,14 +19,22 @@ const configs: Record<string, Record<string, unknown>> = {
   gpt2: { model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50257, tie_word_embeddings: true, pattern: "*-".repeat(12),
     attention: { num_heads: 12, num_kv_heads: 12, head_dim: 64, rotary_dim: 64, rope_theta: 10000 }, mlp: { intermediate_size: 3072, activation: "gelu", gated: false } },
 };
+const usage = "usage: node dist/bench/op-profile-cpu.js [mamba|mamba2|gpt2] [f32|f16|q8] [threads] [prompt tokens] [generated tokens]";
+const count = (name: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got '${v}'\n${usage}`);
+  return n;
+};
+if (!configs[modelName]) throw new Error(`unknown model '${modelName}' (mamba, mamba2, gpt2)\n${usage}`);
+if (!["f32", "f16", "q8"].includes(dtype)) throw new Error(`weights must be f32, f16 or q8, got '${dtype}'\n${usage}`);
 const backend = getBackend("cpu");
-setCpuThreads(Number(threadsArg));
+setCpuThreads(count("threads", threadsArg));
 const reader = new ConfigReader(configs[modelName], modelName);
 const weights = initHybridWeights(parseHybridConfig(reader), 0, dtype === "f16" ? "F16" : "F32");
 const model = await buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random", { quantize: dtype === "q8" ? "q8" : null }));
 const vocab = Number(configs[modelName].vocab_size);
 const rng = new Rng(1);
-const L = Number(promptArg), N = Number(genArg);
+const L = count("prompt tokens", promptArg), N = count("generated tokens", genArg);
 const prompt = async () => {
   const out = model.forward(tensor(randomIds(rng, L, vocab), [1, L], { dtype: "i32", backend }), null, { logits: "last" });
   await out.logits!.readFloat32();
