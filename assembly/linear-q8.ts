@@ -307,7 +307,7 @@ function linearTiledQ16(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32,
  * quantize_q16, which the host runs first, once for all threads). M < TILE_MIN_ROWS takes the dot form;
  * larger M the integer tiles, packing panels into the thread's scratch (linearQ8ScratchBytes).
  */
-export function linear_q8(x: usize, xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+export function linear_q8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
   if (M < TILE_MIN_ROWS) linearDotQ8(xq, M, K, wv, ws, N, bias, out, n0, n1);
   else linearTiledQ16(xq, M, K, wv, ws, N, bias, out, n0, n1, scratch);
 }

@@ -8,21 +8,12 @@
 //   npx tsc -p tsconfig.json && node dist/bench/cpu-fast.js [--quick] [--models mamba,mamba2,gpt2]
 //       [--dtypes f32,f16,q8] [--threads 1,2] [--prompts 512,2048] [--gen 128] [--ref]
 import os from "node:os";
-import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { getBackend, setCpuThreads } from "../src/backends/registry.js";
-import type { Backend } from "../src/backends/backend.js";
 import { Rng } from "../src/generate/rng.js";
-import { memoryTensorSource } from "../src/io/memory-source.js";
 import { writeFileAtomic } from "../src/io/node-files.js";
-import { ConfigReader } from "../src/models/config-json.js";
-import { parseHybridConfig } from "../src/models/hybrid/config.js";
-import { initHybridWeights } from "../src/models/hybrid/init.js";
-import { buildHybrid } from "../src/models/hybrid/model.js";
-import type { SequenceLM } from "../src/models/sequence-lm.js";
-import { WeightLoader } from "../src/models/weights.js";
-import { tensor } from "../src/ops/index.js";
-import { argHelpers, randomIds } from "./common.js";
+import { argHelpers } from "./common.js";
+import { build, generation, MODELS, promptProcessing } from "./cpu-models.js";
 
 const USAGE = `usage: node dist/bench/cpu-fast.js [options]
   --models <list>    mamba, mamba2, gpt2 (default all three)
@@ -41,30 +32,6 @@ const USAGE = `usage: node dist/bench/cpu-fast.js [options]
   -h, --help`;
 
 const args = argHelpers("cpu-fast", USAGE);
-
-interface ModelShape { name: string; reference: string; layers: number; config: (layers: number) => Record<string, unknown> }
-
-const MAMBA = { state_size: 16, conv_kernel: 4, expand: 2 };
-const MAMBA2 = { state_size: 128, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256 };
-
-const MODELS: Record<string, ModelShape> = {
-  mamba: {
-    name: "mamba-130m", reference: "state-spaces/mamba-130m-hf", layers: 24,
-    config: (n) => ({ model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50280, tie_word_embeddings: true, mamba: MAMBA, pattern: "m".repeat(n) }),
-  },
-  mamba2: {
-    name: "mamba2-130m", reference: "state-spaces/mamba2-130m", layers: 24,
-    config: (n) => ({ model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50288, tie_word_embeddings: true, mamba2: MAMBA2, pattern: "M".repeat(n) }),
-  },
-  gpt2: {
-    name: "gpt2-124m", reference: "openai-community/gpt2 shapes (RMSNorm + RoPE in place of LayerNorm + learned positions)", layers: 12,
-    config: (n) => ({
-      model_type: "hippo_hybrid", hidden_size: 768, vocab_size: 50257, tie_word_embeddings: true, pattern: "*-".repeat(n),
-      attention: { num_heads: 12, num_kv_heads: 12, head_dim: 64, rotary_dim: 64, rope_theta: 10000 },
-      mlp: { intermediate_size: 3072, activation: "gelu", gated: false },
-    }),
-  },
-};
 
 /** llama.cpp (llama-bench, 2 threads) on one of these 2-core machines, from issue 8: [pp512, tg128] tok/s. */
 const LLAMA_CPP: Record<string, Record<string, [number, string]>> = {
@@ -127,37 +94,6 @@ function options() {
 
 function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
-}
-
-async function build(shape: ModelShape, layers: number, dtype: string, backend: Backend): Promise<SequenceLM> {
-  const reader = new ConfigReader(shape.config(layers), `${shape.name} config`);
-  const fileDType = dtype === "f16" ? "F16" : dtype === "bf16" ? "BF16" : "F32";
-  const weights = initHybridWeights(parseHybridConfig(reader), 0, fileDType);
-  return buildHybrid(reader, new WeightLoader(memoryTensorSource(weights), backend, "random", { quantize: dtype === "q8" ? "q8" : null }));
-}
-
-async function promptProcessing(model: SequenceLM, L: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {
-  const ids = tensor(randomIds(rng, L, vocab), [1, L], { dtype: "i32", backend });
-  const t0 = performance.now();
-  const out = model.forward(ids, null, { logits: "last" });
-  await out.logits!.readFloat32();
-  const s = (performance.now() - t0) / 1000;
-  out.state.dispose();
-  return s;
-}
-
-async function generation(model: SequenceLM, n: number, vocab: number, rng: Rng, backend: Backend): Promise<number> {
-  let state = model.forward(tensor(randomIds(rng, 1, vocab), [1, 1], { dtype: "i32", backend }), null, { logits: "none" }).state;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const r = model.step(tensor(randomIds(rng, 1, vocab), [1, 1], { dtype: "i32", backend }), state);
-    await r.logits.readFloat32();
-    state.dispose();
-    state = r.state;
-  }
-  const s = (performance.now() - t0) / 1000;
-  state.dispose();
-  return s;
 }
 
 async function main(): Promise<void> {

@@ -242,7 +242,7 @@ export class WasmCpuBackend extends CpuBackend {
     const xq = this.arena.take(qBytes);
     const scratch = this.arena.take(threads * scratchStride);
     this.k.quantize_q16(xo, M, K, xq); // O(M·K), once for all threads
-    this.run({ kernel: "linear_q8", args: [xo, xq, M, K, r.offset, r.scales!, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
+    this.run({ kernel: "linear_q8", args: [xq, M, K, r.offset, r.scales!, N, bo, out.offset], total: N, align: 8, scratch, scratchStride }, threads);
     return this.make([...x.shape.slice(0, -1), N], this.result(out, M * N));
   }
 

@@ -2,7 +2,7 @@
 // cut into chunks that whoever is free claims (pool-protocol.ts). Jobs go through shared memory; the
 // caller works too and then blocks (spin, then Atomics.wait) until every chunk is done, so ops stay
 // synchronous. Workers are unref'd: they never keep a process alive.
-import { CTL, MAX_ARGS, MAX_CHUNKS, SPIN_ITERATIONS, claimStart, runChunk, workOn } from "./pool-protocol.js";
+import { CTL, MAX_ARGS, MAX_CHUNKS, SPIN_ITERATIONS, claimStart, runChunk, workOn, type HelperData } from "./pool-protocol.js";
 import { KERNEL_NAMES, type KernelName } from "./runtime.js";
 
 interface NodeWorker { unref(): void; terminate(): Promise<number> }
@@ -113,16 +113,14 @@ export class ThreadPool {
       // after that (the protocol never lets a helper into a job already posted).
       for (let i = 1; i <= count; i++) {
         const w = new web(new URL("./web-worker.js", import.meta.url), { type: "module" });
-        w.postMessage({ module: this.module, memory: this.memory, ctl: this.ctl.buffer, args: this.args.buffer, index: i });
+        w.postMessage(this.helperData(i));
         this.workers.push(w);
       }
       return true;
     }
     const url = new URL("./worker.js", import.meta.url);
     for (let i = 1; i <= count; i++) {
-      const w = new node!(url, {
-        workerData: { module: this.module, memory: this.memory, ctl: this.ctl.buffer, args: this.args.buffer, index: i },
-      });
+      const w = new node!(url, { workerData: this.helperData(i) });
       w.unref();
       this.workers.push(w);
     }
@@ -136,6 +134,11 @@ export class ThreadPool {
       }
       Atomics.wait(this.ctl, CTL.READY, ready, 50);
     }
+  }
+
+  /** What helper `index` starts from: the kernels, the shared memory and this set's control blocks. */
+  private helperData(index: number): HelperData {
+    return { module: this.module, memory: this.memory, ctl: this.ctl.buffer as SharedArrayBuffer, args: this.args.buffer as SharedArrayBuffer, index };
   }
 
   private stopWorkers(): void {
