@@ -19,7 +19,7 @@ import {
   writeAxis1Spec,
 } from "./kernels/elementwise.js";
 import {
-  DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, directConvSpec, shiftSsmSpec,
+  DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, directConvSpec, shiftSsmSpec, shiftSsmTiledSpec,
   shiftTapsSpec,
 } from "./kernels/h3.js";
 import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
@@ -55,6 +55,8 @@ export interface GpuStorage {
 const HOST_SHADOW_LIMIT = 1 << 16;
 /** Time steps per chunk of the chunked scans (selective scan, diagonal SSM). */
 const SCAN_CHUNK = 64;
+/** From this length on the shift SSM's outputs go through the tiled kernel (32 steps per workgroup). */
+const SHIFT_TILED_MIN_LENGTH = 32;
 
 function bytesFor(n: number, dtype: DType): number {
   return dtype === "f16" || dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
@@ -611,7 +613,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
         B, H, P, G, N, has_bias: bias !== null, softplus: a.dtSoftplus, dt_min: a.dtMin, dt_max: Math.min(a.dtMax, 3.4e38),
         has_state: st !== null, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H, dt_off: dt.off, dt_stride: dt.stride,
         x_off: x.off, x_stride: x.stride, b_off: Bm.off, b_stride: Bm.stride, c_off: Cm.off, c_stride: Cm.stride,
-      }, [x.buf, dt.buf, this.f32(a.A, temps), Bm.buf, Cm.buf, D, bias, st, this.buf(y), this.buf(state)], grid(n, 64));
+      }, [x.buf, dt.buf, this.f32(a.A, temps), Bm.buf, Cm.buf, D, bias, st, this.buf(y), this.buf(state)], grid(n, 8));
     }
     this.done(temps);
     return { y, state };
@@ -799,9 +801,15 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const y = this.make(a.u.shape);
     const state = this.make([B, Ch, N]);
     const D = this.opt(a.D, temps), st = this.opt(a.state, temps);
-    const n = B * L * Ch + B * Ch * N;
+    // Long sequences: outputs by the tiled kernel, then the state alone (decoding keeps one dispatch).
+    const tiled = L >= SHIFT_TILED_MIN_LENGTH && N > 0;
+    const n = (tiled ? 0 : B * L * Ch) + B * Ch * N;
+    if (tiled && B * Ch > 0) {
+      this.run(this.kernel("shift-ssm-tiled", shiftSsmTiledSpec), { L, C: Ch, N, has_d: D !== null, has_state: st !== null },
+        [this.f32(a.u, temps), taps, this.f32(a.C, temps), D, st, this.buf(y)], [Math.ceil(Ch / 64), Math.ceil(L / 32), B]);
+    }
     if (n > 0 && N > 0) {
-      this.run(this.kernel("shift-ssm", shiftSsmSpec), { B, L, C: Ch, N, has_d: D !== null, has_state: st !== null },
+      this.run(this.kernel("shift-ssm", shiftSsmSpec), { B, L, C: Ch, N, has_d: D !== null, has_state: st !== null, skip_y: tiled },
         [this.f32(a.u, temps), taps, this.f32(a.B, temps), this.f32(a.C, temps), D, st, this.buf(y), this.buf(state)], grid(n));
     }
     this.done(temps);

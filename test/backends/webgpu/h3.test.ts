@@ -25,7 +25,7 @@ function ssmOn(b: Backend, d: DiagInputs, discretization: "bilinear" | "zoh"): D
 
 test("shiftSsmTaps and shiftSsm: parallel mode, one step, carried state, taps given or derived", { skip }, async () => {
   const r = new Inputs(21);
-  for (const [B, L, C, N] of [[1, 37, 12, 8], [2, 1, 5, 4], [2, 3, 6, 16], [1, 20, 3, 64]]) {
+  for (const [B, L, C, N] of [[1, 37, 12, 8], [2, 1, 5, 4], [2, 3, 6, 16], [1, 20, 3, 64], [2, 100, 70, 64], [1, 45, 5, 80], [1, 33, 3, 4]]) {
     const u = r.f32([B, L, C], -2, 2);
     const Bv = r.f32([C, N]);
     const Cv = r.f32([C, N]);

@@ -179,13 +179,18 @@ ${MAIN_WG}
   };
 }
 
-/** One recurrent step per (batch, head, p): state = exp(dt·A)·state + dt·x ⊗ B; y = state·C + D·x. */
+/**
+ * One recurrent step per (batch, head, p): state = exp(dt·A)·state + dt·x ⊗ B; y = state·C + D·x.
+ * 32 threads share a (batch, head, p) row, each taking every 32nd state entry, so that consecutive threads
+ * touch consecutive words of the [B, H, P, N] state (one thread per row strode N words apart); y is their
+ * sum, reduced in workgroup memory. 8 rows per 256-thread workgroup.
+ */
 export function ssdStepSpec(): KernelSpec {
   return {
     key: "ssd-step",
     params: [["B", "u32"], ["H", "u32"], ["P", "u32"], ["G", "u32"], ["N", "u32"], ["has_bias", "u32"], ["softplus", "u32"],
       ["dt_min", "f32"], ["dt_max", "f32"], ["has_state", "u32"], ["has_d", "u32"], ["d_per_p", "u32"], ["dt_off", "u32"], ["dt_stride", "u32"], ...VIEWS],
-    workgroupSize: 64,
+    workgroupSize: 256,
     bindings: [
       { name: "x", type: "f32" }, { name: "dt", type: "f32" }, { name: "A", type: "f32" }, { name: "Bm", type: "f32" },
       { name: "Cm", type: "f32" }, { name: "Dv", type: "f32" }, { name: "bias", type: "f32" }, { name: "state", type: "f32" },
@@ -198,43 +203,65 @@ fn softplus(x: f32) -> f32 {
   if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
   return log(1.0 + e);
 }
-${MAIN_1D}
-  if (i >= p.B * p.H * p.P) { return; }
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % 32u;
+  let i = (wid.y * nwg.x + wid.x) * 8u + lid / 32u;
+  let live = i < p.B * p.H * p.P;
   let pp = i % p.P;
   let h = (i / p.P) % p.H;
   let b = i / (p.P * p.H);
   let g = h / (p.H / p.G);
-  var d = dt[p.dt_off + b * p.dt_stride + h];
-  if (p.has_bias != 0u) { d = d + bias[h]; }
-  if (p.softplus != 0u) { d = softplus(d); }
-  d = min(max(d, p.dt_min), p.dt_max);
-  let decay = exp(d * A[h]);
-  let xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
-  let bo = p.b_off + b * p.b_stride + g * p.N;
-  let co = p.c_off + b * p.c_stride + g * p.N;
-  let so = i * p.N;
   var acc = 0.0;
-  for (var n = 0u; n < p.N; n = n + 1u) {
-    var s = 0.0;
-    if (p.has_state != 0u) { s = state[so + n]; }
-    let v = s * decay + d * xv * Bm[bo + n];
-    state_out[so + n] = v;
-    acc = acc + v * Cm[co + n];
+  var xv = 0.0;
+  if (live) {
+    var d = dt[p.dt_off + b * p.dt_stride + h];
+    if (p.has_bias != 0u) { d = d + bias[h]; }
+    if (p.softplus != 0u) { d = softplus(d); }
+    d = min(max(d, p.dt_min), p.dt_max);
+    let decay = exp(d * A[h]);
+    xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
+    let bo = p.b_off + b * p.b_stride + g * p.N;
+    let co = p.c_off + b * p.c_stride + g * p.N;
+    let so = i * p.N;
+    for (var n = lane; n < p.N; n = n + 32u) {
+      var s = 0.0;
+      if (p.has_state != 0u) { s = state[so + n]; }
+      let v = s * decay + d * xv * Bm[bo + n];
+      state_out[so + n] = v;
+      acc = acc + v * Cm[co + n];
+    }
   }
-  if (p.has_d != 0u) {
-    var dd = Dv[h];
-    if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
-    acc = acc + dd * xv;
+  part[lid] = acc;
+  workgroupBarrier();
+  for (var w = 16u; w > 0u; w = w / 2u) {
+    if (lane < w) { part[lid] = part[lid] + part[lid + w]; }
+    workgroupBarrier();
   }
-  y[i] = acc;
+  if (live && lane == 0u) {
+    var out = part[lid];
+    if (p.has_d != 0u) {
+      var dd = Dv[h];
+      if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
+      out = out + dd * xv;
+    }
+    y[i] = out;
+  }
 }`,
   };
 }
 
+const LANES = ["x", "y", "z", "w"] as const;
+const each4 = (f: (i: number) => string) => [0, 1, 2, 3].map(f).join("\n");
+
 /**
- * Pass 4 as three small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold a 4×4
- * block in registers while slices of C, B and the entering state are staged in workgroup memory:
+ * Pass 4 as three small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold 4×4
+ * blocks in registers while slices of 16 state entries of C, B and the entering state are staged in
+ * workgroup memory as vec4 columns (one vector load feeds 4 rows; consecutive threads read consecutive
+ * vectors, no bank conflicts):
  *   M = (C·Bᵀ) ⊙ decay ⊙ dt (64×64, kept in workgroup memory), Y = exp(S)·(C·stateᵀ) + M·X + D·X.
+ * C·Bᵀ and C·stateᵀ share one pass over the state entries; M·X stops at each thread's last causal step.
  */
 export function ssdChunkOutTiledSpec(): KernelSpec {
   const Q = SSD_CHUNK;
@@ -245,114 +272,88 @@ export function ssdChunkOutTiledSpec(): KernelSpec {
       { name: "S", type: "f32" }, { name: "h_in", type: "f32" }, { name: "Dv", type: "f32" }, { name: "y", type: "f32", write: true },
     ],
     body: `
-var<workgroup> M: array<f32, ${Q * Q}>;
-// Slices of C and B (or the state) during the products with N, then the chunk's X.
-var<workgroup> stage: array<f32, ${Q * Q}>;
+// M4[s·16 + t/4] = M[t..t+3][s].
+var<workgroup> M4: array<vec4<f32>, ${Q * Q / 4}>;
+// Slices [k·17 + r/4] of C (at 0), B (at 272) and the state (at 544) over 16 state entries k; then X [s·16 + p/4].
+var<workgroup> stage4: array<vec4<f32>, ${Q * Q / 4}>;
 ${MAIN_WG}
   let tx = lid % 16u;
   let ty = lid / 16u;
   let row0 = b * p.L + t0;
-  // M[t][s] = C_t · B_s, over slices of 16 state entries.
-  var r0 = vec4<f32>(0.0); var r1 = vec4<f32>(0.0); var r2 = vec4<f32>(0.0); var r3 = vec4<f32>(0.0);
+  let hbase = wg * p.P * p.N;
+${each4((i) => `  var r${i} = vec4<f32>(0.0);
+  var o${i} = vec4<f32>(0.0);`)}
   for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
-    for (var l = 0u; l < 4u; l = l + 1u) {
-      let idx = lid + l * 256u;
-      let rr = idx / 16u;
-      let cc = idx % 16u;
-      var cv = 0.0;
-      var bv = 0.0;
-      if (rr < q && n0 + cc < p.N) {
-        cv = Cm[p.c_off + (row0 + rr) * p.c_stride + g * p.N + n0 + cc];
-        bv = Bm[p.b_off + (row0 + rr) * p.b_stride + g * p.N + n0 + cc];
+    let n = n0 + tx;
+    var cv = vec4<f32>(0.0);
+    var bv = vec4<f32>(0.0);
+    var hv = vec4<f32>(0.0);
+    if (n < p.N) {
+${each4((i) => `      if (ty * 4u + ${i}u < q) {
+        cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n];
+        bv.${LANES[i]} = Bm[p.b_off + (row0 + ty * 4u + ${i}u) * p.b_stride + g * p.N + n];
       }
-      stage[idx] = cv;
-      stage[1024u + idx] = bv;
+      if (p.has_h != 0u && ty * 4u + ${i}u < p.P) { hv.${LANES[i]} = h_in[hbase + (ty * 4u + ${i}u) * p.N + n]; }`)}
     }
+    stage4[tx * 17u + ty] = cv;
+    stage4[272u + tx * 17u + ty] = bv;
+    stage4[544u + tx * 17u + ty] = hv;
     workgroupBarrier();
     for (var k = 0u; k < 16u; k = k + 1u) {
-      let c4 = vec4<f32>(stage[(ty * 4u) * 16u + k], stage[(ty * 4u + 1u) * 16u + k], stage[(ty * 4u + 2u) * 16u + k], stage[(ty * 4u + 3u) * 16u + k]);
-      let b4 = vec4<f32>(stage[1024u + (tx * 4u) * 16u + k], stage[1024u + (tx * 4u + 1u) * 16u + k], stage[1024u + (tx * 4u + 2u) * 16u + k], stage[1024u + (tx * 4u + 3u) * 16u + k]);
-      r0 = r0 + c4.x * b4; r1 = r1 + c4.y * b4; r2 = r2 + c4.z * b4; r3 = r3 + c4.w * b4;
+      let c4 = stage4[k * 17u + ty];
+      let b4 = stage4[272u + k * 17u + tx];
+      let h4 = stage4[544u + k * 17u + tx];
+${each4((i) => `      r${i} = r${i} + c4.${LANES[i]} * b4;
+      o${i} = o${i} + c4.${LANES[i]} * h4;`)}
     }
     workgroupBarrier();
   }
-  // Causal decay and dt, into workgroup memory.
-  var rows = array<vec4<f32>, 4>(r0, r1, r2, r3);
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let t = ty * 4u + i;
-    var st = 0.0;
-    if (t < q) { st = S[(row0 + t) * p.H + h]; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let s = tx * 4u + j;
-      var v = 0.0;
-      if (t < q && s <= t) { v = rows[i][j] * exp(st - S[(row0 + s) * p.H + h]) * dt_eff[(row0 + s) * p.H + h]; }
-      M[t * ${Q}u + s] = v;
-    }
-  }
-  // Y_off[t][p] = exp(S_t) · Σ_n C_t[n]·state[p][n].
-  var o0 = vec4<f32>(0.0); var o1 = vec4<f32>(0.0); var o2 = vec4<f32>(0.0); var o3 = vec4<f32>(0.0);
-  let hbase = wg * p.P * p.N;
+  // Causal decay and dt: M[t][s] = (C_t·B_s)·exp(S_t − S_s)·dt_s for s ≤ t; the state term scaled by exp(S_t).
+  var st = vec4<f32>(0.0);
+  var ss = vec4<f32>(0.0);
+  var ds = vec4<f32>(0.0);
+${each4((i) => `  if (ty * 4u + ${i}u < q) { st.${LANES[i]} = S[(row0 + ty * 4u + ${i}u) * p.H + h]; }
+  if (tx * 4u + ${i}u < q) { ss.${LANES[i]} = S[(row0 + tx * 4u + ${i}u) * p.H + h]; ds.${LANES[i]} = dt_eff[(row0 + tx * 4u + ${i}u) * p.H + h]; }`)}
+${each4((j) => `  {
+    let s = tx * 4u + ${j}u;
+    var m = vec4<f32>(0.0);
+${each4((i) => `    if (ty * 4u + ${i}u < q && s <= ty * 4u + ${i}u) { m.${LANES[i]} = r${i}.${LANES[j]} * exp(st.${LANES[i]} - ss.${LANES[j]}) * ds.${LANES[j]}; }`)}
+    M4[s * 16u + ty] = m;
+  }`)}
   if (p.has_h != 0u) {
-    for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
-      for (var l = 0u; l < 4u; l = l + 1u) {
-        let idx = lid + l * 256u;
-        let rr = idx / 16u;
-        let cc = idx % 16u;
-        var cv = 0.0;
-        var hv = 0.0;
-        if (n0 + cc < p.N) {
-          if (rr < q) { cv = Cm[p.c_off + (row0 + rr) * p.c_stride + g * p.N + n0 + cc]; }
-          if (rr < p.P) { hv = h_in[hbase + rr * p.N + n0 + cc]; }
-        }
-        stage[idx] = cv;
-        stage[1024u + idx] = hv;
-      }
-      workgroupBarrier();
-      for (var k = 0u; k < 16u; k = k + 1u) {
-        let c4 = vec4<f32>(stage[(ty * 4u) * 16u + k], stage[(ty * 4u + 1u) * 16u + k], stage[(ty * 4u + 2u) * 16u + k], stage[(ty * 4u + 3u) * 16u + k]);
-        let h4 = vec4<f32>(stage[1024u + (tx * 4u) * 16u + k], stage[1024u + (tx * 4u + 1u) * 16u + k], stage[1024u + (tx * 4u + 2u) * 16u + k], stage[1024u + (tx * 4u + 3u) * 16u + k]);
-        o0 = o0 + c4.x * h4; o1 = o1 + c4.y * h4; o2 = o2 + c4.z * h4; o3 = o3 + c4.w * h4;
-      }
-      workgroupBarrier();
-    }
-    var e4 = vec4<f32>(0.0);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-      let t = ty * 4u + i;
-      if (t < q) { e4[i] = exp(S[(row0 + t) * p.H + h]); }
-    }
-    o0 = o0 * e4.x; o1 = o1 * e4.y; o2 = o2 * e4.z; o3 = o3 * e4.w;
+${each4((i) => `    if (ty * 4u + ${i}u < q) { o${i} = o${i} * exp(st.${LANES[i]}); } else { o${i} = vec4<f32>(0.0); }`)}
   }
   // The chunk's X [s][p], then Y += M·X.
-  for (var l = 0u; l < 16u; l = l + 1u) {
+  for (var l = 0u; l < 4u; l = l + 1u) {
     let idx = lid + l * 256u;
-    let ss = idx / 64u;
-    let pp = idx % 64u;
-    var xv = 0.0;
-    if (ss < q && pp < p.P) { xv = x[p.x_off + (row0 + ss) * p.x_stride + h * p.P + pp]; }
-    stage[idx] = xv;
+    let s = idx / 16u;
+    let p4 = (idx % 16u) * 4u;
+    var xv = vec4<f32>(0.0);
+    if (s < q) {
+      let xo = p.x_off + (row0 + s) * p.x_stride + h * p.P + p4;
+${each4((j) => `      if (p4 + ${j}u < p.P) { xv.${LANES[j]} = x[xo + ${j}u]; }`)}
+    }
+    stage4[idx] = xv;
   }
   workgroupBarrier();
-  for (var s = 0u; s < q; s = s + 1u) {
-    let m4 = vec4<f32>(M[(ty * 4u) * ${Q}u + s], M[(ty * 4u + 1u) * ${Q}u + s], M[(ty * 4u + 2u) * ${Q}u + s], M[(ty * 4u + 3u) * ${Q}u + s]);
-    let x4 = vec4<f32>(stage[s * 64u + tx * 4u], stage[s * 64u + tx * 4u + 1u], stage[s * 64u + tx * 4u + 2u], stage[s * 64u + tx * 4u + 3u]);
-    o0 = o0 + m4.x * x4; o1 = o1 + m4.y * x4; o2 = o2 + m4.z * x4; o3 = o3 + m4.w * x4;
+  let s_end = min(q, ty * 4u + 4u);
+  for (var s = 0u; s < s_end; s = s + 1u) {
+    let m4 = M4[s * 16u + ty];
+    let x4 = stage4[s * 16u + tx];
+${each4((i) => `    o${i} = o${i} + m4.${LANES[i]} * x4;`)}
   }
-  var outs = array<vec4<f32>, 4>(o0, o1, o2, o3);
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let t = ty * 4u + i;
-    if (t >= q) { continue; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let pp = tx * 4u + j;
-      if (pp >= p.P) { continue; }
-      var acc = outs[i][j];
-      if (p.has_d != 0u) {
-        var dd = Dv[h];
-        if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
-        acc = acc + dd * stage[t * 64u + pp];
-      }
-      y[((row0 + t) * p.H + h) * p.P + pp] = acc;
-    }
+  var dd = vec4<f32>(0.0);
+  if (p.has_d != 0u) {
+    if (p.d_per_p != 0u) {
+${each4((j) => `      if (tx * 4u + ${j}u < p.P) { dd.${LANES[j]} = Dv[h * p.P + tx * 4u + ${j}u]; }`)}
+    } else { dd = vec4<f32>(Dv[h]); }
   }
+${each4((i) => `  if (ty * 4u + ${i}u < q) {
+    let t = ty * 4u + ${i}u;
+    let v = o${i} + dd * stage4[t * 16u + tx];
+    let yo = ((row0 + t) * p.H + h) * p.P + tx * 4u;
+${each4((j) => `    if (tx * 4u + ${j}u < p.P) { y[yo + ${j}u] = v.${LANES[j]}; }`)}
+  }`)}
 }`,
   };
 }
