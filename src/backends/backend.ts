@@ -26,6 +26,14 @@ export interface SelectiveScanArgs {
   state: Tensor | null;
 }
 
+/** A norm over the last axis: RMSNorm (weight only) or LayerNorm (weight, optional bias). */
+export interface NormSpec {
+  kind: "rms" | "layer";
+  weight: Tensor;
+  bias: Tensor | null;
+  eps: number;
+}
+
 export interface CausalConv1dArgs {
   /** [B, L, C] input, channels last. */
   x: Tensor;
@@ -186,6 +194,11 @@ export interface Backend {
    * max(offset) + L rows on axis 1 (KV-cache append).
    */
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor;
+  /**
+   * Optional fusion of a residual add and the next pre-norm: sum = a + b and norm(sum) in one pass (decoding
+   * pays per dispatch). Backends without it get the two ops composed by ops/addNorm.
+   */
+  addNorm?(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor };
   /** y·silu(z), RMS-normalised over groups of `groupSize` channels, times weight (gated RMSNorm). */
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor;
 

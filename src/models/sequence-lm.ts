@@ -2,7 +2,7 @@ import type { Backend } from "../backends/backend.js";
 import { check, shapeString } from "../errors.js";
 import type { LayerContext, SequenceLayer } from "../nn/layer.js";
 import type { Norm } from "../nn/norm.js";
-import { add, embedding, linear, mul, selectPositions, tensor, tidy } from "../ops/index.js";
+import { embedding, linear, mul, selectPositions, tensor, tidy } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { CausalLM, ForwardOptions, ForwardResult, ModelDescription } from "./causal-lm.js";
 import { InferenceState, type LayerState } from "./state.js";
@@ -109,20 +109,33 @@ export class SequenceLM implements CausalLM {
     const ctx: LayerContext = { positions, positionsTensor: tensor(Int32Array.from(positions), [positions.length], { backend: this.backend }) };
     let h = embedding(this.parts.embeddings, ids);
     if (embeddingMask) h = mul(h, embeddingMask);
+    // A layer's output is added to the stream by the next norm (one fused add + norm where the backend has it).
+    let pending: Tensor | null = null;
     const layers: LayerState[] = [];
     this.parts.layers.forEach(({ norm, layer }, i) => {
       const prev = state?.layers[i] ?? null;
+      const y = pending;
       // Each layer in a scope of its own: its intermediates are freed as soon as it is done, so a prefill
       // holds one layer's activations at a time instead of the whole model's.
       const next = tidy(() => {
-        const out = single && prev ? layer.step(norm.apply(h), prev, ctx) : layer.forward(norm.apply(h), prev, ctx);
-        return { h: add(h, out.y), state: out.state };
+        const { sum, normed } = y ? norm.applyAfterAdd(h, y) : { sum: null, normed: norm.apply(h) };
+        const out = single && prev ? layer.step(normed, prev, ctx) : layer.forward(normed, prev, ctx);
+        return { sum, y: out.y, state: out.state };
       });
-      h.dispose();
-      h = next.h;
+      if (next.sum) {
+        h.dispose();
+        y!.dispose();
+        h = next.sum;
+      }
+      pending = next.y;
       layers.push(next.state);
     });
-    return { hidden: this.parts.finalNorm.apply(h), layers };
+    if (!pending) return { hidden: this.parts.finalNorm.apply(h), layers };
+    const last = this.parts.finalNorm.applyAfterAdd(h, pending);
+    h.dispose();
+    (pending as Tensor).dispose();
+    last.sum.dispose();
+    return { hidden: last.normed, layers };
   }
 
   private allWeights(): Tensor[] {

@@ -1,8 +1,9 @@
+import type { NormSpec } from "../backends/backend.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { layerNorm, rmsNorm } from "../ops/index.js";
+import { addNorm, norm } from "../ops/index.js";
 
 /** RMSNorm (weight only) or LayerNorm (weight and optional bias) over the last axis. */
-export class Norm {
+export class Norm implements NormSpec {
   constructor(
     readonly kind: "rms" | "layer",
     readonly weight: Tensor,
@@ -11,6 +12,11 @@ export class Norm {
   ) {}
 
   apply(x: Tensor): Tensor {
-    return this.kind === "rms" ? rmsNorm(x, this.weight, this.eps) : layerNorm(x, this.weight, this.bias, this.eps);
+    return norm(x, this);
+  }
+
+  /** The residual stream after adding `y` to `h`, and its norm (fused where the backend can). */
+  applyAfterAdd(h: Tensor, y: Tensor): { sum: Tensor; normed: Tensor } {
+    return addNorm(h, y, this);
   }
 }

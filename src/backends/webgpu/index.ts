@@ -4,7 +4,7 @@ import type { DType, HostData } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type {
-  AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs, RopeArgs,
+  AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs, NormSpec, RopeArgs,
   SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp,
 } from "../backend.js";
 import type { TokenSampler, TokenSamplingOptions } from "../sampling.js";
@@ -23,7 +23,7 @@ import {
   shiftTapsSpec,
 } from "./kernels/h3.js";
 import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
-import { gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
+import { addNormSpec, gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
@@ -287,6 +287,21 @@ export class WebGpuBackend implements Backend, TokenSampler {
     }
     this.done(temps);
     return out;
+  }
+
+  addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } {
+    const D = norm.weight.size;
+    const rows = a.size / Math.max(1, D);
+    const sum = this.make(a.shape);
+    const normed = this.make(a.shape);
+    const temps: Tensor[] = [];
+    if (rows > 0) {
+      const bias = norm.kind === "layer" ? this.opt(norm.bias, temps) : null;
+      this.run(this.kernel("add-norm", addNormSpec), { rows, D, eps: norm.eps, layer: norm.kind === "layer", has_bias: bias !== null },
+        [this.f32(a, temps), this.f32(b, temps), this.f32(norm.weight, temps), bias, this.buf(sum), this.buf(normed)], grid(rows, 1));
+    }
+    this.done(temps);
+    return { sum, normed };
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { UnaryOp } from "../../../src/backends/backend.js";
+import { addNorm } from "../../../src/ops/index.js";
 import { compareOp, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 
@@ -52,6 +53,14 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
     await compareOp(`rmsNorm D=${D}`, (b) => b.rmsNorm(x.on(b), w.on(b), 1e-5));
     await compareOp(`layerNorm D=${D}`, (b) => b.layerNorm(x.on(b), w.on(b), bias.on(b), 1e-5));
     await compareOp(`layerNorm D=${D} no bias`, (b) => b.layerNorm(x.on(b), w.on(b), null, 1e-6));
+    // The fused residual add + norm (webgpu) against add then norm (cpu, composed by ops/addNorm).
+    const y = r.f32([3, 5, D], -3, 3);
+    for (const [kind, withBias] of [["rms", false], ["layer", true], ["layer", false]] as const) {
+      await compareOp(`addNorm ${kind} D=${D} bias=${withBias}`, (b) => {
+        const out = addNorm(x.on(b), y.on(b), { kind, weight: w.on(b), bias: withBias ? bias.on(b) : null, eps: 1e-5 });
+        return [out.sum, out.normed];
+      });
+    }
   }
   for (const [E, g] of [[128, 128], [128, 32], [96, 3], [600, 300]]) {
     const y = r.f32([2, 9, E], -2, 2);

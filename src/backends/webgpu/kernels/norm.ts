@@ -87,3 +87,31 @@ ${MAIN_ROW}
 }`,
   };
 }
+
+/** sum = a + b and its RMSNorm (layer = 0) or LayerNorm (layer = 1), one workgroup per row. */
+export function addNormSpec(): KernelSpec {
+  return {
+    key: "add-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"], ["layer", "u32"], ["has_bias", "u32"]], workgroupSize: 256,
+    bindings: [
+      { name: "a", type: "f32" }, { name: "b", type: "f32" }, { name: "w", type: "f32" }, { name: "bias", type: "f32" },
+      { name: "sum", type: "f32", write: true }, { name: "out", type: "f32", write: true },
+    ],
+    body: `${REDUCE}
+${MAIN_ROW}
+  let o = row * p.D;
+  var s = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { let v = a[o + i] + b[o + i]; sum[o + i] = v; s = s + v; }
+  var mean = 0.0;
+  if (p.layer != 0u) { mean = block_sum(s, lid) / f32(p.D); }
+  // Each thread reads back only the sums it wrote itself.
+  var ss = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { let d = sum[o + i] - mean; ss = ss + d * d; }
+  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.D) + p.eps);
+  for (var i = lid; i < p.D; i = i + 256u) {
+    var bb = 0.0;
+    if (p.has_bias != 0u) { bb = bias[i]; }
+    out[o + i] = (sum[o + i] - mean) * inv * w[i] + bb;
+  }
+}`,
+  };
+}
