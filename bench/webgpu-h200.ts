@@ -363,6 +363,17 @@ if (opts.micro) {
     x.dispose();
     w.dispose();
   }
+  // Decode-shaped products (one row of x), 100 per submit: time per product and the weight bytes streamed.
+  for (const [N, K] of [[3072, 768], [768, 1536], [80, 1536], [1536, 48], [3352, 768], [50280, 768]]) {
+    const x = gpu.upload(new Float32Array(K).map((_, i) => Math.sin(i)), [1, K], "f32");
+    const w = gpu.upload(new Float32Array(N * K).map((_, i) => Math.cos(i)), [N, K], "f32");
+    const reps = 100;
+    const s = await timed(async () => { for (let i = 0; i < reps; i++) gpu.linear(x, w, null).dispose(); await gpu.sync(); }, 3);
+    micro[`matvec 1x${N}x${K} us`] = (s / reps) * 1e6;
+    micro[`matvec 1x${N}x${K} weight GB/s`] = (N * K * 4 * reps) / s / 1e9;
+    x.dispose();
+    w.dispose();
+  }
   const a = gpu.upload(new Float32Array(768).fill(1), [768], "f32");
   for (const n of [1, 200, 1000]) {
     const s = await timed(async () => {

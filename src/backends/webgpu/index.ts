@@ -12,7 +12,9 @@ import { requestDevice, type GpuHandle } from "./gpu.js";
 import type { OpTimer } from "../profiling.js";
 import { GpuOpTimer } from "./op-timer.js";
 import { GpuRuntime, type Kernel, type KernelSpec } from "./runtime.js";
-import { attentionGrid, attentionSpec, decodeAttentionGrid, decodeAttentionSpec, ropeSpec, useDecodeAttention } from "./kernels/attention.js";
+import {
+  attentionGrid, attentionSpec, attentionTiledSpec, decodeAttentionGrid, decodeAttentionSpec, ropeSpec, useDecodeAttention, useTiledAttention,
+} from "./kernels/attention.js";
 import { causalConv1dSpec } from "./kernels/conv.js";
 import {
   binarySpec, copySpec, embeddingSpec, fillSpec, gatherViewSpec, resizeAxis1Spec, selectPositionsSpec, sliceLastSpec, unarySpec, widenSpec,
@@ -644,6 +646,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
       if (useDecodeAttention(L, T)) {
         this.run(this.kernel(`attention-decode-${D}-${Dv}`, () => decodeAttentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale },
           buffers, decodeAttentionGrid(B, L, Hq));
+      } else if (useTiledAttention(L, Dv)) {
+        this.run(this.kernel(`attention-tiled-${D}-${Dv}`, () => attentionTiledSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale }, buffers, attentionGrid(B, L, Hq));
       } else {
         this.run(this.kernel(`attention-${D}-${Dv}`, () => attentionSpec(D, Dv)), { L, T, Hq, Hkv, scale: a.scale }, buffers, attentionGrid(B, L, Hq));
       }

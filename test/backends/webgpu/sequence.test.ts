@@ -95,6 +95,8 @@ test("causalAttention: GQA, per-row query starts (KV cache), single-query decodi
   for (const [B, L, T, Hq, Hkv, D, Dv, starts] of [
     [2, 9, 9, 4, 2, 16, 16, [0, 0]], [2, 1, 12, 4, 1, 8, 8, [11, 5]], [1, 70, 70, 2, 2, 32, 16, [0]], [3, 3, 10, 6, 3, 16, 16, [7, 2, 0]],
     [1, 130, 130, 1, 1, 64, 64, [0]],
+    // The tiled prefill kernel (L ≥ 64, Dv ≤ 64): cached keys before the queries, head sizes off 16, D > 64, GQA.
+    [2, 100, 150, 4, 2, 24, 40, [50, 0]], [1, 64, 64, 3, 1, 80, 64, [0]], [1, 65, 65, 2, 1, 16, 3, [0]],
     // Decoding shapes (the split-keys kernel): long caches, GQA, rows at different positions (one sees
     // fewer keys than the workgroup has threads), Dv beyond one 32-column merge block and not a multiple of it.
     [2, 1, 300, 4, 2, 16, 40, [299, 20]], [1, 3, 700, 2, 1, 64, 64, [697]], [3, 2, 129, 3, 3, 8, 72, [127, 0, 64]],

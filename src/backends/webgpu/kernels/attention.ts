@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D, SINCOS } from "./wgsl.js";
+import { each4, LANES, MAIN_1D, SINCOS } from "./wgsl.js";
 
 /**
  * Causal attention, flash-attention style: a workgroup of 64 threads takes 64 consecutive queries of one
@@ -95,6 +95,137 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let oo = ((b * p.L + i) * p.Hq + h) * DV;
     for (var e = 0u; e < DV; e = e + 1u) { out[oo + e] = select(0.0, acc[e] / l, visible > 0u); }
   }
+}`,
+  };
+}
+
+/** Shapes the tiled attention kernel takes: prefill (64 queries and more), values up to 64 wide; keys any size. */
+export function useTiledAttention(L: number, Dv: number): boolean {
+  return L >= 64 && Dv <= 64;
+}
+
+/**
+ * Causal attention for prefill as tile products (flash-attention's order of work): a workgroup of 256
+ * threads takes 64 queries of one (row, head) and walks key tiles of 64. S = Q·Kᵀ is accumulated over
+ * slices of 16 head dimensions staged in workgroup memory as vec4 columns, each thread holding 4 queries ×
+ * 4 keys; the online softmax's row max and row sum are reduced through workgroup memory; P goes to
+ * workgroup memory and O += P·V runs over slices of 16 keys, each thread holding 4 queries × 4 value
+ * columns. Every shared-memory read is a vec4 feeding 16 multiply-adds (the one-query-per-thread kernel
+ * above read a scalar per multiply-add).
+ */
+export function attentionTiledSpec(D: number, Dv: number): KernelSpec {
+  const rows = (f: (r: number, c: string) => string) => each4((r) => f(r, LANES[r]));
+  return {
+    key: `attention-tiled-${D}-${Dv}`,
+    params: ATTENTION_PARAMS,
+    workgroupSize: 256,
+    bindings: ATTENTION_BINDINGS,
+    body: `
+const D: u32 = ${D}u;
+const DV: u32 = ${Dv}u;
+// P4[k·16 + q/4]: P[q..q+3][k] of the current key tile.
+var<workgroup> P4: array<vec4<f32>, 1024>;
+// Slices [d·17 + q/4] of Q and [d·17 + k/4] of K (rows padded against bank conflicts), then [k·17 + d/4] of V.
+var<workgroup> qs4: array<vec4<f32>, 272>;
+var<workgroup> ks4: array<vec4<f32>, 272>;
+// Row reductions: red4[q·4 + tx/4][tx % 4] holds thread tx's part of query q's max or sum.
+var<workgroup> red4: array<vec4<f32>, 256>;
+var<workgroup> start_sh: u32;
+fn row_total(q: u32, is_max: bool) -> f32 {
+  let a = red4[q * 4u];
+  let b = red4[q * 4u + 1u];
+  let c = red4[q * 4u + 2u];
+  let d = red4[q * 4u + 3u];
+  if (is_max) {
+    let m = max(max(a, b), max(c, d));
+    return max(max(m.x, m.y), max(m.z, m.w));
+  }
+  let s = (a + b) + (c + d);
+  return (s.x + s.y) + (s.z + s.w);
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = wid.z;
+  let h = wid.y;
+  let kh = h / (p.Hq / p.Hkv);
+  let i0 = wid.x * 64u;
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  if (lid == 0u) { start_sh = u32(max(q_start[b], 0)); }
+  let start = workgroupUniformLoad(&start_sh);
+  let last_i = min(p.L, i0 + 64u) - 1u;
+  let block_keys = min(p.T, start + last_i + 1u);
+  // This thread's queries i0 + ty·4 + r, and the last key each sees.
+${rows((r) => `  let qi${r} = i0 + ty * 4u + ${r}u;\n  let last${r} = start + qi${r};`)}
+  var m4 = vec4<f32>(-3.0e38);
+  var l4 = vec4<f32>(0.0);
+${rows((r) => `  var o${r} = vec4<f32>(0.0);`)}
+  for (var j0 = 0u; j0 < block_keys; j0 = j0 + 64u) {
+    // S = Q·Kᵀ for 64 queries × 64 keys.
+${rows((r) => `    var s${r} = vec4<f32>(0.0);`)}
+    for (var d0 = 0u; d0 < D; d0 = d0 + 16u) {
+      let dd = lid % 16u;
+      let g = lid / 16u;
+      var qv = vec4<f32>(0.0);
+      var kv = vec4<f32>(0.0);
+      if (d0 + dd < D) {
+${rows((r, c) => `        if (i0 + g * 4u + ${r}u < p.L) { qv.${c} = q[((b * p.L + i0 + g * 4u + ${r}u) * p.Hq + h) * D + d0 + dd]; }
+        if (j0 + g * 4u + ${r}u < p.T) { kv.${c} = k[((b * p.T + j0 + g * 4u + ${r}u) * p.Hkv + kh) * D + d0 + dd]; }`)}
+      }
+      qs4[dd * 17u + g] = qv;
+      ks4[dd * 17u + g] = kv;
+      workgroupBarrier();
+      for (var e = 0u; e < 16u; e = e + 1u) {
+        let a = qs4[e * 17u + ty];
+        let kk = ks4[e * 17u + tx];
+${rows((r, c) => `        s${r} = s${r} + a.${c} * kk;`)}
+      }
+      workgroupBarrier();
+    }
+    // Mask (causal, past the keys, past the queries) and scale; the tile's row max.
+    let j = vec4<u32>(j0 + tx * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+${rows((r) => `    let ok${r} = (j <= vec4<u32>(last${r})) & (j < vec4<u32>(p.T)) & vec4<bool>(qi${r} < p.L);
+    s${r} = select(vec4<f32>(-3.0e38), s${r} * p.scale, ok${r});
+    red4[(ty * 4u + ${r}u) * 4u + tx / 4u][tx % 4u] = max(max(s${r}.x, s${r}.y), max(s${r}.z, s${r}.w));`)}
+    workgroupBarrier();
+    var m_new = m4;
+${rows((r, c) => `    m_new.${c} = max(m4.${c}, row_total(ty * 4u + ${r}u, true));`)}
+    workgroupBarrier();
+    let corr = exp(m4 - m_new);
+    m4 = m_new;
+${rows((r, c) => `    let p${r} = select(vec4<f32>(0.0), exp(s${r} - vec4<f32>(m_new.${c})), ok${r});
+    red4[(ty * 4u + ${r}u) * 4u + tx / 4u][tx % 4u] = (p${r}.x + p${r}.y) + (p${r}.z + p${r}.w);
+    o${r} = o${r} * corr.${c};`)}
+${rows((k, c) => `    P4[(tx * 4u + ${k}u) * 16u + ty] = vec4<f32>(p0.${c}, p1.${c}, p2.${c}, p3.${c});`)}
+    workgroupBarrier();
+    var sums = vec4<f32>(0.0);
+${rows((r, c) => `    sums.${c} = row_total(ty * 4u + ${r}u, false);`)}
+    l4 = l4 * corr + sums;
+    // O += P·V over slices of 16 keys.
+    for (var k0 = 0u; k0 < 64u; k0 = k0 + 16u) {
+      let kk = lid / 16u;
+      let dg = lid % 16u;
+      var vv = vec4<f32>(0.0);
+      if (j0 + k0 + kk < p.T) {
+        let vo = ((b * p.T + j0 + k0 + kk) * p.Hkv + kh) * DV + dg * 4u;
+${rows((e, c) => `        if (dg * 4u + ${e}u < DV) { vv.${c} = v[vo + ${e}u]; }`)}
+      }
+      ks4[kk * 17u + dg] = vv;
+      workgroupBarrier();
+      for (var e = 0u; e < 16u; e = e + 1u) {
+        let pr = P4[(k0 + e) * 16u + ty];
+        let vr = ks4[e * 17u + tx];
+${rows((r, c) => `        o${r} = o${r} + pr.${c} * vr;`)}
+      }
+      workgroupBarrier();
+    }
+  }
+  // Queries that see no key (an empty cache) get zeros, as the other kernels give.
+${rows((r, c) => `  if (qi${r} < p.L) {
+    let oo = ((b * p.L + qi${r}) * p.Hq + h) * DV + tx * 4u;
+    let res = select(vec4<f32>(0.0), o${r} / l4.${c}, l4.${c} > 0.0);
+${each4((e) => `    if (tx * 4u + ${e}u < DV) { out[oo + ${e}u] = res.${LANES[e]}; }`)}
+  }`)}
 }`,
   };
 }

@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D } from "./wgsl.js";
+import { each4, LANES, MAIN_1D } from "./wgsl.js";
 
 /**
  * Mamba-2's SSD by the chunked algorithm, in four passes over chunks of Q ≤ 64 steps (the same split as
@@ -251,9 +251,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
   };
 }
-
-const LANES = ["x", "y", "z", "w"] as const;
-const each4 = (f: (i: number) => string) => [0, 1, 2, 3].map(f).join("\n");
 
 /**
  * Pass 4 as three small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold 4×4

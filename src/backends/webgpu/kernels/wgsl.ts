@@ -105,3 +105,8 @@ fn expm1_f(x: f32) -> f32 {
   return exp(x) - 1.0;
 }
 `;
+
+/** vec4 component names, for kernels whose 4×4 register blocks are written out by the generator. */
+export const LANES = ["x", "y", "z", "w"] as const;
+/** The lines f(0) … f(3): a loop over a register block, unrolled when the WGSL is generated. */
+export const each4 = (f: (i: number) => string): string => [0, 1, 2, 3].map(f).join("\n");
