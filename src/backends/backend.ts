@@ -8,8 +8,13 @@ export type BinaryOp = "add" | "mul" | "sub";
 export interface SelectiveScanArgs {
   /** [B, L, E] input to the SSM (after the causal conv). */
   u: Tensor;
-  /** [B, L, E] raw time steps (before bias and softplus). */
+  /** [B, L, E] raw time steps (before bias and softplus); [B, L, R] when deltaProj is given. */
   delta: Tensor;
+  /**
+   * [E, R] or absent: delta is low-rank and projected first (delta·deltaProjᵀ, Mamba's dt_proj), which a
+   * backend with `fusesDeltaProjection` does inside its recurrent step; ops/ composes it for the others.
+   */
+  deltaProj?: Tensor | null;
   /** [E, N] continuous-time state matrix (negative: A = -exp(A_log)). */
   A: Tensor;
   /** [B, L, N] input-dependent input and output projections. */
@@ -205,6 +210,8 @@ export interface Backend {
   causalConv1d(args: CausalConv1dArgs): { y: Tensor; state: Tensor };
   /** Whole-sequence selective scan (prefill / training). */
   selectiveScan(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
+  /** selectiveStateUpdate takes `deltaProj` itself (one dispatch fewer per Mamba layer and token). */
+  readonly fusesDeltaProjection?: boolean;
   /** One decoding step: the same recurrence for L = 1, state in, state out. */
   selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
   /** Mamba-2 SSD over a sequence by the chunked algorithm: matrix products within chunks, state passed between them. */

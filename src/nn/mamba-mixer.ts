@@ -62,9 +62,10 @@ export class MambaMixer implements SequenceLayer {
     const [x, z] = splitLast(linear(hidden, w.inProj, w.inProjBias), [dInner, dInner]);
     const conv = causalConv1d({ x, weight: w.convWeight, bias: w.convBias, state: state?.conv ?? null, activation: "silu" });
     const [dtLow, B, C] = splitLast(linear(conv.y, w.xProj), [dtRank, dState, dState]);
-    const delta = linear(dtLow, w.dtProj);
+    // dt_proj goes into the scan: a backend may fuse it into its recurrent step (the ops compose it otherwise).
     const args = {
-      u: conv.y, delta, A: w.A, B, C, D: w.D, z, deltaBias: w.dtProjBias, deltaSoftplus: true, state: state?.ssm ?? null,
+      u: conv.y, delta: dtLow, deltaProj: w.dtProj, A: w.A, B, C, D: w.D, z, deltaBias: w.dtProjBias, deltaSoftplus: true,
+      state: state?.ssm ?? null,
     };
     const scan = single ? selectiveStateUpdate(args) : selectiveScan(args);
     return { y: linear(scan.y, w.outProj, w.outProjBias), state: { conv: conv.state, ssm: scan.state } };

@@ -1,6 +1,7 @@
 import { check, shapeString } from "../errors.js";
 import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backends/backend.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { linear } from "./nn.js";
 import { backendOf, expectShape } from "./validate.js";
 
 /** Depthwise causal conv1d over [B, L, C] with a carried state of the K-1 previous inputs. */
@@ -21,7 +22,13 @@ function checkScanArgs(op: string, a: SelectiveScanArgs): void {
   const [B, L, E] = a.u.shape;
   check(a.A.rank === 2 && a.A.shape[0] === E, `${op}: A has shape ${shapeString(a.A.shape)}, expected [${E}, d_state]`);
   const N = a.A.shape[1];
-  expectShape(op, "delta", a.delta, [B, L, E]);
+  if (a.deltaProj) {
+    check(a.deltaProj.rank === 2 && a.deltaProj.shape[0] === E,
+      `${op}: deltaProj has shape ${shapeString(a.deltaProj.shape)}, expected [${E}, rank]`);
+    expectShape(op, "delta (low rank)", a.delta, [B, L, a.deltaProj.shape[1]]);
+  } else {
+    expectShape(op, "delta", a.delta, [B, L, E]);
+  }
   expectShape(op, "B", a.B, [B, L, N]);
   expectShape(op, "C", a.C, [B, L, N]);
   if (a.D) expectShape(op, "D", a.D, [E]);
@@ -31,14 +38,19 @@ function checkScanArgs(op: string, a: SelectiveScanArgs): void {
 }
 
 function scanBackend(op: string, a: SelectiveScanArgs) {
-  return backendOf(op, a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state);
+  return backendOf(op, a.u, a.delta, a.A, a.B, a.C, a.D, a.z, a.deltaBias, a.state, a.deltaProj ?? null);
+}
+
+/** The arguments with delta projected to full rank (for backends and modes that do not fuse the projection). */
+function projected(a: SelectiveScanArgs): SelectiveScanArgs {
+  return a.deltaProj ? { ...a, delta: linear(a.delta, a.deltaProj), deltaProj: null } : a;
 }
 
 /** Mamba's selective scan over a whole sequence; returns outputs and the state after the last step. */
 export function selectiveScan(args: SelectiveScanArgs): { y: Tensor; state: Tensor } {
   const b = scanBackend("selectiveScan", args);
   checkScanArgs("selectiveScan", args);
-  return b.selectiveScan(args);
+  return b.selectiveScan(projected(args));
 }
 
 /** One recurrent step of the selective SSM (u is [B, 1, E]). */
@@ -46,7 +58,7 @@ export function selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; stat
   const b = scanBackend("selectiveStateUpdate", args);
   checkScanArgs("selectiveStateUpdate", args);
   check(args.u.shape[1] === 1, `selectiveStateUpdate: one step takes length 1, got ${args.u.shape[1]}`);
-  return b.selectiveStateUpdate(args);
+  return b.selectiveStateUpdate(b.fusesDeltaProjection ? args : projected(args));
 }
 
 function checkSsdArgs(op: string, a: SsdArgs): void {

@@ -27,7 +27,7 @@ import {
 import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
 import { addNormSpec, gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
-import { scanCarrySpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
+import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
@@ -529,7 +529,49 @@ export class WebGpuBackend implements Backend, TokenSampler {
     return buffer;
   }
 
+  readonly fusesDeltaProjection = true;
+
+  /**
+   * A decoding step with dt_proj fused (scan-step-proj), when delta, B and C are column ranges of one f32
+   * buffer as x_proj's split output is; null otherwise.
+   */
+  private scanStepProjected(a: SelectiveScanArgs, W: Tensor): { y: Tensor; state: Tensor } | null {
+    const [B, , E] = a.u.shape;
+    const [N, R] = [a.A.shape[1], W.shape[1]];
+    const views = [a.delta, a.B, a.C].map((t) => (t.dtype === "f32" ? storageOf(t) : null));
+    if (views.some((v) => !v || v.buffer !== views[0]!.buffer)) return null;
+    const span = (t: Tensor, width: number) => {
+      const v = storageOf(t).view;
+      return v ? { off: v.off, stride: v.stride } : { off: 0, stride: width };
+    };
+    const d = span(a.delta, R), b = span(a.B, N), c = span(a.C, N);
+    const y = this.make(a.u.shape);
+    const state = this.make([B, E, N]);
+    const temps: Tensor[] = [];
+    const u = this.strided(a.u, E, temps), z = a.z ? this.strided(a.z, E, temps) : null, st = this.opt(a.state, temps);
+    if (B * E > 0) {
+      this.run(this.kernel("scan-step-proj", scanStepProjSpec), {
+        B, E, N, R, has_dbias: a.deltaBias !== null, softplus: a.deltaSoftplus, has_d: a.D !== null, has_z: z !== null,
+        has_state: st !== null, u_off: u.off, u_stride: u.stride, d_off: d.off, d_stride: d.stride, b_off: b.off, b_stride: b.stride,
+        c_off: c.off, c_stride: c.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
+      }, [u.buf, this.buf(a.delta), this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
+        this.buf(y), this.buf(state)], grid(B * E, 64));
+    }
+    this.done(temps);
+    return { y, state };
+  }
+
   private scan(a: SelectiveScanArgs, maxChunk: number): { y: Tensor; state: Tensor } {
+    if (a.deltaProj) {
+      const fused = maxChunk === 1 ? this.scanStepProjected(a, a.deltaProj) : null;
+      if (fused) return fused;
+      const delta = this.linear(a.delta, a.deltaProj, null);
+      try {
+        return this.scan({ ...a, delta, deltaProj: null }, maxChunk);
+      } finally {
+        delta.dispose();
+      }
+    }
     const [B, L, E] = a.u.shape;
     const N = a.A.shape[1];
     const y = this.make(a.u.shape);

@@ -1,6 +1,7 @@
 // WebGPU sequence kernels against the CPU backend: causal conv1d, the selective scan (one chunk and chunked)
 // and its step, SSD (chunked algorithm and step), causal GQA attention with per-row query starts, RoPE.
 import { test } from "node:test";
+import { selectiveScan, selectiveStateUpdate, splitLast } from "../../../src/ops/index.js";
 import { compareOp, Inputs } from "./harness.js";
 import { skip } from "./setup.js";
 
@@ -59,6 +60,27 @@ test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; sel
     const out = b.selectiveStateUpdate({ u, delta, A, B: Bm, C: Cm, D, z, deltaBias: bias, deltaSoftplus: true, state });
     return [out.y, out.state];
   });
+  // dt_proj fused into the step (webgpu: delta, B, C as column ranges of one x_proj output) against the
+  // projection composed by the ops (cpu); also a dense low-rank delta (webgpu falls back to composing), and
+  // a sequence (the scan projects first).
+  const R = 5;
+  const [lowBC, W, u3, A3, D3, z3, bias3, state3] = [
+    r2.f32([B, 1, R + 2 * N]), r2.f32([E, R]), r2.f32([B, 1, E]), r2.f32([E, N], -2, -0.1), r2.f32([E]), r2.f32([B, 1, E]), r2.f32([E]), r2.f32([B, E, N]),
+  ];
+  const lowDense = r2.f32([B, 1, R]);
+  const seq = r2.f32([B, 7, R + 2 * N]);
+  const useq = r2.f32([B, 7, E]);
+  for (const [what, dense, seqMode] of [["views", false, false], ["dense delta", true, false], ["sequence", false, true]] as const) {
+    await compareOp(`selectiveStateUpdate with deltaProj (${what})`, (b) => {
+      const [low, Bm, Cm] = splitLast((seqMode ? seq : lowBC).on(b), [R, N, N]);
+      const args = {
+        u: (seqMode ? useq : u3).on(b), delta: dense ? lowDense.on(b) : low, deltaProj: W.on(b), A: A3.on(b), B: Bm, C: Cm,
+        D: D3.on(b), z: seqMode ? null : z3.on(b), deltaBias: bias3.on(b), deltaSoftplus: true, state: state3.on(b),
+      };
+      const out = seqMode ? selectiveScan(args) : selectiveStateUpdate(args);
+      return [out.y, out.state];
+    }, { tol: 1e-4 });
+  }
 });
 
 test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths across chunk boundaries", { skip }, async () => {

@@ -154,3 +154,58 @@ ${MAIN_1D}
 }`,
   };
 }
+
+/**
+ * One decoding step of the selective scan with dt_proj inside: thread (b, e) forms its time step from the
+ * low-rank input (delta = Σ_r low[r]·W[e][r], then bias and softplus) and updates its N states. The
+ * low-rank delta, B and C are column ranges of one buffer (x_proj's output), so the kernel needs no more
+ * bindings than the unfused one.
+ */
+export function scanStepProjSpec(): KernelSpec {
+  return {
+    key: "scan-step-proj",
+    params: [
+      ["B", "u32"], ["E", "u32"], ["N", "u32"], ["R", "u32"], ["has_dbias", "u32"], ["softplus", "u32"], ["has_d", "u32"],
+      ["has_z", "u32"], ["has_state", "u32"], ["u_off", "u32"], ["u_stride", "u32"], ["d_off", "u32"], ["d_stride", "u32"],
+      ["b_off", "u32"], ["b_stride", "u32"], ["c_off", "u32"], ["c_stride", "u32"], ["z_off", "u32"], ["z_stride", "u32"],
+    ],
+    workgroupSize: 64,
+    bindings: [
+      { name: "u", type: "f32" }, { name: "dbc", type: "f32" }, { name: "A", type: "f32" }, { name: "de", type: "f32" },
+      { name: "w", type: "f32" }, { name: "z", type: "f32" }, { name: "state", type: "f32" },
+      { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
+    ],
+    body: `
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  let e = exp(x);
+  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
+  return log(1.0 + e);
+}
+${MAIN_1D}
+  if (i >= p.B * p.E) { return; }
+  let e = i % p.E;
+  let b = i / p.E;
+  var d = 0.0;
+  let lo = p.d_off + b * p.d_stride;
+  for (var r = 0u; r < p.R; r = r + 1u) { d = d + dbc[lo + r] * w[e * p.R + r]; }
+  if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
+  if (p.softplus != 0u) { d = softplus(d); }
+  let ue = u[p.u_off + b * p.u_stride + e];
+  let du = d * ue;
+  let bb = p.b_off + b * p.b_stride;
+  let cb = p.c_off + b * p.c_stride;
+  var acc = 0.0;
+  for (var n = 0u; n < p.N; n = n + 1u) {
+    var h = 0.0;
+    if (p.has_state != 0u) { h = state[i * p.N + n]; }
+    h = exp(d * A[e * p.N + n]) * h + du * dbc[bb + n];
+    state_out[i * p.N + n] = h;
+    acc = acc + h * dbc[cb + n];
+  }
+  if (p.has_d != 0u) { acc = acc + de[e] * ue; }
+  if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
+  y[i] = acc;
+}`,
+  };
+}
