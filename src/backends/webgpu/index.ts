@@ -28,7 +28,7 @@ import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, mat
 import { addNormSpec, gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
-import { SSD_CHUNK, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
+import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
 /**
@@ -648,10 +648,16 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const state1 = P <= 64 ? this.kernel("ssd-chunk-state-tiled", ssdChunkStateTiledSpec) : this.kernel("ssd-chunk-state", ssdChunkStateSpec);
     this.run(state1, { ...dims, ...views }, [x.buf, Bm.buf, dtEff, S, hs], groups);
     this.run(this.kernel("ssd-state-pass", ssdStatePassSpec), { ...dims, has_state: st !== null }, [S, st, hs, this.buf(state)], grid(B * H * P * N));
-    const out = P <= 64 ? this.kernel("ssd-chunk-out-tiled", ssdChunkOutTiledSpec) : this.kernel("ssd-chunk-out", ssdChunkOutSpec);
-    this.run(out, {
-      ...dims, ...views, has_h: true, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H,
-    }, [x.buf, Bm.buf, Cm.buf, dtEff, S, hs, D, this.buf(y)], groups);
+    const outParams = { ...dims, ...views, has_h: true, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H };
+    if (P <= 64) {
+      // C·Bᵀ once per group and chunk (chunks are at most 64 steps here), read by each of the group's heads.
+      const cb = this.rt.alloc(B * nChunks * G * 64 * 64 * 4);
+      this.run(this.kernel("ssd-chunk-cb", ssdChunkCbSpec), { ...dims, ...views }, [Bm.buf, Cm.buf, cb], grid(B * nChunks * G, 1));
+      this.run(this.kernel("ssd-chunk-out-tiled", ssdChunkOutTiledSpec), outParams, [x.buf, cb, Cm.buf, dtEff, S, hs, D, this.buf(y)], groups);
+      this.rt.releaseBuffer(cb);
+    } else {
+      this.run(this.kernel("ssd-chunk-out", ssdChunkOutSpec), outParams, [x.buf, Bm.buf, Cm.buf, dtEff, S, hs, D, this.buf(y)], groups);
+    }
     for (const b of [dtEff, S, hs]) this.rt.releaseBuffer(b);
     this.done(temps);
     return { y, state };

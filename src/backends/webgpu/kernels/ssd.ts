@@ -253,55 +253,103 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * Pass 4 as three small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold 4×4
- * blocks in registers while slices of 16 state entries of C, B and the entering state are staged in
- * workgroup memory as vec4 columns (one vector load feeds 4 rows; consecutive threads read consecutive
- * vectors, no bank conflicts):
+ * C·Bᵀ of each (batch, chunk, group), 64×64 for chunks of 64 steps (zero past the chunk's end), which every
+ * head of the group reads in ssd-chunk-out-tiled: [B, n_chunks, G, 64, 64]. 256 threads, 4×4 blocks each,
+ * slices of 16 state entries staged as vec4 columns.
+ */
+export function ssdChunkCbSpec(): KernelSpec {
+  return {
+    key: "ssd-chunk-cb", params: [...DIMS, ...VIEWS], workgroupSize: 256,
+    bindings: [{ name: "Bm", type: "f32" }, { name: "Cm", type: "f32" }, { name: "cb4", type: "vec4<f32>", write: true }],
+    body: `
+var<workgroup> stage4: array<vec4<f32>, 544>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let wg = wid.y * nwg.x + wid.x;
+  if (wg >= p.B * p.n_chunks * p.G) { return; }
+  let g = wg % p.G;
+  let c = (wg / p.G) % p.n_chunks;
+  let b = wg / (p.G * p.n_chunks);
+  let t0 = c * p.chunk;
+  let q = min(p.chunk, p.L - t0);
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  let row0 = b * p.L + t0;
+${each4((i) => `  var r${i} = vec4<f32>(0.0);`)}
+  for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
+    let n = n0 + tx;
+    var cv = vec4<f32>(0.0);
+    var bv = vec4<f32>(0.0);
+    if (n < p.N) {
+${each4((i) => `      if (ty * 4u + ${i}u < q) {
+        cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n];
+        bv.${LANES[i]} = Bm[p.b_off + (row0 + ty * 4u + ${i}u) * p.b_stride + g * p.N + n];
+      }`)}
+    }
+    stage4[tx * 17u + ty] = cv;
+    stage4[272u + tx * 17u + ty] = bv;
+    workgroupBarrier();
+    for (var k = 0u; k < 16u; k = k + 1u) {
+      let c4 = stage4[k * 17u + ty];
+      let b4 = stage4[272u + k * 17u + tx];
+${each4((i) => `      r${i} = r${i} + c4.${LANES[i]} * b4;`)}
+    }
+    workgroupBarrier();
+  }
+${each4((i) => `  cb4[(wg * 64u + ty * 4u + ${i}u) * 16u + tx] = r${i};`)}
+}`,
+  };
+}
+
+/**
+ * Pass 4 as small matrix products per (batch, chunk, head), for P ≤ 64: 256 threads each hold 4×4 blocks
+ * in registers while slices of 16 state entries of C and the entering state are staged in workgroup
+ * memory as vec4 columns (one vector load feeds 4 rows; consecutive threads read consecutive vectors, no
+ * bank conflicts):
  *   M = (C·Bᵀ) ⊙ decay ⊙ dt (64×64, kept in workgroup memory), Y = exp(S)·(C·stateᵀ) + M·X + D·X.
- * C·Bᵀ and C·stateᵀ share one pass over the state entries; M·X stops at each thread's last causal step.
+ * C·Bᵀ comes from ssd-chunk-cb, computed once per group rather than once per head; M·X stops at each
+ * thread's last causal step.
  */
 export function ssdChunkOutTiledSpec(): KernelSpec {
   const Q = SSD_CHUNK;
   return {
     key: "ssd-chunk-out-tiled", params: [...DIMS, ["has_h", "u32"], ["has_d", "u32"], ["d_per_p", "u32"], ...VIEWS], workgroupSize: 256,
     bindings: [
-      { name: "x", type: "f32" }, { name: "Bm", type: "f32" }, { name: "Cm", type: "f32" }, { name: "dt_eff", type: "f32" },
+      { name: "x", type: "f32" }, { name: "cb4", type: "vec4<f32>" }, { name: "Cm", type: "f32" }, { name: "dt_eff", type: "f32" },
       { name: "S", type: "f32" }, { name: "h_in", type: "f32" }, { name: "Dv", type: "f32" }, { name: "y", type: "f32", write: true },
     ],
     body: `
 // M4[s·16 + t/4] = M[t..t+3][s].
 var<workgroup> M4: array<vec4<f32>, ${Q * Q / 4}>;
-// Slices [k·17 + r/4] of C (at 0), B (at 272) and the state (at 544) over 16 state entries k; then X [s·16 + p/4].
+// Slices [k·17 + r/4] of C (at 0) and the state (at 272) over 16 state entries k; then X [s·16 + p/4].
 var<workgroup> stage4: array<vec4<f32>, ${Q * Q / 4}>;
 ${MAIN_WG}
   let tx = lid % 16u;
   let ty = lid / 16u;
   let row0 = b * p.L + t0;
   let hbase = wg * p.P * p.N;
-${each4((i) => `  var r${i} = vec4<f32>(0.0);
+  // C_t·B_s, shared by the heads of a group (ssd-chunk-cb).
+  let cbase = ((b * p.n_chunks + c) * p.G + g) * 64u;
+${each4((i) => `  let r${i} = cb4[(cbase + ty * 4u + ${i}u) * 16u + tx];
   var o${i} = vec4<f32>(0.0);`)}
-  for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
+  // Y_off = C·stateᵀ over slices of 16 state entries (nothing to do without an entering state).
+  var n_end = p.N;
+  if (p.has_h == 0u) { n_end = 0u; }
+  for (var n0 = 0u; n0 < n_end; n0 = n0 + 16u) {
     let n = n0 + tx;
     var cv = vec4<f32>(0.0);
-    var bv = vec4<f32>(0.0);
     var hv = vec4<f32>(0.0);
     if (n < p.N) {
-${each4((i) => `      if (ty * 4u + ${i}u < q) {
-        cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n];
-        bv.${LANES[i]} = Bm[p.b_off + (row0 + ty * 4u + ${i}u) * p.b_stride + g * p.N + n];
-      }
-      if (p.has_h != 0u && ty * 4u + ${i}u < p.P) { hv.${LANES[i]} = h_in[hbase + (ty * 4u + ${i}u) * p.N + n]; }`)}
+${each4((i) => `      if (ty * 4u + ${i}u < q) { cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n]; }
+      if (ty * 4u + ${i}u < p.P) { hv.${LANES[i]} = h_in[hbase + (ty * 4u + ${i}u) * p.N + n]; }`)}
     }
     stage4[tx * 17u + ty] = cv;
-    stage4[272u + tx * 17u + ty] = bv;
-    stage4[544u + tx * 17u + ty] = hv;
+    stage4[272u + tx * 17u + ty] = hv;
     workgroupBarrier();
     for (var k = 0u; k < 16u; k = k + 1u) {
       let c4 = stage4[k * 17u + ty];
-      let b4 = stage4[272u + k * 17u + tx];
-      let h4 = stage4[544u + k * 17u + tx];
-${each4((i) => `      r${i} = r${i} + c4.${LANES[i]} * b4;
-      o${i} = o${i} + c4.${LANES[i]} * h4;`)}
+      let h4 = stage4[272u + k * 17u + tx];
+${each4((i) => `      o${i} = o${i} + c4.${LANES[i]} * h4;`)}
     }
     workgroupBarrier();
   }
