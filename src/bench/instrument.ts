@@ -1,5 +1,7 @@
 import type { OpProfiler } from "../backends/profiling.js";
 import type { LayerContext } from "../nn/layer.js";
+import type { Norm } from "../nn/norm.js";
+import { add } from "../ops/index.js";
 import type { SequenceLM } from "../models/sequence-lm.js";
 import type { LayerState } from "../models/state.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -20,12 +22,24 @@ export function attributeLayers(model: SequenceLM, profiler: OpProfiler): () => 
     (obj as Record<string, unknown>)[key] = make((original as (...a: unknown[]) => unknown).bind(obj) as T[K]);
     undo.push(() => delete (obj as Record<string, unknown>)[key]);
   };
+  // A layer's output is added to the stream by the next norm (Norm.applyAfterAdd, one fused op on the GPU).
+  // While attributing, the add and the norm run as two ops: the add is the previous layer's residual, the
+  // norm belongs to the layer (or the head) it feeds, so per-layer counts compose.
+  const splitAddNorm = (norm: Norm, producer: string, apply: (x: Tensor) => Tensor) =>
+    (h: Tensor, y: Tensor) => {
+      profiler.scope = `${producer}/residual`;
+      const sum = add(h, y);
+      return { sum, normed: apply(sum) };
+    };
+  let producer: string | null = null;
   for (const { norm, layer } of model.parts.layers) {
     const kind = layer.kind;
     wrap(norm, "apply", (apply) => (x) => {
       profiler.scope = kind;
       return apply(x);
     });
+    if (producer) wrap(norm, "applyAfterAdd", () => splitAddNorm(norm, producer!, (x) => norm.apply(x)));
+    producer = kind;
     for (const mode of ["forward", "step"] as const) {
       wrap(layer, mode, (run) => (x: Tensor, state: LayerState, ctx: LayerContext) => {
         profiler.scope = kind;
@@ -35,10 +49,12 @@ export function attributeLayers(model: SequenceLM, profiler: OpProfiler): () => 
       });
     }
   }
-  wrap(model.parts.finalNorm, "apply", (apply) => (x) => {
+  const finalNorm = model.parts.finalNorm;
+  wrap(finalNorm, "apply", (apply) => (x) => {
     profiler.scope = HEAD_SCOPE;
     return apply(x);
   });
+  if (producer) wrap(finalNorm, "applyAfterAdd", () => splitAddNorm(finalNorm, producer!, (x) => finalNorm.apply(x)));
   return () => {
     for (const u of undo.reverse()) u();
   };
