@@ -555,7 +555,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
         has_state: st !== null, u_off: u.off, u_stride: u.stride, d_off: d.off, d_stride: d.stride, b_off: b.off, b_stride: b.stride,
         c_off: c.off, c_stride: c.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
       }, [u.buf, this.buf(a.delta), this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
-        this.buf(y), this.buf(state)], grid(B * E, 64));
+        this.buf(y), this.buf(state)], grid(B * E, 16));
     }
     this.done(temps);
     return { y, state };

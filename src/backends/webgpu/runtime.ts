@@ -258,6 +258,8 @@ export class GpuRuntime {
    */
   poolLimitBytes = 16 * 2 ** 30;
   private lost: string | null = null;
+  /** The one dynamic offset of a dispatch, passed as a typed array (no array built per dispatch). */
+  private readonly dynamicOffset = new Uint32Array(1);
   private profiler: DispatchProfiler | null = null;
 
   constructor(readonly device: GPUDevice) {
@@ -519,7 +521,8 @@ export class GpuRuntime {
         pass.setPipeline(kernel.pipeline);
         this.passPipeline = kernel.pipeline;
       }
-      pass.setBindGroup(0, bg, [offset]);
+      this.dynamicOffset[0] = offset;
+      pass.setBindGroup(0, bg, this.dynamicOffset, 0, 1);
       pass.dispatchWorkgroups(gx, gy, gz);
     }
     this.recorded++;

@@ -20,6 +20,8 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without) and tiled paths,
   const hasSubgroups = gpu!.useSubgroups;
   const cases: [number, number, number][] = [
     [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [64, 48, 33], [65, 32, 20], [130, 100, 300], [300, 260, 270], [2, 768, 40],
+    // Long rows whose length is no multiple of the matvec's unrolled step (4 loads per lane), f32 and half weights.
+    [3, 1540, 9], [1, 2052, 5],
   ];
   for (const [M, K, N] of cases) {
     const x = r.f32([M, K]);

@@ -98,10 +98,28 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
   const M = rows;
   const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
   const accInit = Array.from({ length: M }, () => "0.0").join(", ");
+  // Four weight loads issued before their products: a 768- or 1536-long row is only 6–12 steps of a
+  // subgroup, and one load in flight per step leaves the row's time to memory latency.
+  const step = (k: string) => `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, xv[(p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + ${k}) / 4u]); }`;
   const inner = vec4
-    ? `for (var k = lane * 4u; k < p.K; k = k + sgs * 4u) {
-        let wv = load_w4(n * p.K + k);
-        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(wv, xv[(p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + k) / 4u]); }
+    ? `var k = lane * 4u;
+      let s4 = sgs * 4u;
+      for (; k + 3u * s4 < p.K; k = k + 4u * s4) {
+        let k1 = k + s4;
+        let k2 = k1 + s4;
+        let k3 = k2 + s4;
+        let w_k = load_w4(n * p.K + k);
+        let w_k1 = load_w4(n * p.K + k1);
+        let w_k2 = load_w4(n * p.K + k2);
+        let w_k3 = load_w4(n * p.K + k3);
+        ${step("k")}
+        ${step("k1")}
+        ${step("k2")}
+        ${step("k3")}
+      }
+      for (; k < p.K; k = k + s4) {
+        let w_k = load_w4(n * p.K + k);
+        ${step("k")}
       }`
     : `for (var k = lane; k < p.K; k = k + sgs) {
         let wv = load_w(n * p.K + k);

@@ -156,10 +156,12 @@ ${MAIN_1D}
 }
 
 /**
- * One decoding step of the selective scan with dt_proj inside: thread (b, e) forms its time step from the
- * low-rank input (delta = Σ_r low[r]·W[e][r], then bias and softplus) and updates its N states. The
- * low-rank delta, B and C are column ranges of one buffer (x_proj's output), so the kernel needs no more
- * bindings than the unfused one.
+ * One decoding step of the selective scan with dt_proj inside: 16 threads share a channel (b, e) and form
+ * its time step from the low-rank input (delta = Σ_r low[r]·W[e][r], then bias and softplus), each thread
+ * taking every 16th term, then every 16th of its N states; both sums are reduced in workgroup memory. (One
+ * thread per channel walked R + N loads in a row, a chain of memory latencies.) The low-rank delta, B and
+ * C are column ranges of one buffer (x_proj's output), so the kernel needs no more bindings than the
+ * unfused one. 16 channels per 256-thread workgroup.
  */
 export function scanStepProjSpec(): KernelSpec {
   return {
@@ -169,7 +171,7 @@ export function scanStepProjSpec(): KernelSpec {
       ["has_z", "u32"], ["has_state", "u32"], ["u_off", "u32"], ["u_stride", "u32"], ["d_off", "u32"], ["d_stride", "u32"],
       ["b_off", "u32"], ["b_stride", "u32"], ["c_off", "u32"], ["c_stride", "u32"], ["z_off", "u32"], ["z_stride", "u32"],
     ],
-    workgroupSize: 64,
+    workgroupSize: 256,
     bindings: [
       { name: "u", type: "f32" }, { name: "dbc", type: "f32" }, { name: "A", type: "f32" }, { name: "de", type: "f32" },
       { name: "w", type: "f32" }, { name: "z", type: "f32" }, { name: "state", type: "f32" },
@@ -182,30 +184,55 @@ fn softplus(x: f32) -> f32 {
   if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
   return log(1.0 + e);
 }
-${MAIN_1D}
-  if (i >= p.B * p.E) { return; }
+var<workgroup> part: array<f32, 256>;
+// The 16 partial sums of this thread's channel, summed (every thread of the channel gets the total).
+fn channel_sum(v: f32, lid: u32) -> f32 {
+  part[lid] = v;
+  workgroupBarrier();
+  for (var w = 8u; w > 0u; w = w / 2u) {
+    if (lid % 16u < w) { part[lid] = part[lid] + part[lid + w]; }
+    workgroupBarrier();
+  }
+  let total = part[lid - lid % 16u];
+  workgroupBarrier();
+  return total;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % 16u;
+  let i = (wid.y * nwg.x + wid.x) * 16u + lid / 16u;
+  let live = i < p.B * p.E;
   let e = i % p.E;
   let b = i / p.E;
-  var d = 0.0;
-  let lo = p.d_off + b * p.d_stride;
-  for (var r = 0u; r < p.R; r = r + 1u) { d = d + dbc[lo + r] * w[e * p.R + r]; }
-  if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
-  if (p.softplus != 0u) { d = softplus(d); }
-  let ue = u[p.u_off + b * p.u_stride + e];
-  let du = d * ue;
-  let bb = p.b_off + b * p.b_stride;
-  let cb = p.c_off + b * p.c_stride;
-  var acc = 0.0;
-  for (var n = 0u; n < p.N; n = n + 1u) {
-    var h = 0.0;
-    if (p.has_state != 0u) { h = state[i * p.N + n]; }
-    h = exp(d * A[e * p.N + n]) * h + du * dbc[bb + n];
-    state_out[i * p.N + n] = h;
-    acc = acc + h * dbc[cb + n];
+  var dpart = 0.0;
+  if (live) {
+    let lo = p.d_off + b * p.d_stride;
+    for (var r = lane; r < p.R; r = r + 16u) { dpart = dpart + dbc[lo + r] * w[e * p.R + r]; }
   }
-  if (p.has_d != 0u) { acc = acc + de[e] * ue; }
-  if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
-  y[i] = acc;
+  var d = channel_sum(dpart, lid);
+  var ue = 0.0;
+  var ypart = 0.0;
+  if (live) {
+    if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
+    if (p.softplus != 0u) { d = softplus(d); }
+    ue = u[p.u_off + b * p.u_stride + e];
+    let du = d * ue;
+    let bb = p.b_off + b * p.b_stride;
+    let cb = p.c_off + b * p.c_stride;
+    for (var n = lane; n < p.N; n = n + 16u) {
+      var h = 0.0;
+      if (p.has_state != 0u) { h = state[i * p.N + n]; }
+      h = exp(d * A[e * p.N + n]) * h + du * dbc[bb + n];
+      state_out[i * p.N + n] = h;
+      ypart = ypart + h * dbc[cb + n];
+    }
+  }
+  var acc = channel_sum(ypart, lid);
+  if (live && lane == 0u) {
+    if (p.has_d != 0u) { acc = acc + de[e] * ue; }
+    if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
+    y[i] = acc;
+  }
 }`,
   };
 }
