@@ -290,6 +290,9 @@ export function shiftSsmSpec(): KernelSpec {
   };
 }
 
+/** Consecutive steps of one channel each thread of shift-ssm-tiled computes (4 threads × 8 = 32 per workgroup). */
+const STEPS = 8;
+
 /**
  * The shift SSM's output over a sequence, tiled: a 64×4 workgroup covers 64 channels × 32 steps, each
  * thread 8 consecutive steps of one channel. The taps of the workgroup's channels are staged in workgroup
@@ -298,6 +301,7 @@ export function shiftSsmSpec(): KernelSpec {
  * words apart across threads). The final state is left to shiftSsmSpec with skip_y.
  */
 export function shiftSsmTiledSpec(): KernelSpec {
+  const steps = (f: (k: number) => string) => Array.from({ length: STEPS }, (_, k) => f(k)).join("\n");
   return {
     key: "shift-ssm-tiled", params: [["L", "u32"], ["C", "u32"], ["N", "u32"], ["has_d", "u32"], ["has_state", "u32"]], workgroupSize: [64, 4, 1],
     bindings: [
@@ -318,35 +322,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lxy
   let c0 = wid.x * 64u;
   let c = c0 + lxy.x;
   let cv = c < p.C;
-  let t0 = (wid.y * 4u + lxy.y) * 8u;
+  let t0 = (wid.y * 4u + lxy.y) * ${STEPS}u;
   let b = wid.z;
   let ub = b * p.L * p.C + c;
   var d = 0.0;
   if (cv && p.has_d != 0u) { d = Dv[c]; }
-  var w0 = 0.0;
-  if (cv && t0 + 0u < p.L) { w0 = u[ub + (t0 + 0u) * p.C]; }
-  var a0 = d * w0;
-  var w1 = 0.0;
-  if (cv && t0 + 1u < p.L) { w1 = u[ub + (t0 + 1u) * p.C]; }
-  var a1 = d * w1;
-  var w2 = 0.0;
-  if (cv && t0 + 2u < p.L) { w2 = u[ub + (t0 + 2u) * p.C]; }
-  var a2 = d * w2;
-  var w3 = 0.0;
-  if (cv && t0 + 3u < p.L) { w3 = u[ub + (t0 + 3u) * p.C]; }
-  var a3 = d * w3;
-  var w4 = 0.0;
-  if (cv && t0 + 4u < p.L) { w4 = u[ub + (t0 + 4u) * p.C]; }
-  var a4 = d * w4;
-  var w5 = 0.0;
-  if (cv && t0 + 5u < p.L) { w5 = u[ub + (t0 + 5u) * p.C]; }
-  var a5 = d * w5;
-  var w6 = 0.0;
-  if (cv && t0 + 6u < p.L) { w6 = u[ub + (t0 + 6u) * p.C]; }
-  var a6 = d * w6;
-  var w7 = 0.0;
-  if (cv && t0 + 7u < p.L) { w7 = u[ub + (t0 + 7u) * p.C]; }
-  var a7 = d * w7;
+${steps((k) => `  var w${k} = 0.0;
+  if (cv && t0 + ${k}u < p.L) { w${k} = u[ub + (t0 + ${k}u) * p.C]; }
+  var a${k} = d * w${k};`)}
   for (var j0 = 0u; j0 < p.N; j0 = j0 + 64u) {
     workgroupBarrier();
     for (var e = lid; e < 4096u; e = e + 256u) {
@@ -360,22 +343,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lxy
     let jn = min(64u, p.N - j0);
     for (var jj = 0u; jj < jn; jj = jj + 1u) {
       let tap = tile[jj * 65u + lxy.x];
-      a0 = a0 + tap * w0;
-      a1 = a1 + tap * w1;
-      a2 = a2 + tap * w2;
-      a3 = a3 + tap * w3;
-      a4 = a4 + tap * w4;
-      a5 = a5 + tap * w5;
-      a6 = a6 + tap * w6;
-      a7 = a7 + tap * w7;
+${steps((k) => `      a${k} = a${k} + tap * w${k};`)}
       // Slide: w_k ← u[t0 + k − (j + 1)].
-      w7 = w6;
-      w6 = w5;
-      w5 = w4;
-      w4 = w3;
-      w3 = w2;
-      w2 = w1;
-      w1 = w0;
+${steps((k) => `      w${STEPS - 1 - k} = w${STEPS - 2 - k};`).split("\n").slice(0, STEPS - 1).join("\n")}
       let back = j0 + jj + 1u;
       w0 = 0.0;
       if (cv && t0 >= back) { w0 = u[ub + (t0 - back) * p.C]; }
@@ -383,23 +353,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lxy
   }
   if (!cv) { return; }
   if (p.has_state != 0u && t0 + 1u < p.N) {
-    if (t0 + 0u < p.L) { a0 = a0 + state_term(t0 + 0u, c, b); }
-    if (t0 + 1u < p.L) { a1 = a1 + state_term(t0 + 1u, c, b); }
-    if (t0 + 2u < p.L) { a2 = a2 + state_term(t0 + 2u, c, b); }
-    if (t0 + 3u < p.L) { a3 = a3 + state_term(t0 + 3u, c, b); }
-    if (t0 + 4u < p.L) { a4 = a4 + state_term(t0 + 4u, c, b); }
-    if (t0 + 5u < p.L) { a5 = a5 + state_term(t0 + 5u, c, b); }
-    if (t0 + 6u < p.L) { a6 = a6 + state_term(t0 + 6u, c, b); }
-    if (t0 + 7u < p.L) { a7 = a7 + state_term(t0 + 7u, c, b); }
+${steps((k) => `    if (t0 + ${k}u < p.L) { a${k} = a${k} + state_term(t0 + ${k}u, c, b); }`)}
   }
-    if (t0 + 0u < p.L) { y[ub + (t0 + 0u) * p.C] = a0; }
-    if (t0 + 1u < p.L) { y[ub + (t0 + 1u) * p.C] = a1; }
-    if (t0 + 2u < p.L) { y[ub + (t0 + 2u) * p.C] = a2; }
-    if (t0 + 3u < p.L) { y[ub + (t0 + 3u) * p.C] = a3; }
-    if (t0 + 4u < p.L) { y[ub + (t0 + 4u) * p.C] = a4; }
-    if (t0 + 5u < p.L) { y[ub + (t0 + 5u) * p.C] = a5; }
-    if (t0 + 6u < p.L) { y[ub + (t0 + 6u) * p.C] = a6; }
-    if (t0 + 7u < p.L) { y[ub + (t0 + 7u) * p.C] = a7; }
+${steps((k) => `    if (t0 + ${k}u < p.L) { y[ub + (t0 + ${k}u) * p.C] = a${k}; }`)}
 }`,
   };
 }

@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D } from "./wgsl.js";
+import { MAIN_1D, SOFTPLUS } from "./wgsl.js";
 
 /**
  * Mamba's selective scan, chunked over time (reduce, then scan, then re-run; no workgroup waits on another):
@@ -13,12 +13,7 @@ import { MAIN_1D } from "./wgsl.js";
  */
 
 const COMMON = `
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  let e = exp(x);
-  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
-  return log(1.0 + e);
-}
+${SOFTPLUS}
 fn delta_at(row: u32, e: u32) -> f32 {
   var d = delta[p.d_off + row * p.d_stride + e];
   if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
@@ -178,12 +173,7 @@ export function scanStepProjSpec(): KernelSpec {
       { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
     ],
     body: `
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  let e = exp(x);
-  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
-  return log(1.0 + e);
-}
+${SOFTPLUS}
 var<workgroup> part: array<f32, 256>;
 // The 16 partial sums of this thread's channel, summed (every thread of the channel gets the total).
 fn channel_sum(v: f32, lid: u32) -> f32 {

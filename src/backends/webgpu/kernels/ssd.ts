@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { each4, LANES, MAIN_1D } from "./wgsl.js";
+import { each4, LANES, MAIN_1D, SOFTPLUS } from "./wgsl.js";
 
 /**
  * Mamba-2's SSD by the chunked algorithm, in four passes over chunks of Q ≤ 64 steps (the same split as
@@ -22,12 +22,7 @@ export function ssdDtSpec(): KernelSpec {
     workgroupSize: 64,
     bindings: [{ name: "dt", type: "f32" }, { name: "A", type: "f32" }, { name: "bias", type: "f32" }, { name: "dt_eff", type: "f32", write: true }, { name: "S", type: "f32", write: true }],
     body: `
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  let e = exp(x);
-  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
-  return log(1.0 + e);
-}
+${SOFTPLUS}
 ${MAIN_1D}
   if (i >= p.B * p.n_chunks * p.H) { return; }
   let h = i % p.H;
@@ -197,12 +192,7 @@ export function ssdStepSpec(): KernelSpec {
       { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
     ],
     body: `
-fn softplus(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  let e = exp(x);
-  if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
-  return log(1.0 + e);
-}
+${SOFTPLUS}
 var<workgroup> part: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -37,14 +37,18 @@ export function bindType(dtype: WeightDType): "f32" | "u32" {
  * Activations in f32. softplus follows torch (threshold 20) with log1p done by hand; GELU uses an erfc
  * with relative error below 1.2e-7 (Numerical Recipes' erfcc), so the negative tail keeps its precision.
  */
-export const ACTIVATIONS = `
-fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+export const SOFTPLUS = `
 fn softplus(x: f32) -> f32 {
   if (x > 20.0) { return x; }
   let e = exp(x);
   if (e < 1e-4) { return e * (1.0 - 0.5 * e); }
   return log(1.0 + e);
 }
+`;
+
+export const ACTIVATIONS = `
+fn silu(x: f32) -> f32 { return x / (1.0 + exp(-x)); }
+${SOFTPLUS}
 fn erfc_pos(z: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.5 * z);
   let poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
