@@ -60,12 +60,18 @@ function compileOrNull<T>(compile: (bytes: Uint8Array<ArrayBuffer>) => T): T | n
  * 4 KB on a page's main thread, so that is the way in there.
  */
 export async function kernelsModuleAsync(): Promise<WebAssembly.Module | null> {
-  if (compiled === undefined) {
+  if (compiled !== undefined) return compiled;
+  // Callers that arrive while the compilation runs share it (rather than each compiling the module again).
+  compiling ??= (async () => {
     const pending = compileOrNull((bytes) => WebAssembly.compile(bytes));
-    compiled = pending ? await pending.catch(() => null) : null;
-  }
-  return compiled;
+    const module = pending ? await pending.catch(() => null) : null;
+    compiled ??= module;
+    return compiled;
+  })();
+  return compiling;
 }
+
+let compiling: Promise<WebAssembly.Module | null> | null = null;
 
 /** instantiate without blocking (browsers also refuse synchronous instantiation of large modules on a page). */
 export async function instantiateAsync(module: WebAssembly.Module, memory: WebAssembly.Memory): Promise<WebAssembly.Instance> {
