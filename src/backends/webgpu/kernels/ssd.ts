@@ -243,6 +243,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
+ * WGSL: acc0..acc3 (vec4, declared by the caller) += C_t · O_r over the first `nEnd` state entries, for the
+ * chunk's rows t = ty·4 + i and another operand's rows r = tx·4 + j, in slices of 16 entries staged in
+ * `stage4` as padded vec4 columns (C at 0, the other operand at 272). `loadOther(i)` sets `ov.<lane i>` to
+ * the other operand's entry n of row ty·4 + i (staging swaps the roles: thread (ty, tx) loads column tx).
+ */
+function chunkRowProducts(acc: string, nEnd: string, loadOther: (i: number) => string): string {
+  return `  for (var n0 = 0u; n0 < ${nEnd}; n0 = n0 + 16u) {
+    let n = n0 + tx;
+    var cv = vec4<f32>(0.0);
+    var ov = vec4<f32>(0.0);
+    if (n < p.N) {
+${each4((i) => `      if (ty * 4u + ${i}u < q) { cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n]; }
+      ${loadOther(i)}`)}
+    }
+    stage4[tx * 17u + ty] = cv;
+    stage4[272u + tx * 17u + ty] = ov;
+    workgroupBarrier();
+    for (var k = 0u; k < 16u; k = k + 1u) {
+      let c4 = stage4[k * 17u + ty];
+      let o4 = stage4[272u + k * 17u + tx];
+${each4((i) => `      ${acc}${i} = ${acc}${i} + c4.${LANES[i]} * o4;`)}
+    }
+    workgroupBarrier();
+  }`;
+}
+
+/**
  * C·Bᵀ of each (batch, chunk, group), 64×64 for chunks of 64 steps (zero past the chunk's end), which every
  * head of the group reads in ssd-chunk-out-tiled: [B, n_chunks, G, 64, 64]. 256 threads, 4×4 blocks each,
  * slices of 16 state entries staged as vec4 columns.
@@ -266,26 +293,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ty = lid / 16u;
   let row0 = b * p.L + t0;
 ${each4((i) => `  var r${i} = vec4<f32>(0.0);`)}
-  for (var n0 = 0u; n0 < p.N; n0 = n0 + 16u) {
-    let n = n0 + tx;
-    var cv = vec4<f32>(0.0);
-    var bv = vec4<f32>(0.0);
-    if (n < p.N) {
-${each4((i) => `      if (ty * 4u + ${i}u < q) {
-        cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n];
-        bv.${LANES[i]} = Bm[p.b_off + (row0 + ty * 4u + ${i}u) * p.b_stride + g * p.N + n];
-      }`)}
-    }
-    stage4[tx * 17u + ty] = cv;
-    stage4[272u + tx * 17u + ty] = bv;
-    workgroupBarrier();
-    for (var k = 0u; k < 16u; k = k + 1u) {
-      let c4 = stage4[k * 17u + ty];
-      let b4 = stage4[272u + k * 17u + tx];
-${each4((i) => `      r${i} = r${i} + c4.${LANES[i]} * b4;`)}
-    }
-    workgroupBarrier();
-  }
+${chunkRowProducts("r", "p.N", (i) => `if (ty * 4u + ${i}u < q) { ov.${LANES[i]} = Bm[p.b_off + (row0 + ty * 4u + ${i}u) * p.b_stride + g * p.N + n]; }`)}
 ${each4((i) => `  cb4[(wg * 64u + ty * 4u + ${i}u) * 16u + tx] = r${i};`)}
 }`,
   };
@@ -325,24 +333,7 @@ ${each4((i) => `  let r${i} = cb4[(cbase + ty * 4u + ${i}u) * 16u + tx];
   // Y_off = C·stateᵀ over slices of 16 state entries (nothing to do without an entering state).
   var n_end = p.N;
   if (p.has_h == 0u) { n_end = 0u; }
-  for (var n0 = 0u; n0 < n_end; n0 = n0 + 16u) {
-    let n = n0 + tx;
-    var cv = vec4<f32>(0.0);
-    var hv = vec4<f32>(0.0);
-    if (n < p.N) {
-${each4((i) => `      if (ty * 4u + ${i}u < q) { cv.${LANES[i]} = Cm[p.c_off + (row0 + ty * 4u + ${i}u) * p.c_stride + g * p.N + n]; }
-      if (ty * 4u + ${i}u < p.P) { hv.${LANES[i]} = h_in[hbase + (ty * 4u + ${i}u) * p.N + n]; }`)}
-    }
-    stage4[tx * 17u + ty] = cv;
-    stage4[272u + tx * 17u + ty] = hv;
-    workgroupBarrier();
-    for (var k = 0u; k < 16u; k = k + 1u) {
-      let c4 = stage4[k * 17u + ty];
-      let h4 = stage4[272u + k * 17u + tx];
-${each4((i) => `      o${i} = o${i} + c4.${LANES[i]} * h4;`)}
-    }
-    workgroupBarrier();
-  }
+${chunkRowProducts("o", "n_end", (i) => `if (ty * 4u + ${i}u < p.P) { ov.${LANES[i]} = h_in[hbase + (ty * 4u + ${i}u) * p.N + n]; }`)}
   // Causal decay and dt: M[t][s] = (C_t·B_s)·exp(S_t − S_s)·dt_s for s ≤ t; the state term scaled by exp(S_t).
   var st = vec4<f32>(0.0);
   var ss = vec4<f32>(0.0);
