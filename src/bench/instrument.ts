@@ -25,21 +25,19 @@ export function attributeLayers(model: SequenceLM, profiler: OpProfiler): () => 
   // A layer's output is added to the stream by the next norm (Norm.applyAfterAdd, one fused op on the GPU).
   // While attributing, the add and the norm run as two ops: the add is the previous layer's residual, the
   // norm belongs to the layer (or the head) it feeds, so per-layer counts compose.
-  const splitAddNorm = (norm: Norm, producer: string, apply: (x: Tensor) => Tensor) =>
-    (h: Tensor, y: Tensor) => {
-      profiler.scope = `${producer}/residual`;
-      const sum = add(h, y);
-      return { sum, normed: apply(sum) };
-    };
-  let producer: string | null = null;
-  for (const { norm, layer } of model.parts.layers) {
+  const splitAddNorm = (norm: Norm, producer: string) => () => (h: Tensor, y: Tensor) => {
+    profiler.scope = `${producer}/residual`;
+    const sum = add(h, y);
+    return { sum, normed: norm.apply(sum) };
+  };
+  const { layers } = model.parts;
+  layers.forEach(({ norm, layer }, i) => {
     const kind = layer.kind;
     wrap(norm, "apply", (apply) => (x) => {
       profiler.scope = kind;
       return apply(x);
     });
-    if (producer) wrap(norm, "applyAfterAdd", () => splitAddNorm(norm, producer!, (x) => norm.apply(x)));
-    producer = kind;
+    if (i > 0) wrap(norm, "applyAfterAdd", splitAddNorm(norm, layers[i - 1].layer.kind));
     for (const mode of ["forward", "step"] as const) {
       wrap(layer, mode, (run) => (x: Tensor, state: LayerState, ctx: LayerContext) => {
         profiler.scope = kind;
@@ -48,13 +46,13 @@ export function attributeLayers(model: SequenceLM, profiler: OpProfiler): () => 
         return out;
       });
     }
-  }
+  });
   const finalNorm = model.parts.finalNorm;
   wrap(finalNorm, "apply", (apply) => (x) => {
     profiler.scope = HEAD_SCOPE;
     return apply(x);
   });
-  if (producer) wrap(finalNorm, "applyAfterAdd", () => splitAddNorm(finalNorm, producer!, (x) => finalNorm.apply(x)));
+  if (layers.length > 0) wrap(finalNorm, "applyAfterAdd", splitAddNorm(finalNorm, layers[layers.length - 1].layer.kind));
   return () => {
     for (const u of undo.reverse()) u();
   };

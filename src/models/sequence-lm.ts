@@ -112,28 +112,28 @@ export class SequenceLM implements CausalLM {
     // A layer's output is added to the stream by the next norm (one fused add + norm where the backend has it).
     let pending: Tensor | null = null;
     const layers: LayerState[] = [];
-    this.parts.layers.forEach(({ norm, layer }, i) => {
+    for (const [i, { norm, layer }] of this.parts.layers.entries()) {
       const prev = state?.layers[i] ?? null;
-      const y = pending;
+      const y: Tensor | null = pending;
       // Each layer in a scope of its own: its intermediates are freed as soon as it is done, so a prefill
       // holds one layer's activations at a time instead of the whole model's.
-      const next = tidy(() => {
+      const next: { sum: Tensor | null; y: Tensor; state: LayerState } = tidy(() => {
         const { sum, normed } = y ? norm.applyAfterAdd(h, y) : { sum: null, normed: norm.apply(h) };
         const out = single && prev ? layer.step(normed, prev, ctx) : layer.forward(normed, prev, ctx);
         return { sum, y: out.y, state: out.state };
       });
-      if (next.sum) {
+      if (y && next.sum) {
         h.dispose();
-        y!.dispose();
+        y.dispose();
         h = next.sum;
       }
       pending = next.y;
       layers.push(next.state);
-    });
+    }
     if (!pending) return { hidden: this.parts.finalNorm.apply(h), layers };
     const last = this.parts.finalNorm.applyAfterAdd(h, pending);
     h.dispose();
-    (pending as Tensor).dispose();
+    pending.dispose();
     last.sum.dispose();
     return { hidden: last.normed, layers };
   }

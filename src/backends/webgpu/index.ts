@@ -25,7 +25,7 @@ import {
   shiftTapsSpec,
 } from "./kernels/h3.js";
 import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
-import { addNormSpec, gatedRmsNormSpec, layerNormSpec, rmsNormSpec } from "./kernels/norm.js";
+import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
@@ -299,7 +299,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const temps: Tensor[] = [];
     if (rows > 0) {
       const bias = norm.kind === "layer" ? this.opt(norm.bias, temps) : null;
-      this.run(this.kernel("add-norm", addNormSpec), { rows, D, eps: norm.eps, layer: norm.kind === "layer", has_bias: bias !== null },
+      this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps: norm.eps, layer: norm.kind === "layer", has_bias: bias !== null },
         [this.f32(a, temps), this.f32(b, temps), this.f32(norm.weight, temps), bias, this.buf(sum), this.buf(normed)], grid(rows, 1));
     }
     this.done(temps);
@@ -311,7 +311,10 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const rows = x.size / Math.max(1, D);
     const out = this.make(x.shape);
     const temps: Tensor[] = [];
-    if (rows > 0) this.run(this.kernel("rms-norm", rmsNormSpec), { rows, D, eps }, [this.f32(x, temps), this.f32(weight, temps), this.buf(out)], grid(rows, 1));
+    if (rows > 0) {
+      this.run(this.kernel("row-norm", () => rowNormSpec(false)), { rows, D, eps, layer: false, has_bias: false },
+        [this.f32(x, temps), this.f32(weight, temps), null, this.buf(out)], grid(rows, 1));
+    }
     this.done(temps);
     return out;
   }
@@ -323,7 +326,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const temps: Tensor[] = [];
     const bb = this.opt(bias, temps);
     if (rows > 0) {
-      this.run(this.kernel("layer-norm", layerNormSpec), { rows, D, eps, has_bias: bb !== null },
+      this.run(this.kernel("row-norm", () => rowNormSpec(false)), { rows, D, eps, layer: true, has_bias: bb !== null },
         [this.f32(x, temps), this.f32(weight, temps), bb, this.buf(out)], grid(rows, 1));
     }
     this.done(temps);
@@ -532,29 +535,32 @@ export class WebGpuBackend implements Backend, TokenSampler {
   readonly fusesDeltaProjection = true;
 
   /**
-   * A decoding step with dt_proj fused (scan-step-proj), when delta, B and C are column ranges of one f32
-   * buffer as x_proj's split output is; null otherwise.
+   * A decoding step with dt_proj fused (scan-step-proj) when delta, B and C are column ranges of one f32
+   * buffer, as x_proj's split output is; otherwise dt_proj as a product, then the plain step.
    */
-  private scanStepProjected(a: SelectiveScanArgs, W: Tensor): { y: Tensor; state: Tensor } | null {
+  private scanStepProjected(a: SelectiveScanArgs, W: Tensor): { y: Tensor; state: Tensor } {
     const [B, , E] = a.u.shape;
     const [N, R] = [a.A.shape[1], W.shape[1]];
-    const views = [a.delta, a.B, a.C].map((t) => (t.dtype === "f32" ? storageOf(t) : null));
-    if (views.some((v) => !v || v.buffer !== views[0]!.buffer)) return null;
-    const span = (t: Tensor, width: number) => {
-      const v = storageOf(t).view;
-      return v ? { off: v.off, stride: v.stride } : { off: 0, stride: width };
-    };
-    const d = span(a.delta, R), b = span(a.B, N), c = span(a.C, N);
+    const temps: Tensor[] = [];
+    const d = this.strided(a.delta, R, temps), b = this.strided(a.B, N, temps), c = this.strided(a.C, N, temps);
+    if (d.buf !== b.buf || d.buf !== c.buf) {
+      this.done(temps);
+      const delta = this.linear(a.delta, W, null);
+      try {
+        return this.scan({ ...a, delta, deltaProj: null }, 1);
+      } finally {
+        delta.dispose();
+      }
+    }
     const y = this.make(a.u.shape);
     const state = this.make([B, E, N]);
-    const temps: Tensor[] = [];
     const u = this.strided(a.u, E, temps), z = a.z ? this.strided(a.z, E, temps) : null, st = this.opt(a.state, temps);
     if (B * E > 0) {
       this.run(this.kernel("scan-step-proj", scanStepProjSpec), {
         B, E, N, R, has_dbias: a.deltaBias !== null, softplus: a.deltaSoftplus, has_d: a.D !== null, has_z: z !== null,
         has_state: st !== null, u_off: u.off, u_stride: u.stride, d_off: d.off, d_stride: d.stride, b_off: b.off, b_stride: b.stride,
         c_off: c.off, c_stride: c.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
-      }, [u.buf, this.buf(a.delta), this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
+      }, [u.buf, d.buf, this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
         this.buf(y), this.buf(state)], grid(B * E, 16));
     }
     this.done(temps);
@@ -562,16 +568,6 @@ export class WebGpuBackend implements Backend, TokenSampler {
   }
 
   private scan(a: SelectiveScanArgs, maxChunk: number): { y: Tensor; state: Tensor } {
-    if (a.deltaProj) {
-      const fused = maxChunk === 1 ? this.scanStepProjected(a, a.deltaProj) : null;
-      if (fused) return fused;
-      const delta = this.linear(a.delta, a.deltaProj, null);
-      try {
-        return this.scan({ ...a, delta, deltaProj: null }, maxChunk);
-      } finally {
-        delta.dispose();
-      }
-    }
     const [B, L, E] = a.u.shape;
     const N = a.A.shape[1];
     const y = this.make(a.u.shape);
@@ -617,7 +613,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
   }
 
   selectiveStateUpdate(a: SelectiveScanArgs): { y: Tensor; state: Tensor } {
-    return this.scan(a, 1);
+    return a.deltaProj ? this.scanStepProjected(a, a.deltaProj) : this.scan(a, 1);
   }
 
   ssdChunked(a: SsdArgs): { y: Tensor; state: Tensor } {

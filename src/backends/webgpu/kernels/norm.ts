@@ -22,38 +22,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = wid.y * nwg.x + wid.x;
   if (row >= p.rows) { return; }`;
 
-export function rmsNormSpec(): KernelSpec {
+/**
+ * RMSNorm (layer = 0) or LayerNorm (layer = 1, optional bias) of each row, one workgroup per row. With
+ * `addend`, of sum = a + b, which is written out too: the residual add fused with the next pre-norm.
+ */
+export function rowNormSpec(addend: boolean): KernelSpec {
+  const src = addend ? "sum" : "x";
   return {
-    key: "rms-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"]], workgroupSize: 256,
-    bindings: [{ name: "x", type: "f32" }, { name: "w", type: "f32" }, { name: "out", type: "f32", write: true }],
-    body: `${REDUCE}
-${MAIN_ROW}
-  let o = row * p.D;
-  var ss = 0.0;
-  for (var i = lid; i < p.D; i = i + 256u) { let v = x[o + i]; ss = ss + v * v; }
-  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.D) + p.eps);
-  for (var i = lid; i < p.D; i = i + 256u) { out[o + i] = x[o + i] * inv * w[i]; }
-}`,
-  };
-}
-
-export function layerNormSpec(): KernelSpec {
-  return {
-    key: "layer-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"], ["has_bias", "u32"]], workgroupSize: 256,
-    bindings: [{ name: "x", type: "f32" }, { name: "w", type: "f32" }, { name: "bias", type: "f32" }, { name: "out", type: "f32", write: true }],
+    key: addend ? "add-norm" : "row-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"], ["layer", "u32"], ["has_bias", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      ...(addend ? [{ name: "a", type: "f32" }, { name: "b", type: "f32" }] as const : [{ name: "x", type: "f32" }] as const),
+      { name: "w", type: "f32" }, { name: "bias", type: "f32" },
+      ...(addend ? [{ name: "sum", type: "f32", write: true }] as const : []),
+      { name: "out", type: "f32", write: true },
+    ],
     body: `${REDUCE}
 ${MAIN_ROW}
   let o = row * p.D;
   var s = 0.0;
-  for (var i = lid; i < p.D; i = i + 256u) { s = s + x[o + i]; }
-  let mean = block_sum(s, lid) / f32(p.D);
-  var v = 0.0;
-  for (var i = lid; i < p.D; i = i + 256u) { let d = x[o + i] - mean; v = v + d * d; }
-  let inv = 1.0 / sqrt(block_sum(v, lid) / f32(p.D) + p.eps);
+  for (var i = lid; i < p.D; i = i + 256u) { ${addend ? "let v = a[o + i] + b[o + i]; sum[o + i] = v;" : "let v = x[o + i];"} s = s + v; }
+  var mean = 0.0;
+  if (p.layer != 0u) { mean = block_sum(s, lid) / f32(p.D); }
+  // Each thread reads back only the elements it read (or wrote) itself.
+  var ss = 0.0;
+  for (var i = lid; i < p.D; i = i + 256u) { let d = ${src}[o + i] - mean; ss = ss + d * d; }
+  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.D) + p.eps);
   for (var i = lid; i < p.D; i = i + 256u) {
-    var b = 0.0;
-    if (p.has_bias != 0u) { b = bias[i]; }
-    out[o + i] = (x[o + i] - mean) * inv * w[i] + b;
+    var bb = 0.0;
+    if (p.has_bias != 0u) { bb = bias[i]; }
+    out[o + i] = (${src}[o + i] - mean) * inv * w[i] + bb;
   }
 }`,
   };
@@ -83,34 +81,6 @@ ${MAIN_ROW}
     let zi = z[zat(o + i)];
     let v = y[o + i] * (zi / (1.0 + exp(-zi)));
     out[o + i] = v * inv * w[wo + i];
-  }
-}`,
-  };
-}
-
-/** sum = a + b and its RMSNorm (layer = 0) or LayerNorm (layer = 1), one workgroup per row. */
-export function addNormSpec(): KernelSpec {
-  return {
-    key: "add-norm", params: [["rows", "u32"], ["D", "u32"], ["eps", "f32"], ["layer", "u32"], ["has_bias", "u32"]], workgroupSize: 256,
-    bindings: [
-      { name: "a", type: "f32" }, { name: "b", type: "f32" }, { name: "w", type: "f32" }, { name: "bias", type: "f32" },
-      { name: "sum", type: "f32", write: true }, { name: "out", type: "f32", write: true },
-    ],
-    body: `${REDUCE}
-${MAIN_ROW}
-  let o = row * p.D;
-  var s = 0.0;
-  for (var i = lid; i < p.D; i = i + 256u) { let v = a[o + i] + b[o + i]; sum[o + i] = v; s = s + v; }
-  var mean = 0.0;
-  if (p.layer != 0u) { mean = block_sum(s, lid) / f32(p.D); }
-  // Each thread reads back only the sums it wrote itself.
-  var ss = 0.0;
-  for (var i = lid; i < p.D; i = i + 256u) { let d = sum[o + i] - mean; ss = ss + d * d; }
-  let inv = 1.0 / sqrt(block_sum(ss, lid) / f32(p.D) + p.eps);
-  for (var i = lid; i < p.D; i = i + 256u) {
-    var bb = 0.0;
-    if (p.has_bias != 0u) { bb = bias[i]; }
-    out[o + i] = (sum[o + i] - mean) * inv * w[i] + bb;
   }
 }`,
   };

@@ -49,16 +49,26 @@ const DIMS = [["B", "u32"], ["L", "u32"], ["H", "u32"], ["P", "u32"], ["G", "u32
 /** x, B, C may be column slices of wider rows (zero-copy views): element (row, col) at off + row·stride + col. */
 const VIEWS = [["x_off", "u32"], ["x_stride", "u32"], ["b_off", "u32"], ["b_stride", "u32"], ["c_off", "u32"], ["c_stride", "u32"]] as const;
 
-const MAIN_WG = `@compute @workgroup_size(256)
+/**
+ * Entry point of a kernel with one workgroup per (batch, chunk, unit), the unit `u` a head (over p.H) or a
+ * group (over p.G): b, c, the chunk's first step t0 and its length q.
+ */
+function perChunkMain(u: "h" | "g"): string {
+  const n = u === "h" ? "p.H" : "p.G";
+  return `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.y * nwg.x + wid.x;
-  if (wg >= p.B * p.n_chunks * p.H) { return; }
-  let h = wg % p.H;
-  let c = (wg / p.H) % p.n_chunks;
-  let b = wg / (p.H * p.n_chunks);
-  let g = h / (p.H / p.G);
+  if (wg >= p.B * p.n_chunks * ${n}) { return; }
+  let ${u} = wg % ${n};
+  let c = (wg / ${n}) % p.n_chunks;
+  let b = wg / (${n} * p.n_chunks);
   let t0 = c * p.chunk;
   let q = min(p.chunk, p.L - t0);`;
+}
+
+/** perChunkMain over heads, with each head's group g. */
+const MAIN_WG = `${perChunkMain("h")}
+  let g = h / (p.H / p.G);`;
 
 export function ssdChunkStateSpec(): KernelSpec {
   return {
@@ -280,15 +290,7 @@ export function ssdChunkCbSpec(): KernelSpec {
     bindings: [{ name: "Bm", type: "f32" }, { name: "Cm", type: "f32" }, { name: "cb4", type: "vec4<f32>", write: true }],
     body: `
 var<workgroup> stage4: array<vec4<f32>, 544>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let wg = wid.y * nwg.x + wid.x;
-  if (wg >= p.B * p.n_chunks * p.G) { return; }
-  let g = wg % p.G;
-  let c = (wg / p.G) % p.n_chunks;
-  let b = wg / (p.G * p.n_chunks);
-  let t0 = c * p.chunk;
-  let q = min(p.chunk, p.L - t0);
+${perChunkMain("g")}
   let tx = lid % 16u;
   let ty = lid / 16u;
   let row0 = b * p.L + t0;
