@@ -2,6 +2,7 @@ import type { AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArg
 import type { RopeArgs, SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp } from "../backends/backend.js";
 import { CpuBackend } from "../backends/cpu/index.js";
 import { WasmCpuBackend } from "../backends/wasm/index.js";
+import type { WebGpuBackend } from "../backends/webgpu/index.js";
 import { HippoError } from "../errors.js";
 import type { DType, HostArray } from "../tensor/dtype.js";
 import { untrack } from "../tensor/scope.js";
@@ -13,6 +14,7 @@ import { gatedRmsNormBackward } from "./rules/mamba.js";
 import { diagSsmConvBackward, diagSsmKernelBackward, fftConvBackward, shiftSsmBackward, shiftSsmTapsBackward, type DiagSsmHostParams } from "./rules/h3.js";
 import { referenceKernels, WasmBackwardKernels, type BackwardKernels } from "./kernels.js";
 import { Tape, type Grad } from "./tape.js";
+import { WebGpuBackwardKernels } from "./webgpu-kernels.js";
 
 /**
  * The CPU backend with reverse-mode autodiff: every op computes through the wrapped CPU backend and,
@@ -33,6 +35,15 @@ export class GradBackend implements Backend {
    */
   static fast(threads = 1): GradBackend {
     return new GradBackend(WasmCpuBackend.create(threads) ?? new CpuBackend(), WasmBackwardKernels.create() ?? referenceKernels);
+  }
+
+  /**
+   * As `fast`, with the backward products of linear layers on a WebGPU device (WebGpuBackwardKernels);
+   * every forward and every other backward rule stays on the CPU.
+   */
+  static withWebGpu(gpu: WebGpuBackend, threads = 1, minGpuMacs?: number): GradBackend {
+    const cpu = GradBackend.fast(threads);
+    return new GradBackend(cpu.inner, new WebGpuBackwardKernels(gpu, cpu.kernels, minGpuMacs));
   }
 
   // ---- plumbing -----------------------------------------------------------------------------------
@@ -81,7 +92,9 @@ export class GradBackend implements Backend {
   }
 
   /** Records a node (when recording and any input needs a gradient). */
-  record(op: string, inputs: readonly (Tensor | null)[], outputs: readonly Tensor[], backward: (g: readonly Grad[]) => Grad[]): void {
+  record(
+    op: string, inputs: readonly (Tensor | null)[], outputs: readonly Tensor[], backward: (g: readonly Grad[]) => Grad[] | Promise<Grad[]>,
+  ): void {
     this.tape?.record({ op, inputs, outputs, backward });
   }
 
@@ -131,8 +144,8 @@ export class GradBackend implements Backend {
     const M = x.size / K;
     const want = { x: this.needsGrad(x), w: this.needsGrad(weight), b: this.needsGrad(bias) };
     const xs = hostF32(x), ws = want.x ? hostF32(weight) : new Float32Array(0);
-    this.record("linear", [x, weight, bias], [y], ([g]) => {
-      const r = this.kernels.linearBackward(xs, ws, M, K, N, g!, want);
+    this.record("linear", [x, weight, bias], [y], async ([g]) => {
+      const r = await this.kernels.linearBackward(xs, ws, M, K, N, g!, want);
       return [r.gx, r.gw, r.gb];
     });
     return y;

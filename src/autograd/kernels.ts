@@ -11,11 +11,18 @@ import type { SsdBuffers, SsdDims } from "../backends/cpu/kernels/ssd.js";
  * The kernels whose cost dominates a training step (backward rules, and the GELU and attention forwards
  * that the CPU backend computes in f64), behind one interface so GradBackend can run either the
  * TypeScript references (`referenceKernels`: rules/ and, for forwards, the CPU backend) or WebAssembly
- * SIMD twins (`WasmBackwardKernels`). Both take and return host arrays; tests check that they agree.
+ * SIMD twins (`WasmBackwardKernels`), or those with a linear layer's backward on the GPU
+ * (`WebGpuBackwardKernels`, webgpu-kernels.ts). All take and return host arrays; tests check that they agree.
  */
+export type LinearWant = Parameters<typeof linearBackward>[6];
+export type LinearGrads = ReturnType<typeof linearBackward>;
+
 export interface BackwardKernels {
   readonly name: string;
-  linearBackward: typeof linearBackward;
+  /** May answer later: the WebGPU kernels read their products back from the GPU. */
+  linearBackward(
+    x: Float32Array, w: Float32Array, M: number, K: number, N: number, g: Float32Array, want: LinearWant,
+  ): LinearGrads | Promise<LinearGrads>;
   selectiveScanBackward: typeof selectiveScanBackward;
   causalConv1dBackward: typeof causalConv1dBackward;
   ssdBackward: typeof ssdBackward;
@@ -96,8 +103,8 @@ export class WasmBackwardKernels implements BackwardKernels {
   /** As rules/basic.ts linearBackward: ∂x = g·w and ∂w = gᵀ·x without transposes. */
   linearBackward = (
     x: Float32Array, w: Float32Array, M: number, K: number, N: number, g: Float32Array,
-    want: { x: boolean; w: boolean; b: boolean },
-  ): { gx: Float32Array | null; gw: Float32Array | null; gb: Float32Array | null } => {
+    want: LinearWant,
+  ): LinearGrads => {
     const arena = this.arena;
     this.begin(Arena.bytesFor(M * N, want.x ? N * K + M * K : 0, want.w ? M * K + N * K : 0));
     const go = want.x || want.w ? this.put(g) : 0;

@@ -10,7 +10,7 @@ export interface TapeNode {
   readonly inputs: readonly (Tensor | null)[];
   readonly outputs: readonly Tensor[];
   /** Gradients per output (null for outputs nothing depends on) → gradients per input (aligned with inputs). */
-  backward(gradOutputs: readonly Grad[]): Grad[];
+  backward(gradOutputs: readonly Grad[]): Grad[] | Promise<Grad[]>;
 }
 
 /**
@@ -44,9 +44,10 @@ export class Tape {
 
   /**
    * Gradients of a scalar `loss` (or of Σ seed·output for a given seed) with respect to `wrt`.
-   * Intermediate gradients are dropped as soon as their node has run.
+   * Intermediate gradients are dropped as soon as their node has run. Asynchronous because a rule may
+   * wait for the GPU (WebGpuBackwardKernels); nodes still run one at a time, in reverse order.
    */
-  backward(loss: Tensor, wrt: readonly Tensor[], seed?: Float32Array): Map<Tensor, Float32Array> {
+  async backward(loss: Tensor, wrt: readonly Tensor[], seed?: Float32Array): Promise<Map<Tensor, Float32Array>> {
     if (!seed && loss.size !== 1) throw new HippoError(`backward: loss must be a scalar, got shape ${shapeString(loss.shape)}`);
     const grads = new Map<number, Float32Array>();
     grads.set(loss.id, seed ?? Float32Array.of(1));
@@ -55,7 +56,7 @@ export class Tape {
       const node = this.nodes[i];
       const gOut = node.outputs.map((o) => grads.get(o.id) ?? null);
       if (gOut.every((g) => g === null)) continue;
-      const gIn = node.backward(gOut);
+      const gIn = await node.backward(gOut);
       for (const o of node.outputs) if (!wanted.has(o.id)) grads.delete(o.id);
       node.inputs.forEach((t, k) => {
         const g = gIn[k];

@@ -2,6 +2,9 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { GradBackend } from "../autograd/grad-backend.js";
+import { WebGpuBackwardKernels } from "../autograd/webgpu-kernels.js";
+import { createBackend } from "../backends/registry.js";
+import type { WebGpuBackend } from "../backends/webgpu/index.js";
 import { HippoError } from "../errors.js";
 import { NAMED_ARCHITECTURES } from "../train/architectures.js";
 import { CHECKPOINT_FILE } from "../train/checkpoint.js";
@@ -51,8 +54,9 @@ run
   --eval-every <n>          held-out evaluation every n updates (default 100)
   --checkpoint-every <n>    atomic checkpoint every n updates, and on Ctrl-C (default 100)
   --log-every <n>           log record / non-TTY progress line every n updates (default 10)
-  --backend <name>          cpu (default: WebAssembly SIMD kernels) or cpu-ref (the plain TypeScript reference);
-                            training runs on the CPU only (the WebGPU backend has no backward kernels)`;
+  --backend <name>          cpu (default: WebAssembly SIMD kernels), cpu-ref (the plain TypeScript reference) or
+                            webgpu (as cpu, with the backward products of linear layers on the GPU; forwards and
+                            every other backward rule stay on the CPU)`;
 
 const OPTIONS = {
   task: { type: "string" }, "task-option": { type: "string", multiple: true }, text: { type: "string" },
@@ -91,10 +95,7 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
     out.write(TRAIN_HELP + "\n");
     return 0;
   }
-  if (v.backend !== undefined && v.backend !== "cpu" && v.backend !== "cpu-ref") {
-    throw new HippoError(`train: --backend ${v.backend}: training runs on the CPU only, as cpu or cpu-ref (no backward kernels exist for WebGPU yet)`);
-  }
-  const options = { backend: v.backend === "cpu-ref" ? new GradBackend() : GradBackend.fast() };
+  const options = { backend: await trainingBackend(v.backend) };
   const dir = requireString("train", v.out, "out");
   let trainer: Trainer;
   if (v.resume) {
@@ -146,6 +147,14 @@ export async function runTrain(argv: string[], out: NodeJS.WritableStream, err: 
   return runLoop(trainer, out, err);
 }
 
+/** The autograd backend `--backend` names (WebGPU: linear layers' backward products on the GPU). */
+async function trainingBackend(name: string | undefined): Promise<GradBackend> {
+  if (name === undefined || name === "cpu") return GradBackend.fast();
+  if (name === "cpu-ref") return new GradBackend();
+  if (name === "webgpu") return GradBackend.withWebGpu((await createBackend("webgpu")) as WebGpuBackend);
+  throw new HippoError(`train: unknown --backend '${name}' (choose cpu, cpu-ref or webgpu)`);
+}
+
 async function runLoop(trainer: Trainer, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
   const tty = (err as NodeJS.WriteStream).isTTY === true;
   let interrupted = false;
@@ -174,7 +183,9 @@ async function runLoop(trainer: Trainer, out: NodeJS.WritableStream, err: NodeJS
       shouldStop: () => interrupted,
     });
     if (tty) err.write("\n");
-    const summary = { out: trainer.out, step: result.step, stopped: result.stopped, eval: result.lastEval };
+    const kernels = trainer.backend.kernels;
+    const gpuProducts = kernels instanceof WebGpuBackwardKernels ? { gpuLinearProducts: kernels.gpuProducts } : {};
+    const summary = { out: trainer.out, step: result.step, stopped: result.stopped, eval: result.lastEval, ...gpuProducts };
     out.write(JSON.stringify(summary) + "\n");
     return result.stopped === "interrupted" ? 130 : 0;
   } finally {

@@ -222,7 +222,7 @@ export class Trainer {
       if (!Number.isFinite(value)) throw this.diverged(`the loss is ${value}`);
       lossSum += value;
       tokens += batch.batch * batch.length;
-      const grads = tape.backward(loss, [...this.params.values()]);
+      const grads = await tape.backward(loss, [...this.params.values()]);
       acc.add(new Map([...this.params].map(([name, t]) => [name, grads.get(t)!])));
     }
     const grads = acc.mean();

@@ -32,7 +32,7 @@ export interface GradcheckOptions {
  * Compares the tape's gradients of Σ r·f() (r a fixed random projection) with central finite differences
  * in every watched input. f must recompute from the inputs' current storage (perturbed in place here).
  */
-export function gradcheck(backend: GradBackend, inputs: Record<string, Tensor>, f: () => Tensor, options: GradcheckOptions = {}): void {
+export async function gradcheck(backend: GradBackend, inputs: Record<string, Tensor>, f: () => Tensor, options: GradcheckOptions = {}): Promise<void> {
   const { step = 3e-3, tolerance = 1e-3, samples = 48 } = options;
   const tape = new Tape();
   tape.watch(...Object.values(inputs));
@@ -44,7 +44,7 @@ export function gradcheck(backend: GradBackend, inputs: Record<string, Tensor>, 
     backend.tape = null;
   }
   const seed = randomValues(out.size, 99);
-  const analytic = tape.backward(out, Object.values(inputs), seed);
+  const analytic = await tape.backward(out, Object.values(inputs), seed);
   const objective = (): number => {
     const y = f().storage as Float32Array;
     let s = 0;

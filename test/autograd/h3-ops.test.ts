@@ -22,7 +22,7 @@ function gated(B: number, L: number, H: number, P: number, seed: number, withV: 
 
 const gatedArgs = (t: Record<string, Tensor>, P: number) => ({ u: t.u, v: t.v ?? null, q: t.q ?? null, D: t.D ?? null, headDim: P });
 
-test("fftConv: gated H3 form (headDim 2) and plain forms (headDim 1, with and without v, q, D)", () => {
+test("fftConv: gated H3 form (headDim 2) and plain forms (headDim 1, with and without v, q, D)", async () => {
   const cases: [number, boolean, boolean, boolean][] = [
     [2, true, true, true], [1, false, false, false], [1, false, false, true], [1, true, false, true], [1, false, true, false], [1, true, true, true],
   ];
@@ -32,7 +32,7 @@ test("fftConv: gated H3 form (headDim 2) and plain forms (headDim 1, with and wi
     // Kernels longer than L (the extra taps get zero gradient) and shorter than L.
     for (const K of [L + 3, 5]) {
       const kernel = param(backend, [H, K], 110 + K, 0.5);
-      gradcheck(backend, { ...t, kernel }, () => ops.fftConv({ ...gatedArgs(t, P), kernel }));
+      await gradcheck(backend, { ...t, kernel }, () => ops.fftConv({ ...gatedArgs(t, P), kernel }));
     }
   }
 });
@@ -53,25 +53,25 @@ function ssmParams(H: number, N: number, seed: number, discretization: "zoh" | "
 
 const ssmTensors = (s: ReturnType<typeof ssmParams>) => ({ logDt: s.logDt, A: s.A, B: s.B, C: s.C });
 
-test("diagSsmKernel: gradients of logDt, A, B, C for both discretizations", () => {
+test("diagSsmKernel: gradients of logDt, A, B, C for both discretizations", async () => {
   for (const disc of ["zoh", "bilinear"] as const) {
     const s = ssmParams(3, 4, 200, disc);
-    gradcheck(backend, ssmTensors(s), () => ops.diagSsmKernel(s, 13));
+    await gradcheck(backend, ssmTensors(s), () => ops.diagSsmKernel(s, 13));
   }
 });
 
-test("diagSsmConv: headDim 1 and 2, both discretizations, chunked (L > chunkSize) and not", () => {
+test("diagSsmConv: headDim 1 and 2, both discretizations, chunked (L > chunkSize) and not", async () => {
   for (const disc of ["zoh", "bilinear"] as const) {
     for (const [P, withV, withQ, withD, chunk] of [[1, false, false, true, 4], [2, true, true, true, 16], [1, true, true, false, 3]] as const) {
       const H = 2, L = 9;
       const t = gated(2, L, H, P, 300 + P, withV, withQ, withD);
       const s = ssmParams(H, 3, 310, disc);
-      gradcheck(backend, { ...t, ...ssmTensors(s) }, () => ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state: null, chunkSize: chunk }).y);
+      await gradcheck(backend, { ...t, ...ssmTensors(s) }, () => ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state: null, chunkSize: chunk }).y);
     }
   }
 });
 
-test("diagSsmConv: initial state and final-state gradient", () => {
+test("diagSsmConv: initial state and final-state gradient", async () => {
   for (const disc of ["zoh", "bilinear"] as const) {
     for (const [P, withV, withQ] of [[1, false, false], [2, true, true], [1, false, true]] as const) {
       const H = 2, L = 7, N = 3;
@@ -79,24 +79,24 @@ test("diagSsmConv: initial state and final-state gradient", () => {
       const s = ssmParams(H, N, 410, disc);
       const state = param(backend, [2, H, P, P, N, 2], 420);
       const all = { ...t, ...ssmTensors(s), state };
-      gradcheck(backend, all, () => both(ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state, chunkSize: 3 })));
+      await gradcheck(backend, all, () => both(ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state, chunkSize: 3 })));
       // The final state alone, without an initial state.
-      gradcheck(backend, { ...t, ...ssmTensors(s) }, () => ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state: null, chunkSize: 4 }).state);
+      await gradcheck(backend, { ...t, ...ssmTensors(s) }, () => ops.diagSsmConv({ ...gatedArgs(t, P), ssm: s, state: null, chunkSize: 4 }).state);
     }
   }
 });
 
-test("shiftSsmTaps and shiftSsm: taps derived or given, long and short inputs, state in and out", () => {
+test("shiftSsmTaps and shiftSsm: taps derived or given, long and short inputs, state in and out", async () => {
   const Ch = 5, N = 4;
   const B = param(backend, [Ch, N], 500), C = param(backend, [Ch, N], 501), D = param(backend, [Ch], 502);
-  gradcheck(backend, { B, C }, () => ops.shiftSsmTaps(B, C));
+  await gradcheck(backend, { B, C }, () => ops.shiftSsmTaps(B, C));
   for (const L of [9, 3]) {
     const u = param(backend, [2, L, Ch], 510 + L), state = param(backend, [2, Ch, N], 520 + L);
-    gradcheck(backend, { u, B, C, D, state }, () => both(ops.shiftSsm({ u, taps: null, B, C, D, state })));
-    gradcheck(backend, { u, B, C }, () => ops.shiftSsm({ u, taps: null, B, C, D: null, state: null }).y);
+    await gradcheck(backend, { u, B, C, D, state }, () => both(ops.shiftSsm({ u, taps: null, B, C, D, state })));
+    await gradcheck(backend, { u, B, C }, () => ops.shiftSsm({ u, taps: null, B, C, D: null, state: null }).y);
     // Taps given as a tensor (derived through shiftSsmTaps on the tape, or a free parameter).
-    gradcheck(backend, { u, B, C, D, state }, () => both(ops.shiftSsm({ u, taps: ops.shiftSsmTaps(B, C), B, C, D, state })));
+    await gradcheck(backend, { u, B, C, D, state }, () => both(ops.shiftSsm({ u, taps: ops.shiftSsmTaps(B, C), B, C, D, state })));
     const taps = param(backend, [Ch, N], 530);
-    gradcheck(backend, { u, taps, B, C }, () => both(ops.shiftSsm({ u, taps, B, C, D: null, state })));
+    await gradcheck(backend, { u, taps, B, C }, () => both(ops.shiftSsm({ u, taps, B, C, D: null, state })));
   }
 });

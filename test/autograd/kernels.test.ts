@@ -21,11 +21,11 @@ function close(name: string, got: Float32Array | null, want: Float32Array | null
   assert.ok(err < tol, `${name}: relative L2 error ${err.toExponential(2)} (tolerance ${tol})`);
 }
 
-test("wasm linearBackward matches the reference (∂x, ∂w, ∂b)", { skip: !wasm && "no WebAssembly SIMD" }, () => {
+test("wasm linearBackward matches the reference (∂x, ∂w, ∂b)", { skip: !wasm && "no WebAssembly SIMD" }, async () => {
   for (const [M, K, N] of [[1, 1, 1], [5, 3, 7], [64, 64, 256], [37, 19, 13], [1344, 64, 128], [8, 9, 4]]) {
     const x = randomValues(M * K, M + K), w = randomValues(N * K, N), g = randomValues(M * N, 7 * M + N);
     for (const want of [{ x: true, w: true, b: true }, { x: false, w: true, b: false }, { x: true, w: false, b: true }]) {
-      const a = wasm!.linearBackward(x, w, M, K, N, g, want), b = ref.linearBackward(x, w, M, K, N, g, want);
+      const a = wasm!.linearBackward(x, w, M, K, N, g, want), b = await ref.linearBackward(x, w, M, K, N, g, want);
       close(`gx ${M}x${K}x${N}`, a.gx, b.gx);
       close(`gw ${M}x${K}x${N}`, a.gw, b.gw);
       close(`gb ${M}x${K}x${N}`, a.gb, b.gb);

@@ -15,32 +15,32 @@ function both(r: { y: Tensor; state: Tensor }): Tensor {
   return backend.concat0([ops.reshape(r.y, [r.y.size]), ops.reshape(r.state, [r.state.size])]);
 }
 
-test("gatedRmsNorm: gradients of y, z and weight (one group and several)", () => {
+test("gatedRmsNorm: gradients of y, z and weight (one group and several)", async () => {
   const y = param(backend, [2, 3, 12], 1), z = param(backend, [2, 3, 12], 2, 2), w = param(backend, [12], 3, 0.5, 1);
-  for (const groupSize of [12, 4, 3]) gradcheck(backend, { y, z, w }, () => ops.gatedRmsNorm(y, z, w, groupSize, 1e-5));
+  for (const groupSize of [12, 4, 3]) await gradcheck(backend, { y, z, w }, () => ops.gatedRmsNorm(y, z, w, groupSize, 1e-5));
 });
 
-test("causalConv1d: gradients of x, weight, bias and initial state, with and without silu", () => {
+test("causalConv1d: gradients of x, weight, bias and initial state, with and without silu", async () => {
   const B = 2, L = 5, C = 3;
   for (const K of [4, 1, 7]) {
     const x = param(backend, [B, L, C], 10 + K), w = param(backend, [C, K], 11 + K), bias = param(backend, [C], 12 + K);
     const state = K > 1 ? param(backend, [B, K - 1, C], 13 + K) : null;
     for (const activation of ["silu", null] as const) {
       const run = (a: Partial<CausalConv1dArgs>) => () => ops.causalConv1d({ x, weight: w, bias: null, state: null, activation, ...a }).y;
-      gradcheck(backend, { x, w }, run({}));
-      gradcheck(backend, { x, w, bias }, run({ bias }));
-      if (state) gradcheck(backend, { x, w, bias, state }, run({ bias, state }));
+      await gradcheck(backend, { x, w }, run({}));
+      await gradcheck(backend, { x, w, bias }, run({ bias }));
+      if (state) await gradcheck(backend, { x, w, bias, state }, run({ bias, state }));
     }
   }
 });
 
-test("causalConv1d: gradient through the state output (the last K-1 inputs), with L shorter than K-1", () => {
+test("causalConv1d: gradient through the state output (the last K-1 inputs), with L shorter than K-1", async () => {
   const C = 3, K = 4;
   for (const L of [5, 2]) {
     const x = param(backend, [2, L, C], 20 + L), w = param(backend, [C, K], 21), bias = param(backend, [C], 22);
     const state = param(backend, [2, K - 1, C], 23);
-    gradcheck(backend, { x, w, bias, state }, () => both(ops.causalConv1d({ x, weight: w, bias, state, activation: "silu" })));
-    gradcheck(backend, { x, state }, () => ops.causalConv1d({ x, weight: w, bias, state, activation: null }).state);
+    await gradcheck(backend, { x, w, bias, state }, () => both(ops.causalConv1d({ x, weight: w, bias, state, activation: "silu" })));
+    await gradcheck(backend, { x, state }, () => ops.causalConv1d({ x, weight: w, bias, state, activation: null }).state);
   }
 });
 
@@ -59,41 +59,41 @@ function scanInputs(B: number, L: number, E: number, N: number, softplus: boolea
   };
 }
 
-test("selectiveScan: gradients of every input, each optional input present and absent, softplus on and off", () => {
+test("selectiveScan: gradients of every input, each optional input present and absent, softplus on and off", async () => {
   const B = 2, L = 5, E = 3, N = 4;
   for (const deltaSoftplus of [true, false]) {
     const s = scanInputs(B, L, E, N, deltaSoftplus, deltaSoftplus ? 30 : 40);
     const base = { u: s.u, delta: s.delta, A: s.A, B: s.B, C: s.C };
     const run = (a: Partial<SelectiveScanArgs>) => () =>
       ops.selectiveScan({ ...base, D: null, z: null, deltaBias: null, state: null, deltaSoftplus, ...a }).y;
-    gradcheck(backend, base, run({}));
-    gradcheck(backend, { ...base, D: s.D }, run({ D: s.D }));
-    gradcheck(backend, { ...base, z: s.z }, run({ z: s.z }));
-    gradcheck(backend, { ...base, deltaBias: s.deltaBias }, run({ deltaBias: s.deltaBias }));
-    gradcheck(backend, { ...base, state: s.state }, run({ state: s.state }));
-    gradcheck(backend, s, run({ D: s.D, z: s.z, deltaBias: s.deltaBias, state: s.state }));
+    await gradcheck(backend, base, run({}));
+    await gradcheck(backend, { ...base, D: s.D }, run({ D: s.D }));
+    await gradcheck(backend, { ...base, z: s.z }, run({ z: s.z }));
+    await gradcheck(backend, { ...base, deltaBias: s.deltaBias }, run({ deltaBias: s.deltaBias }));
+    await gradcheck(backend, { ...base, state: s.state }, run({ state: s.state }));
+    await gradcheck(backend, s, run({ D: s.D, z: s.z, deltaBias: s.deltaBias, state: s.state }));
   }
 });
 
-test("selectiveScan: gradient through the final state output, alone and with y", () => {
+test("selectiveScan: gradient through the final state output, alone and with y", async () => {
   const s = scanInputs(2, 5, 3, 4, true, 50);
   const args = { ...s, deltaSoftplus: true };
-  gradcheck(backend, s, () => both(ops.selectiveScan(args)));
-  gradcheck(backend, s, () => ops.selectiveScan(args).state);
+  await gradcheck(backend, s, () => both(ops.selectiveScan(args)));
+  await gradcheck(backend, s, () => ops.selectiveScan(args).state);
 });
 
-test("selectiveScan: softplus's linear branch (raw step above 20)", () => {
+test("selectiveScan: softplus's linear branch (raw step above 20)", async () => {
   const s = scanInputs(1, 4, 3, 2, true, 60);
   const bias = backend.upload(Float32Array.of(21, 0, 20.5), [3], "f32");
   const A = param(backend, [3, 2], 61, 0.02, -0.05);
   const args = { ...s, A, deltaBias: bias, deltaSoftplus: true };
-  gradcheck(backend, { u: s.u, delta: s.delta, deltaBias: bias }, () => ops.selectiveScan(args).y);
+  await gradcheck(backend, { u: s.u, delta: s.delta, deltaBias: bias }, () => ops.selectiveScan(args).y);
   // Δ ≈ 21 multiplies A inside exp: a smaller step keeps the finite differences' truncation error down
   // (too small for Δ itself, which the kernel rounds to f32).
-  gradcheck(backend, { A }, () => ops.selectiveScan(args).y, { step: 5e-4 });
+  await gradcheck(backend, { A }, () => ops.selectiveScan(args).y, { step: 5e-4 });
 });
 
-test("recording leaves forward values identical to the CPU backend's, and backward mutates no input", () => {
+test("recording leaves forward values identical to the CPU backend's, and backward mutates no input", async () => {
   const cpu = new CpuBackend();
   const onCpu = (t: Tensor): Tensor => cpu.upload((t.storage as Float32Array).slice(), t.shape, t.dtype);
   const s = scanInputs(2, 6, 5, 3, true, 70);
@@ -124,13 +124,13 @@ test("recording leaves forward values identical to the CPU backend's, and backwa
   }
   assert.equal(tape.length, 3);
   const total = backend.concat0(outs.map((t) => ops.reshape(t, [t.size])));
-  const grads = tape.backward(total, watched, randomValues(total.size, 5));
+  const grads = await tape.backward(total, watched, randomValues(total.size, 5));
   for (const g of grads.values()) assert.ok(g.every(Number.isFinite));
   outs.forEach((t, i) => assert.deepEqual(t.storage, expected[i], `output ${i} differs from the CPU backend's`));
   watched.forEach((t, i) => assert.deepEqual(t.storage, before[i], `input ${i} changed`));
 });
 
-test("nothing watched: the mixer ops record nothing", () => {
+test("nothing watched: the mixer ops record nothing", async () => {
   const s = scanInputs(1, 3, 2, 2, true, 80);
   const tape = new Tape();
   backend.tape = tape;

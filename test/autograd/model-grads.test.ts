@@ -53,7 +53,7 @@ for (const [which, makeBackend] of BACKENDS) for (const name of GRAD_FIXTURES) {
     }
     const refLoss = toFloat32(ref.get("loss")!, "loss")[0];
     assert.ok(Math.abs((loss.storage as Float32Array)[0] - refLoss) < 1e-5 * Math.max(1, refLoss), `loss ${(loss.storage as Float32Array)[0]} vs ${refLoss}`);
-    const grads = tape.backward(loss, [...params.values()]);
+    const grads = await tape.backward(loss, [...params.values()]);
     const worst: string[] = [];
     for (const [key, t] of params) {
       const expected = ref.get(`grad.${key}`);

@@ -25,16 +25,16 @@ function inputs(seed: number) {
   };
 }
 
-test("ssdChunked: gradients of x, dt, A, B, C (no D, no bias, no softplus, no clamp)", () => {
+test("ssdChunked: gradients of x, dt, A, B, C (no D, no bias, no softplus, no clamp)", async () => {
   const t = inputs(10);
   // Raw dt used directly: keep it positive.
   (t.dt.storage as Float32Array).forEach((v, i, a) => (a[i] = 0.3 + 0.2 * v));
-  gradcheck(backend, t, () => ops.ssdChunked({
+  await gradcheck(backend, t, () => ops.ssdChunked({
     ...t, D: null, dtBias: null, dtSoftplus: false, dtMin: 0, dtMax: Infinity, state: null, chunkSize: 3,
   }).y);
 });
 
-test("ssdChunked: D per head, dt bias, softplus, a clamp that bites, initial state, final-state gradient", () => {
+test("ssdChunked: D per head, dt bias, softplus, a clamp that bites, initial state, final-state gradient", async () => {
   const t = inputs(20);
   const D = param(backend, [H], 26), dtBias = param(backend, [H], 27, 0.5);
   const state = param(backend, [Bsz, H, P, N], 28);
@@ -51,23 +51,23 @@ test("ssdChunked: D per head, dt bias, softplus, a clamp that bites, initial sta
     assert.ok(Math.abs(v - dtMin) > 0.01 && Math.abs(v - dtMax) > 0.01, "an entry sits on a clamp bound");
   }
   assert.ok(low > 0 && high > 0 && low + high < dt.length, `clamp: ${low} low, ${high} high of ${dt.length}`);
-  gradcheck(backend, { ...t, D, dtBias, state }, () => both(ops.ssdChunked({
+  await gradcheck(backend, { ...t, D, dtBias, state }, () => both(ops.ssdChunked({
     ...t, D, dtBias, dtSoftplus: true, dtMin, dtMax, state, chunkSize: 3,
   })));
 });
 
-test("ssdChunked: D per channel ([H·P]), one group, chunk longer than the sequence", () => {
+test("ssdChunked: D per channel ([H·P]), one group, chunk longer than the sequence", async () => {
   const t = { ...inputs(30), B: param(backend, [Bsz, L, 1, N], 34), C: param(backend, [Bsz, L, 1, N], 35) };
   const D = param(backend, [H * P], 36);
-  gradcheck(backend, { ...t, D }, () => ops.ssdChunked({
+  await gradcheck(backend, { ...t, D }, () => ops.ssdChunked({
     ...t, D, dtBias: null, dtSoftplus: true, dtMin: 0, dtMax: Infinity, state: null, chunkSize: 16,
   }).y);
 });
 
-test("ssdChunked: gradient through the final state alone; G = H groups", () => {
+test("ssdChunked: gradient through the final state alone; G = H groups", async () => {
   const t = { ...inputs(40), B: param(backend, [Bsz, L, H, N], 44), C: param(backend, [Bsz, L, H, N], 45) };
   const state = param(backend, [Bsz, H, P, N], 46);
-  gradcheck(backend, { ...t, state }, () => ops.ssdChunked({
+  await gradcheck(backend, { ...t, state }, () => ops.ssdChunked({
     ...t, D: null, dtBias: null, dtSoftplus: true, dtMin: 0, dtMax: Infinity, state, chunkSize: 2,
   }).state);
 });

@@ -48,7 +48,7 @@ test("hippo train: bad input is one clear line", () => {
     [["--task", "associative-recall"], /--out is required/],
     [["--task", "associative-recall", "--embed-dropout", "1.5", "--out", "x"], /--embed-dropout must be in \[0, 1\), got 1.5/],
     [["--task", "associative-recall", "--decay", "step", "--out", "x"], /--decay must be cosine or linear, got 'step'/],
-    [["--task", "associative-recall", "--backend", "webgpu", "--out", "x"], /training runs on the CPU only/],
+    [["--task", "associative-recall", "--backend", "tpu", "--out", "x"], /unknown --backend .tpu. \(choose cpu, cpu-ref or webgpu\)/],
   ];
   for (const [args, pattern] of cases) {
     const r = hippo("train", ...args);

@@ -546,8 +546,10 @@ export class GpuRuntime {
   write(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
     const bytes = Math.ceil(data.byteLength / 4) * 4;
     if (bytes === 0) return;
-    const src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    let src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (!this.hasPendingWork) {
+      // Dawn refuses views of shared memory (the wasm CPU backend's arrays live in one): copy those first.
+      if (typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer) src = src.slice();
       if (bytes === data.byteLength) this.device.queue.writeBuffer(dst, dstOffset, src);
       else {
         const padded = new Uint8Array(bytes);
