@@ -148,6 +148,9 @@ export class WeightLoader {
     this.used.add(scaleName);
     const raw: RawTensor = await this.source.read(name);
     const values = new Int8Array(copyBuffer(raw.bytes));
+    // The layout (src/tensor/q8.ts) has values in −127..127, as llama.cpp's Q8_0: a file with −128 was not made by it.
+    const bad = values.indexOf(-128);
+    if (bad >= 0) throw new HippoError(`${this.source.describe(name)}: tensor '${name}' holds the q8 value −128 at flat index ${bad} (q8 values are −127..127)`);
     const scales = toFloat32(await this.source.read(scaleName), `${where}: ${scaleName}`);
     for (let i = 0; i < scales.length; i++) {
       if (!(Math.abs(scales[i]) <= Number.MAX_VALUE)) throw new HippoError(`${where}: tensor '${scaleName}' holds a non-finite scale (${scales[i]} at flat index ${i})`);

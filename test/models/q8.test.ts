@@ -159,7 +159,7 @@ async function rejects(p: Promise<unknown>, ...fragments: (string | RegExp)[]): 
   });
 }
 
-test("q8 checkpoints: scales of the wrong shape or dtype, I8 without scales, non-I8 values are clear errors", async () => {
+test("q8 checkpoints: scales of the wrong shape or dtype, I8 without scales, non-I8 values, −128 are clear errors", async () => {
   const W = "backbone.layers.1.mixer.in_proj.weight";
   const S = `${W}.q8_scale`;
   const wrongShape = await editedQ8Copy((t) => { t.set(S, fromFloat32(new Float32Array(256 * 3), [256, 3], "F32")); });
@@ -172,6 +172,12 @@ test("q8 checkpoints: scales of the wrong shape or dtype, I8 without scales, non
   await rejects(loadModel(f32Values), W, "F32", "expected I8");
   const nanScale = await editedQ8Copy((t) => { t.set(S, fromFloat32(new Float32Array(512).fill(Number.NaN), [256, 2], "F32")); });
   await rejects(loadModel(nanScale), S, "non-finite");
+  const minus128 = await editedQ8Copy((t) => {
+    const bytes = new Uint8Array(256 * 64);
+    bytes[300] = 0x80; // −128
+    t.set(W, { dtype: "I8", shape: [256, 64], bytes });
+  });
+  await rejects(loadModel(minus128), W, "−128", "flat index 300", "−127..127");
 });
 
 test("quantize: unknown types, an already-quantized directory and an occupied --out are refused", async () => {
