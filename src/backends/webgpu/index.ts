@@ -21,8 +21,8 @@ import {
   writeAxis1Spec,
 } from "./kernels/elementwise.js";
 import {
-  DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, directConvSpec, shiftSsmSpec, shiftSsmTiledSpec,
-  shiftTapsSpec,
+  DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, diagStepSpec, directConvSpec, shiftSsmSpec,
+  shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
@@ -800,6 +800,12 @@ export class WebGpuBackend implements Backend, TokenSampler {
       this.done(temps);
       return { y, state };
     }
+    if (L === 1) {
+      this.run(this.kernel("diag-step", diagStepSpec), { H, P, N, has_v: v !== null, has_q: q !== null, has_h: st !== null, has_d: D !== null },
+        [u, v, q, disc, st, D, this.buf(y), this.buf(state)], [Math.ceil((H * P) / 8), B]);
+      this.done(temps);
+      return { y, state };
+    }
     const chunk = Math.max(1, Math.min(maxChunk, L));
     const nChunks = Math.ceil(L / chunk);
     const dims = { B, L, H, P, N, chunk, n_chunks: nChunks };
@@ -871,7 +877,10 @@ export class WebGpuBackend implements Backend, TokenSampler {
       this.run(this.kernel("shift-ssm-tiled", shiftSsmTiledSpec), { L, C: Ch, N, has_d: D !== null, has_state: st !== null },
         [this.f32(a.u, temps), taps, this.f32(a.C, temps), D, st, this.buf(y)], [Math.ceil(Ch / 64), Math.ceil(L / 32), B]);
     }
-    if (n > 0 && N > 0) {
+    if (L === 1 && N > 0 && B * Ch > 0) {
+      this.run(this.kernel("shift-ssm-step", shiftSsmStepSpec), { C: Ch, N, has_d: D !== null, has_state: st !== null },
+        [this.f32(a.u, temps), taps, this.f32(a.B, temps), this.f32(a.C, temps), D, st, this.buf(y), this.buf(state)], [Math.ceil(Ch / 8), B]);
+    } else if (n > 0 && N > 0) {
       this.run(this.kernel("shift-ssm", shiftSsmSpec), { B, L, C: Ch, N, has_d: D !== null, has_state: st !== null, skip_y: tiled },
         [this.f32(a.u, temps), taps, this.f32(a.B, temps), this.f32(a.C, temps), D, st, this.buf(y), this.buf(state)], grid(n));
     }

@@ -390,3 +390,104 @@ ${MAIN_1D}
 }`,
   };
 }
+
+/**
+ * One decoding step (L = 1) reads and writes every state entry once, so these kernels give each channel
+ * a 32-lane group whose lanes take consecutive state modes (coalesced), and sum the output over the
+ * lanes — the general kernels above give each channel one thread walking its state alone, N (or 2N)
+ * floats apart from its neighbours'. 8 channels per 256-thread workgroup; grid (⌈channels / 8⌉, B).
+ */
+const LANE_GROUPS = `
+var<workgroup> red: array<f32, 256>;
+/** Σ of v over the 32 lanes of this thread's group (every thread must call it). */
+fn lane_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  let lane = lid % 32u;
+  for (var s = 16u; s > 0u; s = s / 2u) {
+    if (lane < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  return red[lid - lane];
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % 32u;
+  let ch = wid.x * 8u + lid / 32u;
+  let b = wid.y;`;
+
+/** The shift SSM's step (shift-ssm at L = 1): y = D·u + taps[0]·u + Σ_{n≥1} C[n]·s[n−1]; s'[n] = B[n]·u + s[n−1]. */
+export function shiftSsmStepSpec(): KernelSpec {
+  return {
+    key: "shift-ssm-step", params: [["C", "u32"], ["N", "u32"], ["has_d", "u32"], ["has_state", "u32"]], workgroupSize: 256,
+    bindings: [
+      { name: "u", type: "f32" }, { name: "taps", type: "f32" }, { name: "Bp", type: "f32" }, { name: "Cp", type: "f32" },
+      { name: "Dv", type: "f32" }, { name: "state", type: "f32" }, { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
+    ],
+    body: `${LANE_GROUPS}
+  let valid = ch < p.C;
+  var acc = 0.0;
+  if (valid) {
+    let uc = u[b * p.C + ch];
+    let base = (b * p.C + ch) * p.N;
+    for (var n = lane; n < p.N; n = n + 32u) {
+      var prev = 0.0;
+      if (p.has_state != 0u && n > 0u) { prev = state[base + n - 1u]; }
+      if (n > 0u) { acc = acc + Cp[ch * p.N + n] * prev; }
+      state_out[base + n] = Bp[ch * p.N + n] * uc + prev;
+    }
+    if (lane == 0u) {
+      acc = acc + taps[ch * p.N] * uc;
+      if (p.has_d != 0u) { acc = acc + Dv[ch] * uc; }
+    }
+  }
+  let total = lane_sum(acc, lid);
+  if (valid && lane == 0u) { y[b * p.C + ch] = total; }
+}`,
+  };
+}
+
+/**
+ * The diagonal SSM's step (diag-output at L = 1), one lane group per output channel (b, h, d2), lanes over
+ * the N modes, d1 in turn: s' = dA·s + dB·x[d1, d2]; y = Σ_d1 q[d1]·(D·x + Σ_n 2·Re(C·s')).
+ */
+export function diagStepSpec(): KernelSpec {
+  return {
+    key: "diag-step", params: [["H", "u32"], ["P", "u32"], ["N", "u32"], ["has_v", "u32"], ["has_q", "u32"], ["has_h", "u32"], ["has_d", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "u", type: "f32" }, { name: "v", type: "f32" }, { name: "q", type: "f32" }, { name: "disc", type: "f32" },
+      { name: "h_in", type: "f32" }, { name: "Dv", type: "f32" }, { name: "y", type: "f32", write: true }, { name: "state_out", type: "f32", write: true },
+    ],
+    body: `${COMPLEX}
+${GATED_INPUT}
+${LANE_GROUPS}
+  let valid = ch < p.H * p.P;
+  var acc = 0.0;
+  if (valid) {
+    let h = ch / p.P;
+    let d2 = ch % p.P;
+    var skip = 0.0;
+    if (p.has_d != 0u) { skip = Dv[h]; }
+    for (var d1 = 0u; d1 < p.P; d1 = d1 + 1u) {
+      let xv = x_at(b, h, d1, d2);
+      var qd = 1.0;
+      if (p.has_q != 0u) { qd = q[b * p.H * p.P + h * p.P + d1]; }
+      let so = (((b * p.H + h) * p.P + d1) * p.P + d2) * p.N * 2u;
+      for (var n = lane; n < p.N; n = n + 32u) {
+        let o = (h * p.N + n) * 8u;
+        var s = vec2<f32>(0.0, 0.0);
+        if (p.has_h != 0u) { s = vec2<f32>(h_in[so + 2u * n], h_in[so + 2u * n + 1u]); }
+        s = cmul(vec2<f32>(disc[o], disc[o + 1u]), s) + vec2<f32>(disc[o + 2u], disc[o + 3u]) * xv;
+        state_out[so + 2u * n] = s.x;
+        state_out[so + 2u * n + 1u] = s.y;
+        acc = acc + qd * 2.0 * (disc[o + 4u] * s.x - disc[o + 5u] * s.y);
+      }
+      if (lane == 0u) { acc = acc + qd * skip * xv; }
+    }
+  }
+  let total = lane_sum(acc, lid);
+  if (valid && lane == 0u) { y[b * p.H * p.P + ch] = total; }
+}`,
+  };
+}
