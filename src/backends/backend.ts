@@ -206,6 +206,12 @@ export interface Backend {
   addNorm?(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor };
   /** y·silu(z), RMS-normalised over groups of `groupSize` channels, times weight (gated RMSNorm). */
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor;
+  /**
+   * Optional fusion of Mamba-2's gated RMSNorm with the linear layer after it: linear(gatedRmsNorm(y, z,
+   * normWeight, groupSize, eps), weight, bias) with the norm computed inside the product (one dispatch per
+   * layer and token fewer). Backends without it get the two ops composed by ops/gatedNormLinear.
+   */
+  gatedNormLinear?(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor;
 
   causalConv1d(args: CausalConv1dArgs): { y: Tensor; state: Tensor };
   /** Whole-sequence selective scan (prefill / training). */

@@ -54,6 +54,13 @@ export const PROFILED_OPS = [
   "fftConv", "diagSsmKernel", "diagSsmConv", "diagSsmStep", "shiftSsmTaps", "shiftSsm",
 ] as const satisfies readonly (keyof Backend)[];
 
+/**
+ * Optional fusions of two op-table ops, hidden while a profiler is attached so that ops/ composes them
+ * from the parts and each part is timed and attributed as itself. (addNorm is split by the bench's
+ * instrumentation instead, which knows which layer each half belongs to.)
+ */
+const SPLIT_WHILE_PROFILING = ["gatedNormLinear"] as const satisfies readonly (keyof Backend)[];
+
 /** Totals of one op under one scope. */
 export interface OpTotals {
   scope: string;
@@ -108,6 +115,7 @@ export class OpProfiler {
         ? (...args: unknown[]) => this.callAsync(op, bound, args)
         : (...args: unknown[]) => this.call(op, bound, args);
     }
+    for (const op of SPLIT_WHILE_PROFILING) (target as Record<string, unknown>)[op] = undefined;
     const release = (target.release as AnyFn).bind(this.backend);
     target.release = (t: unknown) => {
       this.forget(t as Tensor);
@@ -122,7 +130,7 @@ export class OpProfiler {
     if (!this.attached) return;
     void this.timer.stop?.();
     const target = this.backend as unknown as Record<string, unknown>;
-    for (const op of [...PROFILED_OPS, "release"]) delete target[op];
+    for (const op of [...PROFILED_OPS, ...SPLIT_WHILE_PROFILING, "release"]) delete target[op];
     this.attached = false;
   }
 

@@ -1,5 +1,5 @@
 import type { Tensor } from "../tensor/tensor.js";
-import { causalConv1d, gatedRmsNorm, linear, reshape, splitLast, ssdChunked, ssdStep } from "../ops/index.js";
+import { causalConv1d, gatedNormLinear, linear, reshape, splitLast, ssdChunked, ssdStep } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
 import type { LayerContext, SequenceLayer } from "./layer.js";
 
@@ -78,7 +78,7 @@ export class Mamba2Mixer implements SequenceLayer {
       state: state?.ssm ?? null, chunkSize: s.chunkSize,
     };
     const ssd = single ? ssdStep(args) : ssdChunked(args);
-    const y = gatedRmsNorm(reshape(ssd.y, [Bsz, L, s.dInner]), z, w.norm, s.normGroupSize, s.normEps);
-    return { y: linear(y, w.outProj, w.outProjBias), state: { conv: conv.state, ssm: ssd.state } };
+    const y = gatedNormLinear(reshape(ssd.y, [Bsz, L, s.dInner]), z, w.norm, s.normGroupSize, s.normEps, w.outProj, w.outProjBias);
+    return { y, state: { conv: conv.state, ssm: ssd.state } };
   }
 }

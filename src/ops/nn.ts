@@ -50,6 +50,26 @@ export function gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: nu
   return b.gatedRmsNorm(y, z, weight, groupSize, eps);
 }
 
+/**
+ * linear(gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias): Mamba-2's output projection with
+ * its gated norm. One fused pass where the backend has one; the two ops otherwise, with the same results.
+ */
+export function gatedNormLinear(
+  y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null,
+): Tensor {
+  const b = backendOf("gatedNormLinear", y, z, normWeight, weight, bias);
+  if (b.gatedNormLinear) {
+    const E = y.shape[y.rank - 1];
+    expectShape("gatedNormLinear", "gate", z, y.shape);
+    expectShape("gatedNormLinear", "norm weight", normWeight, [E]);
+    check(groupSize > 0 && E % groupSize === 0, `gatedNormLinear: group size ${groupSize} does not divide width ${E}`);
+    check(weight.rank === 2 && weight.shape[1] === E, `gatedNormLinear: weight ${weight.toString()} does not take inputs of width ${E}`);
+    if (bias) expectShape("gatedNormLinear", "bias", bias, [weight.shape[0]]);
+    return b.gatedNormLinear(y, z, normWeight, groupSize, eps, weight, bias);
+  }
+  return linear(gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
+}
+
 /** The norm `spec` describes, over the last axis of x. */
 export function norm(x: Tensor, spec: NormSpec): Tensor {
   return spec.kind === "rms" ? rmsNorm(x, spec.weight, spec.eps) : layerNorm(x, spec.weight, spec.bias, spec.eps);

@@ -349,6 +349,34 @@ export class WebGpuBackend implements Backend, TokenSampler {
     return out;
   }
 
+  /**
+   * Decoding (up to MATVEC_SG_ROWS rows, one norm group, subgroups, 16-byte aligned rows): the subgroup
+   * matvec with the gated norm computed as it reads its input; otherwise the two ops.
+   */
+  gatedNormLinear(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor {
+    const [N, K] = weight.shape;
+    const M = y.size / Math.max(1, K);
+    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
+    const fused = this.useSubgroups && groupSize === K && M > 0 && M <= MATVEC_SG_ROWS && N > 0 && K % 4 === 0 && columnBlocks <= 65535;
+    if (!fused) return this.linear(this.gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
+    const temps: Tensor[] = [];
+    const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
+    const aligned = [ys.off, ys.stride, zs.off, zs.stride].every((v) => v % 4 === 0);
+    if (!aligned) {
+      this.done(temps);
+      return this.linear(this.gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
+    }
+    const out = this.make([...y.shape.slice(0, -1), N]);
+    const dtype = weight.dtype as WeightDType;
+    const rows = Math.min(M, MATVEC_ROWS);
+    const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-gated-norm`, () => matvecSubgroupSpec(dtype, rows, true, true));
+    const bb = this.opt(bias, temps);
+    this.run(k, { N, K, has_bias: bb !== null, x_off: ys.off, x_stride: ys.stride, M, z_off: zs.off, z_stride: zs.stride, eps },
+      [ys.buf, zs.buf, this.f32(normWeight, temps), this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
+    this.done(temps);
+    return out;
+  }
+
   unary(op: UnaryOp, x: Tensor): Tensor {
     const out = this.make(x.shape);
     const temps: Tensor[] = [];

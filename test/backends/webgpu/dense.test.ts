@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { UnaryOp } from "../../../src/backends/backend.js";
-import { addNorm } from "../../../src/ops/index.js";
+import { addNorm, gatedNormLinear, splitLast } from "../../../src/ops/index.js";
 import { compareOp, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 
@@ -69,6 +69,30 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
     const z = r.f32([2, 9, E], -4, 4);
     const w = r.f32([E]);
     await compareOp(`gatedRmsNorm E=${E} group=${g}`, (b) => b.gatedRmsNorm(y.on(b), z.on(b), w.on(b), g, 1e-5));
+  }
+});
+
+test("gatedNormLinear: the fused decoding matvec against gatedRmsNorm then linear; other shapes fall back", { skip }, async () => {
+  const r = new Inputs(31);
+  // [rows, K, N, group, weight dtype]: rows within one block of 8, several blocks (9, 70 > 64 falls back),
+  // z as a column slice of a wider tensor (Mamba-2's in_proj output), f16/bf16 weights, K % 4 != 0 and
+  // several norm groups (fall back).
+  const cases: [number, number, number, number, "f32" | "f16" | "bf16"][] = [
+    [1, 64, 24, 64, "f32"], [3, 1536, 40, 1536, "f32"], [9, 128, 17, 128, "f16"], [2, 256, 9, 256, "bf16"],
+    [70, 64, 8, 64, "f32"], [1, 66, 5, 66, "f32"], [2, 128, 6, 32, "f32"],
+  ];
+  for (const [M, K, N, group, dtype] of cases) {
+    const y = r.f32([M, K], -2, 2);
+    const zWide = r.f32([M, K + 12], -4, 4);
+    const g = r.f32([K]);
+    const w = dtype === "f32" ? r.f32([N, K], -0.3, 0.3) : r.half([N, K], dtype, -0.3, 0.3);
+    const bias = r.f32([N]);
+    for (const withBias of [false, true]) {
+      await compareOp(`gatedNormLinear M=${M} K=${K} N=${N} group=${group} ${dtype} bias=${withBias}`, (b) => {
+        const [z] = splitLast(zWide.on(b), [K, 12]);
+        return gatedNormLinear(y.on(b), z, g.on(b), group, 1e-5, w.on(b), withBias ? bias.on(b) : null);
+      }, { tol: 2e-5 });
+    }
   }
 });
 

@@ -94,13 +94,23 @@ export function tileFor(M: number, N: number): number {
  * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
  * marker invocation it holds (so no assumption about how invocations form subgroups), its lanes stream the weight row in 16- or 8-byte pieces and `subgroupAdd` sums them: no barriers.
  */
-export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean): KernelSpec {
+export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, gatedNorm = false): KernelSpec {
   const M = rows;
   const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
   const accInit = Array.from({ length: M }, () => "0.0").join(", ");
+  const row = "min(m0 + m, p.M - 1u)";
+  // With gatedNorm (vec4 only) x is Mamba-2's gated RMSNorm computed on the fly: v = y·silu(z) (z a strided
+  // view), Σv² per row beside Σ w·(v·g); the row's 1/rms scales the sum at the end. One group (the whole row).
+  const step = (k: string) => gatedNorm
+    ? `for (var m = 0u; m < ${M}u; m = m + 1u) {
+          let zv = zv4[(p.z_off + ${row} * p.z_stride + ${k}) / 4u];
+          let v = xv[(p.x_off + ${row} * p.x_stride + ${k}) / 4u] * zv / (vec4<f32>(1.0) + exp(-zv));
+          ss[m] = ss[m] + dot(v, v);
+          acc[m] = acc[m] + dot(w_${k}, v * gv4[${k} / 4u]);
+        }`
+    : `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, xv[(p.x_off + ${row} * p.x_stride + ${k}) / 4u]); }`;
   // Four weight loads issued before their products: a 768- or 1536-long row is only 6–12 steps of a
   // subgroup, and one load in flight per step leaves the row's time to memory latency.
-  const step = (k: string) => `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, xv[(p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + ${k}) / 4u]); }`;
   const inner = vec4
     ? `var k = lane * 4u;
       let s4 = sgs * 4u;
@@ -123,14 +133,20 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
       }`
     : `for (var k = lane; k < p.K; k = k + sgs) {
         let wv = load_w(n * p.K + k);
-        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + min(m0 + m, p.M - 1u) * p.x_stride + k]; }
+        for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + ${row} * p.x_stride + k]; }
       }`;
+  if (gatedNorm && !vec4) throw new Error("matvecSubgroupSpec: the gated norm needs the vec4 form");
+  const total = gatedNorm ? "subgroupAdd(acc[m]) * inverseSqrt(subgroupAdd(ss[m]) / f32(p.K) + p.eps)" : "subgroupAdd(acc[m])";
   return {
-    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}`,
-    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"]],
+    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${gatedNorm ? "-gated-norm" : ""}`,
+    params: [
+      ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"],
+      ...(gatedNorm ? [["z_off", "u32"], ["z_stride", "u32"], ["eps", "f32"]] as const : []),
+    ],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
+      ...(gatedNorm ? [{ name: "zv4", type: "vec4<f32>" }, { name: "gv4", type: "vec4<f32>" }] as const : []),
       { name: vec4 ? "w4" : "w", type: wType },
       { name: "bias", type: "f32" },
       { name: "out", type: "f32", write: true },
@@ -150,12 +166,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (!subgroupAny(lid == r * ${256 / GROUPS_PER_WG}u)) { continue; }
     let n = wg * ${GROUPS_PER_WG}u + r;
     if (n >= p.N) { break; }
-    var acc = array<f32, ${M}>(${accInit});
+    var acc = array<f32, ${M}>(${accInit});${gatedNorm ? `
+    var ss = array<f32, ${M}>(${accInit});` : ""}
     ${inner}
     var b = 0.0;
     if (p.has_bias != 0u) { b = bias[n]; }
     for (var m = 0u; m < ${M}u; m = m + 1u) {
-      let total = subgroupAdd(acc[m]);
+      let total = ${total};
       if (lane == 0u && m0 + m < p.M) { out[(m0 + m) * p.N + n] = total + b; }
     }
   }
