@@ -41,12 +41,40 @@ export interface GpuView {
   width: number;
 }
 
+/**
+ * A residual add + RMSNorm recorded but not run (decoding, see addNorm): a linear layer reading `normed`
+ * computes the norm as it reads its input and writes `sum` on the way; anything else that touches either
+ * tensor runs the add-norm kernel first (storageOf). Holds aliases of its inputs, the norm weight and the
+ * sum, so that none of their buffers is reused before it settles.
+ */
+interface PendingAddNorm {
+  a: Tensor;
+  b: Tensor;
+  weight: Tensor;
+  sum: Tensor;
+  eps: number;
+  sumShared: GpuShared;
+  normedShared: GpuShared;
+  /** A fused consumer wrote the sum already. */
+  sumWritten: boolean;
+  /** Runs the add-norm kernel (both outputs) and settles. */
+  run(): void;
+  /** Settles without running (nothing needs the normed values any more). */
+  drop(): void;
+}
+
+/** What the tensors sharing one buffer share: how many use it, and a pending add-norm that writes it. */
+interface GpuShared {
+  refs: number;
+  pending?: PendingAddNorm;
+}
+
 /** A tensor's GPU storage. Reshapes and slices share the buffer; `shared.refs` counts the tensors using it. */
 export interface GpuStorage {
   buffer: GPUBuffer;
   /** Bytes of data (f16/bf16 are packed two per 32-bit word). */
   bytes: number;
-  shared: { refs: number };
+  shared: GpuShared;
   /** Host copy of small i32 tensors made by upload/zeros (ids, positions): ops whose output shape
    *  depends on their values (writeAxis1) and range checks read it. */
   host: Int32Array | null;
@@ -64,7 +92,15 @@ function bytesFor(n: number, dtype: DType): number {
   return dtype === "f16" || dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
 }
 
+/** A tensor's storage with its data in place (a pending add-norm that writes it runs first). */
 function storageOf(t: Tensor): GpuStorage {
+  const s = rawStorageOf(t);
+  s.shared.pending?.run();
+  return s;
+}
+
+/** A tensor's storage as it is (its buffer may still await a pending add-norm). */
+function rawStorageOf(t: Tensor): GpuStorage {
   t.assertAlive();
   return t.storage as GpuStorage;
 }
@@ -244,6 +280,12 @@ export class WebGpuBackend implements Backend, TokenSampler {
 
   release(t: Tensor): void {
     const s = t.storage as GpuStorage;
+    const pending = s.shared.pending;
+    if (pending && s.shared.refs === 1 && s.shared === pending.normedShared) {
+      // The last user of a pending norm: only the sum may still be needed.
+      if (pending.sumWritten) pending.drop();
+      else pending.run();
+    }
     if (--s.shared.refs === 0) this.rt.releaseBuffer(s.buffer);
   }
 
@@ -269,6 +311,22 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
+    const pending = rawStorageOf(x).shared.pending;
+    if (pending && rawStorageOf(x).shared === pending.normedShared && Math.ceil(N / matvecColumnsPerWorkgroup()) <= 65535) {
+      // The norm of a pending add-norm, computed as the matvec reads it; workgroup 0 writes the sum.
+      const rows = Math.min(M, MATVEC_ROWS);
+      const dtype = weight.dtype as WeightDType;
+      const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-add-rms-norm`, () => matvecSubgroupSpec(dtype, rows, true, "add-rms-norm"));
+      const temps: Tensor[] = [];
+      const bb = this.opt(bias, temps);
+      this.run(k, { N, K, has_bias: bb !== null, x_off: 0, x_stride: K, M, eps: pending.eps },
+        [this.buf(pending.a), this.buf(pending.b), this.buf(pending.weight), this.buf(weight), bb, this.buf(out), rawStorageOf(pending.sum).buffer],
+        [Math.ceil(N / matvecColumnsPerWorkgroup()), Math.ceil(M / rows)]);
+      this.done(temps);
+      pending.sumWritten = true;
+      delete pending.sumShared.pending;
+      return out;
+    }
     const temps: Tensor[] = [];
     const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
     const bb = this.opt(bias, temps);
@@ -296,6 +354,13 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const rows = a.size / Math.max(1, D);
     const sum = this.make(a.shape);
     const normed = this.make(a.shape);
+    // Decoding: left pending for the linear layer that reads `normed` (one dispatch per layer fewer).
+    const deferrable = this.useSubgroups && norm.kind === "rms" && rows > 0 && rows <= MATVEC_SG_ROWS && D % 4 === 0 &&
+      [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
+    if (deferrable) {
+      this.defer(a, b, norm.weight, norm.eps, sum, normed);
+      return { sum, normed };
+    }
     const temps: Tensor[] = [];
     if (rows > 0) {
       const bias = norm.kind === "layer" ? this.opt(norm.bias, temps) : null;
@@ -304,6 +369,35 @@ export class WebGpuBackend implements Backend, TokenSampler {
     }
     this.done(temps);
     return { sum, normed };
+  }
+
+  private defer(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
+    const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
+    const aliases = [a, b, weight, sum].map((t) => this.reshape(t, t.shape));
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      delete sumShared.pending;
+      delete normedShared.pending;
+      for (const t of aliases) t.dispose();
+    };
+    const pending: PendingAddNorm = {
+      a: aliases[0], b: aliases[1], weight: aliases[2], sum: aliases[3], eps, sumShared, normedShared, sumWritten: false,
+      run: () => {
+        if (settled) return;
+        const D = weight.size;
+        const rows = a.size / D;
+        const out = [rawStorageOf(pending.sum).buffer, rawStorageOf(normed).buffer];
+        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer: false, has_bias: false },
+          [this.buf(pending.a), this.buf(pending.b), this.buf(pending.weight), null, ...out], grid(rows, 1));
+        settle();
+      },
+      drop: () => {
+        if (!settled) settle();
+      },
+    };
+    sumShared.pending = pending;
+    normedShared.pending = pending;
   }
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
@@ -369,7 +463,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const out = this.make([...y.shape.slice(0, -1), N]);
     const dtype = weight.dtype as WeightDType;
     const rows = Math.min(M, MATVEC_ROWS);
-    const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-gated-norm`, () => matvecSubgroupSpec(dtype, rows, true, true));
+    const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-gated-norm`, () => matvecSubgroupSpec(dtype, rows, true, "gated-norm"));
     const bb = this.opt(bias, temps);
     this.run(k, { N, K, has_bias: bb !== null, x_off: ys.off, x_stride: ys.stride, M, z_off: zs.off, z_stride: zs.stride, eps },
       [ys.buf, zs.buf, this.f32(normWeight, temps), this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
@@ -464,7 +558,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
   }
 
   reshape(x: Tensor, shape: readonly number[]): Tensor {
-    const s = storageOf(x);
+    const s = rawStorageOf(x); // a pending add-norm stays pending for the reshaped tensor too
     s.shared.refs++;
     return new Tensor(this, [...shape], x.dtype, { ...s } satisfies GpuStorage);
   }

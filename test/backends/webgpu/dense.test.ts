@@ -2,9 +2,9 @@
 // runtime's behaviour (buffer reuse across released tensors, shared reshapes, uploads between dispatches).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { UnaryOp } from "../../../src/backends/backend.js";
+import type { Backend, UnaryOp } from "../../../src/backends/backend.js";
 import { addNorm, gatedNormLinear, splitLast } from "../../../src/ops/index.js";
-import { compareOp, Inputs } from "./harness.js";
+import { compareOp, type Input, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 
 test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async () => {
@@ -69,6 +69,41 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
     const z = r.f32([2, 9, E], -4, 4);
     const w = r.f32([E]);
     await compareOp(`gatedRmsNorm E=${E} group=${g}`, (b) => b.gatedRmsNorm(y.on(b), z.on(b), w.on(b), g, 1e-5));
+  }
+});
+
+test("addNorm while decoding: deferred into the linear layer that reads it, and run whenever anything else needs it", { skip }, async () => {
+  const r = new Inputs(32);
+  for (const [M, D, N, dtype] of [[1, 64, 24, "f32"], [3, 768, 40, "f16"], [9, 128, 17, "f32"], [64, 32, 5, "bf16"]] as const) {
+    const h = r.f32([M, D], -2, 2), y = r.f32([M, D], -2, 2), y2 = r.f32([M, D], -2, 2);
+    const g = r.f32([D]), g2 = r.f32([D]);
+    const w = dtype === "f32" ? r.f32([N, D], -0.3, 0.3) : r.half([N, D], dtype, -0.3, 0.3);
+    const w2 = r.f32([7, D], -0.3, 0.3);
+    const bias = r.f32([N]);
+    const spec = (b: Backend, weight: Input) => ({ kind: "rms" as const, weight: weight.on(b), bias: null, eps: 1e-5 });
+    // The common path: the normed input feeds one linear layer; the sum feeds the next add-norm, whose
+    // normed input feeds another (the previous sum is then still unwritten when its inputs are disposed).
+    await compareOp(`addNorm → linear → addNorm → linear M=${M} D=${D} ${dtype}`, (b) => {
+      const [hb, yb] = [h.on(b), y.on(b)];
+      const first = addNorm(hb, yb, spec(b, g));
+      hb.dispose();
+      yb.dispose();
+      const out = b.linear(first.normed, w.on(b), bias.on(b));
+      first.normed.dispose();
+      const second = addNorm(first.sum, y2.on(b), spec(b, g2));
+      const out2 = b.linear(second.normed, w2.on(b), null);
+      return [out, out2, second.sum];
+    }, { tol: 2e-5 });
+    // Read in other orders: the normed values after the fused linear; the sum before any linear; a
+    // reshaped normed input; two linear layers on one normed input.
+    await compareOp(`addNorm read around the fused linear M=${M} D=${D}`, (b) => {
+      const a = addNorm(h.on(b), y.on(b), spec(b, g));
+      const out = b.linear(b.reshape(a.normed, [M, 1, D]), w.on(b), null);
+      const out2 = b.linear(a.normed, w2.on(b), null);
+      const c = addNorm(h.on(b), y2.on(b), spec(b, g2));
+      const sumFirst = b.binary("mul", c.sum, c.sum);
+      return [out, out2, a.normed, a.sum, sumFirst, b.linear(c.normed, w2.on(b), null)];
+    }, { tol: 2e-5 });
   }
 });
 

@@ -91,24 +91,37 @@ export function tileFor(M: number, N: number): number {
 }
 
 /**
+ * What the subgroup matvec computes its input from, on the fly (decoding; vec4 form only):
+ * - "gated-norm": Mamba-2's gated RMSNorm of (x = y, z): v = y·silu(z), z a strided view;
+ * - "add-rms-norm": RMSNorm of the residual sum v = x + b (b dense), which workgroup 0 also writes out;
+ * both over the whole row, with weight g: the row's Σv² is summed beside Σ w·(v·g) and its 1/rms scales
+ * the total at the end.
+ */
+export type MatvecPrologue = "none" | "gated-norm" | "add-rms-norm";
+
+/**
  * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
  * marker invocation it holds (so no assumption about how invocations form subgroups), its lanes stream the weight row in 16- or 8-byte pieces and `subgroupAdd` sums them: no barriers.
  */
-export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, gatedNorm = false): KernelSpec {
+export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, prologue: MatvecPrologue = "none"): KernelSpec {
   const M = rows;
+  const normed = prologue !== "none";
+  if (normed && !vec4) throw new Error(`matvecSubgroupSpec: the ${prologue} prologue needs the vec4 form`);
   const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
   const accInit = Array.from({ length: M }, () => "0.0").join(", ");
   const row = "min(m0 + m, p.M - 1u)";
-  // With gatedNorm (vec4 only) x is Mamba-2's gated RMSNorm computed on the fly: v = y·silu(z) (z a strided
-  // view), Σv² per row beside Σ w·(v·g); the row's 1/rms scales the sum at the end. One group (the whole row).
-  const step = (k: string) => gatedNorm
+  const xAt = (k: string) => `xv[(p.x_off + ${row} * p.x_stride + ${k}) / 4u]`;
+  const input = (k: string) => prologue === "gated-norm"
+    ? `let zv = zv4[(p.z_off + ${row} * p.z_stride + ${k}) / 4u];
+          let v = ${xAt(k)} * zv / (vec4<f32>(1.0) + exp(-zv));`
+    : `let v = ${xAt(k)} + bv4[(${row} * p.K + ${k}) / 4u];`;
+  const step = (k: string) => normed
     ? `for (var m = 0u; m < ${M}u; m = m + 1u) {
-          let zv = zv4[(p.z_off + ${row} * p.z_stride + ${k}) / 4u];
-          let v = xv[(p.x_off + ${row} * p.x_stride + ${k}) / 4u] * zv / (vec4<f32>(1.0) + exp(-zv));
+          ${input(k)}
           ss[m] = ss[m] + dot(v, v);
           acc[m] = acc[m] + dot(w_${k}, v * gv4[${k} / 4u]);
         }`
-    : `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, xv[(p.x_off + ${row} * p.x_stride + ${k}) / 4u]); }`;
+    : `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, ${xAt(k)}); }`;
   // Four weight loads issued before their products: a 768- or 1536-long row is only 6–12 steps of a
   // subgroup, and one load in flight per step leaves the row's time to memory latency.
   const inner = vec4
@@ -135,21 +148,36 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
         let wv = load_w(n * p.K + k);
         for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + ${row} * p.x_stride + k]; }
       }`;
-  if (gatedNorm && !vec4) throw new Error("matvecSubgroupSpec: the gated norm needs the vec4 form");
-  const total = gatedNorm ? "subgroupAdd(acc[m]) * inverseSqrt(subgroupAdd(ss[m]) / f32(p.K) + p.eps)" : "subgroupAdd(acc[m])";
+  const total = normed ? "subgroupAdd(acc[m]) * inverseSqrt(subgroupAdd(ss[m]) / f32(p.K) + p.eps)" : "subgroupAdd(acc[m])";
+  // add-rms-norm: workgroup 0 of each block of rows writes the residual sum (the stream's next value).
+  const writeSum = prologue === "add-rms-norm"
+    ? `
+  if (wg == 0u) {
+    for (var m = 0u; m < ${M}u && m0 + m < p.M; m = m + 1u) {
+      for (var k4 = lid; k4 < p.K / 4u; k4 = k4 + 256u) {
+        let e = (m0 + m) * p.K / 4u + k4;
+        sum_out[e] = xv[(p.x_off + (m0 + m) * p.x_stride) / 4u + k4] + bv4[e];
+      }
+    }
+  }`
+    : "";
   return {
-    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${gatedNorm ? "-gated-norm" : ""}`,
+    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${normed ? `-${prologue}` : ""}`,
     params: [
       ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"],
-      ...(gatedNorm ? [["z_off", "u32"], ["z_stride", "u32"], ["eps", "f32"]] as const : []),
+      ...(prologue === "gated-norm" ? [["z_off", "u32"], ["z_stride", "u32"]] as const : []),
+      ...(normed ? [["eps", "f32"]] as const : []),
     ],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
-      ...(gatedNorm ? [{ name: "zv4", type: "vec4<f32>" }, { name: "gv4", type: "vec4<f32>" }] as const : []),
+      ...(prologue === "gated-norm" ? [{ name: "zv4", type: "vec4<f32>" }] as const : []),
+      ...(prologue === "add-rms-norm" ? [{ name: "bv4", type: "vec4<f32>" }] as const : []),
+      ...(normed ? [{ name: "gv4", type: "vec4<f32>" }] as const : []),
       { name: vec4 ? "w4" : "w", type: wType },
       { name: "bias", type: "f32" },
       { name: "out", type: "f32", write: true },
+      ...(prologue === "add-rms-norm" ? [{ name: "sum_out", type: "vec4<f32>", write: true }] as const : []),
     ],
     enables: ["subgroups"],
     directives: ["diagnostic(off, subgroup_uniformity)"],
@@ -159,15 +187,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
   // Columns in blocks along x; rows of x in blocks of ${M} along y (batched decoding).
   let wg = wid.x;
-  let m0 = wid.y * ${M}u;
+  let m0 = wid.y * ${M}u;${writeSum}
   for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
     // Row r belongs to the subgroup holding invocation r·(256 / rows): exactly one, however the
     // invocations are grouped.
     if (!subgroupAny(lid == r * ${256 / GROUPS_PER_WG}u)) { continue; }
     let n = wg * ${GROUPS_PER_WG}u + r;
     if (n >= p.N) { break; }
-    var acc = array<f32, ${M}>(${accInit});${gatedNorm ? `
-    var ss = array<f32, ${M}>(${accInit});` : ""}
+    var acc = array<f32, ${M}>(${accInit});${normed ? `\n    var ss = array<f32, ${M}>(${accInit});` : ""}
     ${inner}
     var b = 0.0;
     if (p.has_bias != 0u) { b = bias[n]; }
