@@ -24,7 +24,9 @@ import {
   DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, diagStepSpec, directConvSpec, shiftSsmSpec,
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
-import { MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor } from "./kernels/linear.js";
+import {
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor, type MatvecPrologue,
+} from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
@@ -42,31 +44,30 @@ export interface GpuView {
 }
 
 /**
- * A residual add + RMSNorm recorded but not run (decoding, see addNorm): a linear layer reading `normed`
- * computes the norm as it reads its input and writes `sum` on the way; anything else that touches either
- * tensor runs the add-norm kernel first (storageOf). Holds aliases of its inputs, the norm weight and the
- * sum, so that none of their buffers is reused before it settles.
+ * An op recorded but not run (decoding: the residual add + RMSNorm, a conv step): the linear layer that
+ * reads its output computes it on the fly while it reads its input, and writes the op's other outputs on
+ * the way (matvecSubgroupSpec's prologues); anything else that touches one of its tensors runs the op's
+ * own kernel first (storageOf). A record holds aliases of what it reads, so no buffer it needs is reused
+ * before it settles.
  */
-interface PendingAddNorm {
-  a: Tensor;
-  b: Tensor;
-  weight: Tensor;
-  sum: Tensor;
-  eps: number;
-  sumShared: GpuShared;
-  normedShared: GpuShared;
-  /** A fused consumer wrote the sum already. */
-  sumWritten: boolean;
-  /** Runs the add-norm kernel (both outputs) and settles. */
+interface PendingOp {
+  /** The storage whose values a linear layer may compute as it reads them. */
+  readonly input: GpuShared;
+  /**
+   * Dispatches linear(input, weight, bias) into `out` with the op computed on the fly (rows = `M`); false
+   * where the fused kernel does not apply (the caller then runs the op and the plain linear).
+   */
+  fuseLinear(M: number, weight: Tensor, bias: Tensor | null, out: Tensor): boolean;
+  /** Runs the op's own kernel (every output) unless it has settled. */
   run(): void;
-  /** Settles without running (nothing needs the normed values any more). */
-  drop(): void;
+  /** The last tensor sharing `shared` is being released. */
+  lastRelease(shared: GpuShared): void;
 }
 
-/** What the tensors sharing one buffer share: how many use it, and a pending add-norm that writes it. */
+/** What the tensors sharing one buffer share: how many use it, and a pending op that writes it. */
 interface GpuShared {
   refs: number;
-  pending?: PendingAddNorm;
+  pending?: PendingOp;
 }
 
 /** A tensor's GPU storage. Reshapes and slices share the buffer; `shared.refs` counts the tensors using it. */
@@ -92,14 +93,14 @@ function bytesFor(n: number, dtype: DType): number {
   return dtype === "f16" || dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
 }
 
-/** A tensor's storage with its data in place (a pending add-norm that writes it runs first). */
+/** A tensor's storage with its data in place (a pending op that writes it runs first). */
 function storageOf(t: Tensor): GpuStorage {
   const s = rawStorageOf(t);
   s.shared.pending?.run();
   return s;
 }
 
-/** A tensor's storage as it is (its buffer may still await a pending add-norm). */
+/** A tensor's storage as it is (its buffer may still await a pending op). */
 function rawStorageOf(t: Tensor): GpuStorage {
   t.assertAlive();
   return t.storage as GpuStorage;
@@ -280,12 +281,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
 
   release(t: Tensor): void {
     const s = t.storage as GpuStorage;
-    const pending = s.shared.pending;
-    if (pending && s.shared.refs === 1 && s.shared === pending.normedShared) {
-      // The last user of a pending norm: only the sum may still be needed.
-      if (pending.sumWritten) pending.drop();
-      else pending.run();
-    }
+    if (s.shared.refs === 1) s.shared.pending?.lastRelease(s.shared);
     if (--s.shared.refs === 0) this.rt.releaseBuffer(s.buffer);
   }
 
@@ -311,22 +307,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
-    const pending = rawStorageOf(x).shared.pending;
-    if (pending && rawStorageOf(x).shared === pending.normedShared && Math.ceil(N / matvecColumnsPerWorkgroup()) <= 65535) {
-      // The norm of a pending add-norm, computed as the matvec reads it; workgroup 0 writes the sum.
-      const rows = Math.min(M, MATVEC_ROWS);
-      const dtype = weight.dtype as WeightDType;
-      const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-add-rms-norm`, () => matvecSubgroupSpec(dtype, rows, true, "add-rms-norm"));
-      const temps: Tensor[] = [];
-      const bb = this.opt(bias, temps);
-      this.run(k, { N, K, has_bias: bb !== null, x_off: 0, x_stride: K, M, eps: pending.eps },
-        [this.buf(pending.a), this.buf(pending.b), this.buf(pending.weight), this.buf(weight), bb, this.buf(out), rawStorageOf(pending.sum).buffer],
-        [Math.ceil(N / matvecColumnsPerWorkgroup()), Math.ceil(M / rows)]);
-      this.done(temps);
-      pending.sumWritten = true;
-      delete pending.sumShared.pending;
-      return out;
-    }
+    const shared = rawStorageOf(x).shared;
+    if (shared.pending?.input === shared && shared.pending.fuseLinear(M, weight, bias, out)) return out;
     const temps: Tensor[] = [];
     const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
     const bb = this.opt(bias, temps);
@@ -358,7 +340,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const deferrable = this.useSubgroups && norm.kind === "rms" && rows > 0 && rows <= MATVEC_SG_ROWS && D % 4 === 0 &&
       [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
     if (deferrable) {
-      this.defer(a, b, norm.weight, norm.eps, sum, normed);
+      this.deferAddNorm(a, b, norm.weight, norm.eps, sum, normed);
       return { sum, normed };
     }
     const temps: Tensor[] = [];
@@ -371,29 +353,75 @@ export class WebGpuBackend implements Backend, TokenSampler {
     return { sum, normed };
   }
 
-  private defer(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
-    const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
-    const aliases = [a, b, weight, sum].map((t) => this.reshape(t, t.shape));
-    let settled = false;
-    const settle = () => {
-      settled = true;
-      delete sumShared.pending;
-      delete normedShared.pending;
-      for (const t of aliases) t.dispose();
-    };
-    const pending: PendingAddNorm = {
-      a: aliases[0], b: aliases[1], weight: aliases[2], sum: aliases[3], eps, sumShared, normedShared, sumWritten: false,
-      run: () => {
-        if (settled) return;
-        const D = weight.size;
-        const rows = a.size / D;
-        const out = [rawStorageOf(pending.sum).buffer, rawStorageOf(normed).buffer];
-        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer: false, has_bias: false },
-          [this.buf(pending.a), this.buf(pending.b), this.buf(pending.weight), null, ...out], grid(rows, 1));
-        settle();
+  /**
+   * Aliases of `tensors`, kept alive by a pending op writing `outputs`: `detach` marks the outputs settled
+   * (false if they were), after which the op may dispatch into them; `free` then drops the aliases.
+   */
+  private hold(tensors: readonly Tensor[], outputs: readonly GpuShared[]): { aliases: Tensor[]; detach: () => boolean; free: () => void } {
+    const aliases = tensors.map((t) => this.reshape(t, t.shape));
+    let detached = false;
+    return {
+      aliases,
+      detach: () => {
+        if (detached) return false;
+        detached = true;
+        for (const o of outputs) delete o.pending;
+        return true;
       },
-      drop: () => {
-        if (!settled) settle();
+      free: () => {
+        for (const t of aliases) if (!t.isDisposed) t.dispose();
+      },
+    };
+  }
+
+  /** The subgroup matvec with a prologue (matvecSubgroupSpec) over M rows, or false where it does not apply. */
+  private prologueMatvec(
+    prologue: MatvecPrologue, M: number, weight: Tensor, bias: Tensor | null, out: Tensor, params: Params,
+    before: (GPUBuffer | null)[], after: (GPUBuffer | null)[],
+  ): boolean {
+    const [N] = weight.shape;
+    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
+    if (M > MATVEC_SG_ROWS || columnBlocks > 65535) return false;
+    const rows = Math.min(M, MATVEC_ROWS);
+    const dtype = weight.dtype as WeightDType;
+    const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-${prologue}`, () => matvecSubgroupSpec(dtype, rows, true, prologue));
+    const temps: Tensor[] = [];
+    const bb = this.opt(bias, temps);
+    this.run(k, { ...params, N, K: weight.shape[1], has_bias: bb !== null, M }, [...before, this.buf(weight), bb, this.buf(out), ...after],
+      [columnBlocks, Math.ceil(M / rows)]);
+    this.done(temps);
+    return true;
+  }
+
+  /** addNorm left pending (rows ≤ MATVEC_SG_ROWS, RMSNorm, D % 4 = 0, dense f32 inputs). */
+  private deferAddNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
+    const D = weight.size;
+    const rows = a.size / D;
+    const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
+    const { aliases: [ha, hb, hw, hsum], detach, free } = this.hold([a, b, weight, sum], [sumShared, normedShared]);
+    let sumWritten = false;
+    const pending: PendingOp = {
+      input: normedShared,
+      fuseLinear: (M, w, bias, out) => {
+        const ok = this.prologueMatvec("add-rms-norm", M, w, bias, out, { x_off: 0, x_stride: D, eps },
+          [this.buf(ha), this.buf(hb), this.buf(hw)], [rawStorageOf(hsum).buffer]);
+        if (ok && !sumWritten) {
+          sumWritten = true;
+          delete sumShared.pending;
+        }
+        return ok;
+      },
+      run: () => {
+        if (!detach()) return;
+        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer: false, has_bias: false },
+          [this.buf(ha), this.buf(hb), this.buf(hw), null, rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer], grid(rows, 1));
+        free();
+      },
+      lastRelease: (shared) => {
+        // Nothing reads the normed values any more: only a sum not yet written needs the kernel.
+        if (shared !== normedShared) return;
+        if (!sumWritten) pending.run();
+        else if (detach()) free();
       },
     };
     sumShared.pending = pending;
@@ -448,27 +476,20 @@ export class WebGpuBackend implements Backend, TokenSampler {
    * matvec with the gated norm computed as it reads its input; otherwise the two ops.
    */
   gatedNormLinear(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor {
-    const [N, K] = weight.shape;
+    const K = weight.shape[1];
     const M = y.size / Math.max(1, K);
-    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    const fused = this.useSubgroups && groupSize === K && M > 0 && M <= MATVEC_SG_ROWS && N > 0 && K % 4 === 0 && columnBlocks <= 65535;
-    if (!fused) return this.linear(this.gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
-    const temps: Tensor[] = [];
-    const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
-    const aligned = [ys.off, ys.stride, zs.off, zs.stride].every((v) => v % 4 === 0);
-    if (!aligned) {
+    if (this.useSubgroups && groupSize === K && M > 0 && K % 4 === 0) {
+      const temps: Tensor[] = [];
+      const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
+      const out = this.make([...y.shape.slice(0, -1), weight.shape[0]]);
+      const aligned = [ys.off, ys.stride, zs.off, zs.stride].every((v) => v % 4 === 0);
+      const params = { x_off: ys.off, x_stride: ys.stride, z_off: zs.off, z_stride: zs.stride, eps };
+      const fused = aligned && this.prologueMatvec("gated-norm", M, weight, bias, out, params, [ys.buf, zs.buf, this.f32(normWeight, temps)], []);
       this.done(temps);
-      return this.linear(this.gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
+      if (fused) return out;
+      out.dispose();
     }
-    const out = this.make([...y.shape.slice(0, -1), N]);
-    const dtype = weight.dtype as WeightDType;
-    const rows = Math.min(M, MATVEC_ROWS);
-    const k = this.kernel(`matvec-sg-${dtype}-${rows}-v4-gated-norm`, () => matvecSubgroupSpec(dtype, rows, true, "gated-norm"));
-    const bb = this.opt(bias, temps);
-    this.run(k, { N, K, has_bias: bb !== null, x_off: ys.off, x_stride: ys.stride, M, z_off: zs.off, z_stride: zs.stride, eps },
-      [ys.buf, zs.buf, this.f32(normWeight, temps), this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
-    this.done(temps);
-    return out;
+    return this.linear(this.gatedRmsNorm(y, z, normWeight, groupSize, eps), weight, bias);
   }
 
   unary(op: UnaryOp, x: Tensor): Tensor {
@@ -622,6 +643,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const K = a.weight.shape[1];
     const y = this.make(a.x.shape);
     const state = this.make([B, K - 1, C]);
+    if (this.deferConvStep(a, y, state)) return { y, state };
     const temps: Tensor[] = [];
     const n = B * L * C + B * (K - 1) * C;
     const bias = this.opt(a.bias, temps);
@@ -634,6 +656,50 @@ export class WebGpuBackend implements Backend, TokenSampler {
     }
     this.done(temps);
     return { y, state };
+  }
+
+  /**
+   * A decoding step of the conv (L = 1, up to MATVEC_SG_ROWS rows, 16-byte aligned f32 rows) left pending
+   * for the linear layer that reads its output (Mamba's x_proj): that matvec computes the conv as it reads
+   * and writes y and the next state on the way. False where it does not apply.
+   */
+  private deferConvStep(a: CausalConv1dArgs, y: Tensor, state: Tensor): boolean {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    const xv = a.x.dtype === "f32" ? rawStorageOf(a.x).view : undefined;
+    const x = xv && xv.width === C ? { off: xv.off, stride: xv.stride } : !xv && a.x.dtype === "f32" ? { off: 0, stride: C } : null;
+    const dense = (t: Tensor | null) => !t || (t.dtype === "f32" && !rawStorageOf(t).view);
+    if (!this.useSubgroups || L !== 1 || B < 1 || B > MATVEC_SG_ROWS || C % 4 !== 0 || K < 1 || !x || x.off % 4 !== 0 || x.stride % 4 !== 0 ||
+      ![a.weight, a.bias, a.state].every(dense)) return false;
+    const yShared = rawStorageOf(y).shared, stateShared = rawStorageOf(state).shared;
+    const held = [a.x, a.weight, y, state, ...(a.bias ? [a.bias] : []), ...(a.state ? [a.state] : [])];
+    const { aliases, detach, free } = this.hold(held, [yShared, stateShared]);
+    const [hx, hw, hy, hState] = aliases;
+    const hBias = a.bias ? aliases[4] : null, hIn = a.state ? aliases[aliases.length - 1] : null;
+    const silu = a.activation === "silu";
+    const pending: PendingOp = {
+      input: yShared,
+      fuseLinear: (M, w, bias, out) => {
+        if (M !== B) return false;
+        const params = { x_off: x.off, x_stride: x.stride, conv_s: K - 1, has_state: hIn !== null, has_cbias: hBias !== null, silu };
+        const before = [this.buf(hx), hIn && this.buf(hIn), this.buf(hw), hBias && this.buf(hBias)];
+        if (!this.prologueMatvec("conv-step", M, w, bias, out, params, before, [rawStorageOf(hy).buffer, rawStorageOf(hState).buffer])) return false;
+        if (detach()) free();
+        return true;
+      },
+      run: () => {
+        if (!detach()) return;
+        this.run(this.kernel("causal-conv1d", causalConv1dSpec),
+          { B, L, C, K, has_bias: hBias !== null, has_state: hIn !== null, silu, x_off: x.off, x_stride: x.stride },
+          [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), rawStorageOf(hy).buffer, rawStorageOf(hState).buffer],
+          grid(B * C + B * (K - 1) * C));
+        free();
+      },
+      lastRelease: () => pending.run(),
+    };
+    yShared.pending = pending;
+    stateShared.pending = pending;
+    return true;
   }
 
   /** [first (E) | second (E)] packed into one buffer, cached while the tensors live (D and Δ bias of a layer). */

@@ -2,6 +2,7 @@
 // and its step, SSD (chunked algorithm and step), causal GQA attention with per-row query starts, RoPE.
 import { test } from "node:test";
 import { selectiveScan, selectiveStateUpdate, splitLast } from "../../../src/ops/index.js";
+import type { Backend } from "../../../src/backends/backend.js";
 import { compareOp, Inputs } from "./harness.js";
 import { skip } from "./setup.js";
 
@@ -16,6 +17,35 @@ test("causalConv1d: with and without state, bias and silu; kernel widths 1, 3, 4
       await compareOp(`conv B${B} L${L} C${C} K${K} state=${withState}`, (b) => {
         const out = b.causalConv1d({ x: x.on(b), weight: w.on(b), bias: withState ? bias.on(b) : null, state: withState ? state.on(b) : null, activation: withState ? "silu" : null });
         return [out.y, out.state];
+      });
+    }
+  }
+});
+
+test("causalConv1d while decoding: deferred into the linear layer that reads it (Mamba's x_proj), or run when anything else needs it", { skip }, async () => {
+  const r = new Inputs(13);
+  // [rows, C, K]: x a column slice of a wider tensor (as Mamba's in_proj output); C not a multiple of 4 and
+  // more than 64 rows fall back to the plain kernels.
+  for (const [B, C, K] of [[1, 64, 4], [3, 40, 3], [9, 32, 4], [2, 16, 1], [1, 30, 4], [70, 8, 4]]) {
+    const xWide = r.f32([B, 1, C + 8], -2, 2);
+    const w = r.f32([C, K]);
+    const bias = r.f32([C]);
+    const state = r.f32([B, K - 1, C]);
+    const proj = r.f32([11, C], -0.5, 0.5);
+    for (const full of [false, true]) {
+      const conv = (b: Backend) => {
+        const [x] = splitLast(xWide.on(b), [C, 8]);
+        return b.causalConv1d({ x, weight: w.on(b), bias: full ? bias.on(b) : null, state: full ? state.on(b) : null, activation: full ? "silu" : null });
+      };
+      await compareOp(`conv step → linear B${B} C${C} K${K} full=${full}`, (b) => {
+        const out = conv(b);
+        const y = b.linear(out.y, proj.on(b), null);
+        return [y, out.y, out.state];
+      });
+      await compareOp(`conv step read first B${B} C${C} K${K} full=${full}`, (b) => {
+        const out = conv(b);
+        const sq = b.binary("mul", out.state, out.state);
+        return [sq, b.linear(out.y, proj.on(b), null), out.y];
       });
     }
   }
