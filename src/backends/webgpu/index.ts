@@ -2,6 +2,7 @@ import type {} from "webgpu";
 import { check, HippoError, shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
 import { widenBf16, widenF16 } from "../../tensor/half.js";
+import { untrack } from "../../tensor/scope.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type {
   AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs, NormSpec, RopeArgs,
@@ -358,7 +359,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
    * (false if they were), after which the op may dispatch into them; `free` then drops the aliases.
    */
   private hold(tensors: readonly Tensor[], outputs: readonly GpuShared[]): { aliases: Tensor[]; detach: () => boolean; free: () => void } {
-    const aliases = tensors.map((t) => this.reshape(t, t.shape));
+    // Out of every scope: a tidy ending before the op settles must not free what it still reads.
+    const aliases = tensors.map((t) => untrack(this.reshape(t, t.shape)));
     let detached = false;
     return {
       aliases,

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Backend, UnaryOp } from "../../../src/backends/backend.js";
-import { addNorm, gatedNormLinear, splitLast } from "../../../src/ops/index.js";
+import { addNorm, gatedNormLinear, splitLast, tidy } from "../../../src/ops/index.js";
 import { compareOp, type Input, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 
@@ -103,6 +103,11 @@ test("addNorm while decoding: deferred into the linear layer that reads it, and 
       const c = addNorm(h.on(b), y2.on(b), spec(b, g2));
       const sumFirst = b.binary("mul", c.sum, c.sum);
       return [out, out2, a.normed, a.sum, sumFirst, b.linear(c.normed, w2.on(b), null)];
+    }, { tol: 2e-5 });
+    // Made inside a scope that ends before the linear layer runs (what the pending op reads must survive it).
+    await compareOp(`addNorm in a tidy, linear after it M=${M} D=${D}`, (b) => {
+      const a = tidy(() => addNorm(h.on(b), y.on(b), spec(b, g)));
+      return [b.linear(a.normed, w.on(b), null), a.sum];
     }, { tol: 2e-5 });
   }
 });
