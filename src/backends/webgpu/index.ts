@@ -338,10 +338,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const sum = this.make(a.shape);
     const normed = this.make(a.shape);
     // Decoding: left pending for the linear layer that reads `normed` (one dispatch per layer fewer).
-    const deferrable = this.useSubgroups && norm.kind === "rms" && rows > 0 && rows <= MATVEC_SG_ROWS && D % 4 === 0 &&
-      [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
+    const normBias = norm.kind === "layer" ? norm.bias : null;
+    const deferrable = this.useSubgroups && rows > 0 && rows <= MATVEC_SG_ROWS && D % 4 === 0 &&
+      [a, b, norm.weight, ...(normBias ? [normBias] : [])].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
     if (deferrable) {
-      this.deferAddNorm(a, b, norm.weight, norm.eps, sum, normed);
+      this.deferAddNorm(a, b, norm, sum, normed);
       return { sum, normed };
     }
     const temps: Tensor[] = [];
@@ -395,18 +396,24 @@ export class WebGpuBackend implements Backend, TokenSampler {
     return true;
   }
 
-  /** addNorm left pending (rows ≤ MATVEC_SG_ROWS, RMSNorm, D % 4 = 0, dense f32 inputs). */
-  private deferAddNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
-    const D = weight.size;
+  /** addNorm left pending (rows ≤ MATVEC_SG_ROWS, D % 4 = 0, dense f32 inputs). */
+  private deferAddNorm(a: Tensor, b: Tensor, norm: NormSpec, sum: Tensor, normed: Tensor): void {
+    const D = norm.weight.size;
     const rows = a.size / D;
+    const { eps } = norm;
+    const layer = norm.kind === "layer";
+    const normBias = layer ? norm.bias : null;
     const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
-    const { aliases: [ha, hb, hw, hsum], detach, free } = this.hold([a, b, weight, sum], [sumShared, normedShared]);
+    const { aliases, detach, free } = this.hold([a, b, norm.weight, sum, ...(normBias ? [normBias] : [])], [sumShared, normedShared]);
+    const [ha, hb, hw, hsum] = aliases;
+    const hBias = normBias ? aliases[4] : null;
     let sumWritten = false;
     const pending: PendingOp = {
       input: normedShared,
       fuseLinear: (M, w, bias, out) => {
-        const ok = this.prologueMatvec("add-rms-norm", M, w, bias, out, { x_off: 0, x_stride: D, eps },
-          [this.buf(ha), this.buf(hb), this.buf(hw)], [rawStorageOf(hsum).buffer]);
+        const inputs = [this.buf(ha), this.buf(hb), this.buf(hw), ...(layer ? [hBias && this.buf(hBias)] : [])];
+        const params = { x_off: 0, x_stride: D, eps, ...(layer ? { has_nbias: hBias !== null } : {}) };
+        const ok = this.prologueMatvec(layer ? "add-layer-norm" : "add-rms-norm", M, w, bias, out, params, inputs, [rawStorageOf(hsum).buffer]);
         if (ok && !sumWritten) {
           sumWritten = true;
           delete sumShared.pending;
@@ -415,8 +422,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
       },
       run: () => {
         if (!detach()) return;
-        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer: false, has_bias: false },
-          [this.buf(ha), this.buf(hb), this.buf(hw), null, rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer], grid(rows, 1));
+        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer, has_bias: hBias !== null },
+          [this.buf(ha), this.buf(hb), this.buf(hw), hBias && this.buf(hBias), rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer], grid(rows, 1));
         free();
       },
       lastRelease: (shared) => {

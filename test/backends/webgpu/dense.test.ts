@@ -2,7 +2,7 @@
 // runtime's behaviour (buffer reuse across released tensors, shared reshapes, uploads between dispatches).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Backend, UnaryOp } from "../../../src/backends/backend.js";
+import type { Backend, NormSpec, UnaryOp } from "../../../src/backends/backend.js";
 import { addNorm, gatedNormLinear, splitLast, tidy } from "../../../src/ops/index.js";
 import { compareOp, type Input, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
@@ -72,15 +72,19 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
   }
 });
 
-test("addNorm while decoding: deferred into the linear layer that reads it, and run whenever anything else needs it", { skip }, async () => {
+test("addNorm while decoding (RMSNorm, LayerNorm): deferred into the linear layer that reads it, and run whenever anything else needs it", { skip }, async () => {
   const r = new Inputs(32);
   for (const [M, D, N, dtype] of [[1, 64, 24, "f32"], [3, 768, 40, "f16"], [9, 128, 17, "f32"], [64, 32, 5, "bf16"]] as const) {
-    const h = r.f32([M, D], -2, 2), y = r.f32([M, D], -2, 2), y2 = r.f32([M, D], -2, 2);
+    const h = r.f32([M, D], -2, 2), y = r.f32([M, D], -2, 2), y2 = r.f32([M, D], 1, 5);
     const g = r.f32([D]), g2 = r.f32([D]);
     const w = dtype === "f32" ? r.f32([N, D], -0.3, 0.3) : r.half([N, D], dtype, -0.3, 0.3);
     const w2 = r.f32([7, D], -0.3, 0.3);
     const bias = r.f32([N]);
-    const spec = (b: Backend, weight: Input) => ({ kind: "rms" as const, weight: weight.on(b), bias: null, eps: 1e-5 });
+    const nb = r.f32([D]);
+    // RMSNorm for the first pair, LayerNorm (with and without bias; a mean far from 0) for the second.
+    const spec = (b: Backend, weight: Input): NormSpec => weight === g
+      ? { kind: "rms", weight: weight.on(b), bias: null, eps: 1e-5 }
+      : { kind: "layer", weight: weight.on(b), bias: M % 2 === 1 ? nb.on(b) : null, eps: 1e-5 };
     // The common path: the normed input feeds one linear layer; the sum feeds the next add-norm, whose
     // normed input feeds another (the previous sum is then still unwritten when its inputs are disposed).
     await compareOp(`addNorm → linear → addNorm → linear M=${M} D=${D} ${dtype}`, (b) => {
