@@ -1,0 +1,61 @@
+// Dispatches per decoded token (batch 1) on WebGPU for the benchmark's model shapes (mamba-130m,
+// mamba2-130m, H3-125M widths), counted by the runtime over pipelined steps at two depths and extrapolated
+// linearly to the full one. Any adapter will do (the count does not depend on speed): SwiftShader locally.
+//
+//   npx tsc -p tsconfig.json && node dist/bench/webgpu-dispatches.js [--out bench/results/webgpu-dispatches.json]
+import { parseArgs } from "node:util";
+import { createBackend } from "../src/backends/registry.js";
+import type { WebGpuBackend } from "../src/backends/webgpu/index.js";
+import { generate } from "../src/generate/generate.js";
+import { writeFileAtomic } from "../src/io/node-files.js";
+import { memoryTensorSource } from "../src/io/memory-source.js";
+import { ConfigReader } from "../src/models/config-json.js";
+import { h3ReleaseConfig } from "../src/models/h3/config.js";
+import { initH3Weights } from "../src/models/h3/init.js";
+import { buildH3LM } from "../src/models/h3/model.js";
+import { parseHybridConfig } from "../src/models/hybrid/config.js";
+import { initHybridWeights } from "../src/models/hybrid/init.js";
+import { buildHybrid } from "../src/models/hybrid/model.js";
+import type { SequenceLM } from "../src/models/sequence-lm.js";
+import { WeightLoader } from "../src/models/weights.js";
+
+const { values } = parseArgs({ options: { out: { type: "string", default: "bench/results/webgpu-dispatches.json" } } });
+const gpu = (await createBackend("webgpu")) as WebGpuBackend;
+/** A small vocabulary: the LM head is one dispatch whatever its size, and SwiftShader is slow. */
+const VOCAB = 512;
+const STEPS = 20;
+
+async function build(name: string, layers: number): Promise<SequenceLM> {
+  if (name === "h3") {
+    const config = { ...h3ReleaseConfig("H3-125M"), nLayer: layers, attnLayerIdx: [1], vocabSize: VOCAB };
+    return buildH3LM(config, new WeightLoader(memoryTensorSource(initH3Weights(config, 0)), gpu, "random"));
+  }
+  const reader = new ConfigReader({
+    model_type: "hippo_hybrid", hidden_size: 768, vocab_size: VOCAB, tie_word_embeddings: true, pattern: (name === "mamba" ? "m" : "M").repeat(layers),
+    mamba: { state_size: 16, conv_kernel: 4, expand: 2 },
+    mamba2: { state_size: 128, head_dim: 64, n_groups: 1, expand: 2, conv_kernel: 4, chunk_size: 256 },
+  }, `${name} config`);
+  return buildHybrid(reader, new WeightLoader(memoryTensorSource(initHybridWeights(parseHybridConfig(reader), 0)), gpu, "random"));
+}
+
+/** Dispatches per token, averaged over STEPS tokens after the first two (decoding records one step ahead). */
+async function perToken(model: SequenceLM): Promise<number> {
+  let n = 0, d0 = 0;
+  for await (const _ of generate(model, [[1, 2, 3]], { maxNewTokens: STEPS + 2, sampling: { temperature: 0 }, eosTokenId: null })) {
+    if (++n === 2) d0 = gpu.rt.dispatchCount;
+  }
+  return (gpu.rt.dispatchCount - d0) / STEPS;
+}
+
+const rows: { model: string; perLayer: number; fullDepth: number; layers: number }[] = [];
+for (const [name, depth] of [["mamba", 24], ["mamba2", 24], ["h3", 12]] as const) {
+  const two = await perToken(await build(name, 2));
+  const three = await perToken(await build(name, 3));
+  const perLayer = three - two;
+  const fullDepth = two + (depth - 2) * perLayer;
+  rows.push({ model: name, perLayer, fullDepth, layers: depth });
+  process.stdout.write(`${name.padEnd(7)} ${perLayer.toFixed(2).padStart(6)} per layer  ${fullDepth.toFixed(0).padStart(4)} per token at ${depth} layers\n`);
+}
+await writeFileAtomic(values.out!, JSON.stringify({ bench: "webgpu-dispatches", adapter: gpu.description, steps: STEPS, results: rows }, null, 1) + "\n");
+process.stdout.write(`wrote ${values.out}\n`);
+gpu.destroy();
