@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { bindType, loadFn, type WeightDType } from "./wgsl.js";
+import { bindType, BLOCK_SUM, loadFn, tileProduct, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -168,19 +168,6 @@ function layerNormStats(M: number): string {
   workgroupBarrier();`;
 }
 
-const BLOCK_SUM = `
-var<workgroup> red: array<f32, 256>;
-fn block_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}`;
 
 /**
  * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
@@ -331,17 +318,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       Bs[c * BMP + r] = b;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk = kk + 1u) {
-      var av: array<f32, ${T}>;
-      var bv: array<f32, ${T}>;
-      for (var t = 0u; t < T; t = t + 1u) {
-        av[t] = As[kk * BMP + ty * T + t];
-        bv[t] = Bs[kk * BMP + tx * T + t];
-      }
-      for (var i = 0u; i < T; i = i + 1u) {
-        for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
-    }
+    ${tileProduct(T)}
     workgroupBarrier();
   }
   for (var i = 0u; i < T; i = i + 1u) {

@@ -1,4 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
+import { tileProduct } from "./wgsl.js";
 
 /**
  * c [I, J] = A · b, where A(i, p) = a[i·sai + p·sap] (row-major [I, P] or, with `aTransposed`, the
@@ -54,17 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk = kk + 1u) {
-      var av: array<f32, 4>;
-      var bv: array<f32, 4>;
-      for (var t = 0u; t < T; t = t + 1u) {
-        av[t] = As[kk * BMP + ty * T + t];
-        bv[t] = Bs[kk * BMP + tx * T + t];
-      }
-      for (var i = 0u; i < T; i = i + 1u) {
-        for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
-    }
+    ${tileProduct(4)}
     workgroupBarrier();
   }
   for (var i = 0u; i < T; i = i + 1u) {

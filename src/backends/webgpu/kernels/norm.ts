@@ -1,21 +1,7 @@
 import type { KernelSpec } from "../runtime.js";
+import { BLOCK_SUM } from "./wgsl.js";
 
 /** Norms over the last axis: one 256-thread workgroup per row (or per group of the gated norm). */
-
-const REDUCE = `
-var<workgroup> red: array<f32, 256>;
-fn block_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-`;
 
 const MAIN_ROW = `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -37,7 +23,7 @@ export function rowNormSpec(addend: boolean): KernelSpec {
       ...(addend ? [{ name: "sum", type: "f32", write: true }] as const : []),
       { name: "out", type: "f32", write: true },
     ],
-    body: `${REDUCE}
+    body: `${BLOCK_SUM}
 ${MAIN_ROW}
   let o = row * p.D;
   var s = 0.0;
@@ -64,7 +50,7 @@ export function gatedRmsNormSpec(): KernelSpec {
     params: [["rows", "u32"], ["group", "u32"], ["wlen", "u32"], ["eps", "f32"], ["z_off", "u32"], ["z_stride", "u32"], ["z_width", "u32"]],
     workgroupSize: 256,
     bindings: [{ name: "y", type: "f32" }, { name: "z", type: "f32" }, { name: "w", type: "f32" }, { name: "out", type: "f32", write: true }],
-    body: `${REDUCE}
+    body: `${BLOCK_SUM}
 // z may be a column slice of wider rows: element e at off + (e / width)·stride + e % width.
 fn zat(e: u32) -> u32 { return p.z_off + (e / p.z_width) * p.z_stride + e % p.z_width; }
 ${MAIN_ROW}

@@ -10,6 +10,40 @@ export function grid(n: number, wg = WG): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
+/** block_sum(v, lid): Σ of v over a 256-thread workgroup (every thread must call it, in uniform control flow). */
+export const BLOCK_SUM = `
+var<workgroup> red: array<f32, 256>;
+fn block_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+`;
+
+/**
+ * The inner product of a register-tiled matmul: for each of BK slices staged in workgroup memory (As and
+ * Bs, [BK][BMP], rows ty·T.. and columns tx·T..), acc[i][j] += As[k][ty·T + i] · Bs[k][tx·T + j].
+ */
+export function tileProduct(T: number): string {
+  return `for (var kk = 0u; kk < BK; kk = kk + 1u) {
+      var av: array<f32, ${T}>;
+      var bv: array<f32, ${T}>;
+      for (var t = 0u; t < ${T}u; t = t + 1u) {
+        av[t] = As[kk * BMP + ty * ${T}u + t];
+        bv[t] = Bs[kk * BMP + tx * ${T}u + t];
+      }
+      for (var i = 0u; i < ${T}u; i = i + 1u) {
+        for (var j = 0u; j < ${T}u; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
+      }
+    }`;
+}
+
 /** Entry point of a 1-D kernel: `i` is the flat thread index (the body must bound-check it). */
 export const MAIN_1D = `@compute @workgroup_size(WG_X)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
