@@ -681,10 +681,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
     if (!this.useSubgroups || L !== 1 || B < 1 || B > MATVEC_SG_ROWS || C % 4 !== 0 || K < 1 || !x || x.off % 4 !== 0 || x.stride % 4 !== 0 ||
       ![a.weight, a.bias, a.state].every(dense)) return false;
     const yShared = rawStorageOf(y).shared, stateShared = rawStorageOf(state).shared;
-    const held = [a.x, a.weight, y, state, ...(a.bias ? [a.bias] : []), ...(a.state ? [a.state] : [])];
-    const { aliases, detach, free } = this.hold(held, [yShared, stateShared]);
-    const [hx, hw, hy, hState] = aliases;
-    const hBias = a.bias ? aliases[4] : null, hIn = a.state ? aliases[aliases.length - 1] : null;
+    // The outputs are not held: releasing either one runs the op first (lastRelease), while both buffers live.
+    const outputs = [rawStorageOf(y).buffer, rawStorageOf(state).buffer];
+    const { aliases, detach, free } = this.hold([a.x, a.weight, ...(a.bias ? [a.bias] : []), ...(a.state ? [a.state] : [])], [yShared, stateShared]);
+    const [hx, hw] = aliases;
+    const hBias = a.bias ? aliases[2] : null, hIn = a.state ? aliases[aliases.length - 1] : null;
     const silu = a.activation === "silu";
     const pending: PendingOp = {
       input: yShared,
@@ -692,7 +693,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
         if (M !== B) return false;
         const params = { x_off: x.off, x_stride: x.stride, conv_s: K - 1, has_state: hIn !== null, has_cbias: hBias !== null, silu };
         const before = [this.buf(hx), hIn && this.buf(hIn), this.buf(hw), hBias && this.buf(hBias)];
-        if (!this.prologueMatvec("conv-step", M, w, bias, out, params, before, [rawStorageOf(hy).buffer, rawStorageOf(hState).buffer])) return false;
+        if (!this.prologueMatvec("conv-step", M, w, bias, out, params, before, outputs)) return false;
         if (detach()) free();
         return true;
       },
@@ -700,8 +701,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
         if (!detach()) return;
         this.run(this.kernel("causal-conv1d", causalConv1dSpec),
           { B, L, C, K, has_bias: hBias !== null, has_state: hIn !== null, silu, x_off: x.off, x_stride: x.stride },
-          [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), rawStorageOf(hy).buffer, rawStorageOf(hState).buffer],
-          grid(B * C + B * (K - 1) * C));
+          [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), ...outputs], grid(B * C + B * (K - 1) * C));
         free();
       },
       lastRelease: () => pending.run(),

@@ -1,10 +1,11 @@
 // WebGPU sequence kernels against the CPU backend: causal conv1d, the selective scan (one chunk and chunked)
 // and its step, SSD (chunked algorithm and step), causal GQA attention with per-row query starts, RoPE.
+import assert from "node:assert/strict";
 import { test } from "node:test";
 import { selectiveScan, selectiveStateUpdate, splitLast } from "../../../src/ops/index.js";
 import type { Backend } from "../../../src/backends/backend.js";
 import { compareOp, Inputs } from "./harness.js";
-import { skip } from "./setup.js";
+import { gpu, skip } from "./setup.js";
 
 test("causalConv1d: with and without state, bias and silu; kernel widths 1, 3, 4", { skip }, async () => {
   const r = new Inputs(11);
@@ -49,6 +50,23 @@ test("causalConv1d while decoding: deferred into the linear layer that reads it 
       });
     }
   }
+});
+
+test("a pending conv step whose outputs are dropped unread settles and gives every buffer back", { skip }, async () => {
+  const g = gpu!;
+  const r = new Inputs(14);
+  const [x, w, bias, state] = [r.f32([2, 1, 64]), r.f32([64, 4]), r.f32([64]), r.f32([2, 3, 64])];
+  const once = () => {
+    const inputs = [x, w, bias, state].map((t) => t.on(g));
+    const out = g.causalConv1d({ x: inputs[0], weight: inputs[1], bias: inputs[2], state: inputs[3], activation: "silu" });
+    for (const t of [...inputs, out.y, out.state]) t.dispose();
+  };
+  once();
+  await g.sync();
+  const allocated = g.rt.allocatedBytes;
+  for (let i = 0; i < 5; i++) once();
+  await g.sync();
+  assert.equal(g.rt.allocatedBytes, allocated, "the same pooled buffers serve every round");
 });
 
 test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; selectiveStateUpdate", { skip }, async () => {
