@@ -1,6 +1,6 @@
 // Dispatches per decoded token (batch 1) on WebGPU for the benchmark's model shapes (mamba-130m,
-// mamba2-130m, H3-125M widths), counted by the runtime over pipelined steps at two depths and extrapolated
-// linearly to the full one. Any adapter will do (the count does not depend on speed): SwiftShader locally.
+// mamba2-130m, H3-125M widths), counted by the runtime at two depths and extrapolated linearly to the full
+// one. Any adapter will do (the count does not depend on speed): SwiftShader locally.
 //
 //   npx tsc -p tsconfig.json && node dist/bench/webgpu-dispatches.js [--out bench/results/webgpu-dispatches.json]
 import { parseArgs } from "node:util";
@@ -23,7 +23,7 @@ const { values } = parseArgs({ options: { out: { type: "string", default: "bench
 const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 /** A small vocabulary: the LM head is one dispatch whatever its size, and SwiftShader is slow. */
 const VOCAB = 512;
-const STEPS = 20;
+const STEPS = 12;
 
 async function build(name: string, layers: number): Promise<SequenceLM> {
   if (name === "h3") {
@@ -38,13 +38,18 @@ async function build(name: string, layers: number): Promise<SequenceLM> {
   return buildHybrid(reader, new WeightLoader(memoryTensorSource(initHybridWeights(parseHybridConfig(reader), 0)), gpu, "random"));
 }
 
-/** Dispatches per token, averaged over STEPS tokens after the first two (decoding records one step ahead). */
+/**
+ * Dispatches per token: whole runs of STEPS and 2·STEPS new tokens, after a warm-up run (one-time work);
+ * their difference is STEPS steps exactly (prefill and the step decoding records ahead cancel).
+ */
 async function perToken(model: SequenceLM): Promise<number> {
-  let n = 0, d0 = 0;
-  for await (const _ of generate(model, [[1, 2, 3]], { maxNewTokens: STEPS + 2, sampling: { temperature: 0 }, eosTokenId: null })) {
-    if (++n === 2) d0 = gpu.rt.dispatchCount;
-  }
-  return (gpu.rt.dispatchCount - d0) / STEPS;
+  const run = async (tokens: number) => {
+    const d0 = gpu.rt.dispatchCount;
+    for await (const _ of generate(model, [[1, 2, 3]], { maxNewTokens: tokens, sampling: { temperature: 0 }, eosTokenId: null }));
+    return gpu.rt.dispatchCount - d0;
+  };
+  await run(2);
+  return ((await run(2 * STEPS)) - (await run(STEPS))) / STEPS;
 }
 
 const rows: { model: string; perLayer: number; fullDepth: number; layers: number }[] = [];

@@ -2,7 +2,7 @@ import type { Backend } from "../backends/backend.js";
 import { check, shapeString } from "../errors.js";
 import type { LayerContext, SequenceLayer } from "../nn/layer.js";
 import type { Norm } from "../nn/norm.js";
-import { embedding, linear, mul, selectPositions, tensor, tidy } from "../ops/index.js";
+import { embedding, linear, mul, reshape, selectPositions, tensor, tidy } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import type { CausalLM, ForwardOptions, ForwardResult, ModelDescription } from "./causal-lm.js";
 import { InferenceState, type LayerState } from "./state.js";
@@ -98,7 +98,9 @@ export class SequenceLM implements CausalLM {
   }
 
   private lastPosition(hidden: Tensor): Tensor {
-    const [B, L] = hidden.shape;
+    const [B, L, D] = hidden.shape;
+    // One position (decoding): a reshape, which keeps a pending final norm pending for the LM head to fuse.
+    if (L === 1) return reshape(hidden, [B, D]);
     return selectPositions(hidden, tensor(new Int32Array(B).fill(L - 1), [B], { backend: this.backend }));
   }
 
