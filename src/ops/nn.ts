@@ -43,11 +43,17 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: n
 /** Mamba-2's gated RMSNorm: rmsnorm(y · silu(z)) over groups of `groupSize` channels, times weight. */
 export function gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {
   const b = backendOf("gatedRmsNorm", y, z, weight);
-  const E = y.shape[y.rank - 1];
-  expectShape("gatedRmsNorm", "gate", z, y.shape);
-  expectShape("gatedRmsNorm", "weight", weight, [E]);
-  check(groupSize > 0 && E % groupSize === 0, `gatedRmsNorm: group size ${groupSize} does not divide width ${E}`);
+  expectGatedNorm("gatedRmsNorm", y, z, weight, "weight", groupSize);
   return b.gatedRmsNorm(y, z, weight, groupSize, eps);
+}
+
+/** The gated norm's arguments fit together (the gate like y, the weight over y's width, whole groups); returns the width. */
+function expectGatedNorm(op: string, y: Tensor, z: Tensor, weight: Tensor, weightName: string, groupSize: number): number {
+  const E = y.shape[y.rank - 1];
+  expectShape(op, "gate", z, y.shape);
+  expectShape(op, weightName, weight, [E]);
+  check(groupSize > 0 && E % groupSize === 0, `${op}: group size ${groupSize} does not divide width ${E}`);
+  return E;
 }
 
 /**
@@ -59,10 +65,7 @@ export function gatedNormLinear(
 ): Tensor {
   const b = backendOf("gatedNormLinear", y, z, normWeight, weight, bias);
   if (b.gatedNormLinear) {
-    const E = y.shape[y.rank - 1];
-    expectShape("gatedNormLinear", "gate", z, y.shape);
-    expectShape("gatedNormLinear", "norm weight", normWeight, [E]);
-    check(groupSize > 0 && E % groupSize === 0, `gatedNormLinear: group size ${groupSize} does not divide width ${E}`);
+    const E = expectGatedNorm("gatedNormLinear", y, z, normWeight, "norm weight", groupSize);
     check(weight.rank === 2 && weight.shape[1] === E, `gatedNormLinear: weight ${weight.toString()} does not take inputs of width ${E}`);
     if (bias) expectShape("gatedNormLinear", "bias", bias, [weight.shape[0]]);
     return b.gatedNormLinear(y, z, normWeight, groupSize, eps, weight, bias);

@@ -348,11 +348,16 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const temps: Tensor[] = [];
     if (rows > 0) {
       const bias = norm.kind === "layer" ? this.opt(norm.bias, temps) : null;
-      this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps: norm.eps, layer: norm.kind === "layer", has_bias: bias !== null },
-        [this.f32(a, temps), this.f32(b, temps), this.f32(norm.weight, temps), bias, this.buf(sum), this.buf(normed)], grid(rows, 1));
+      this.addNormKernel(rows, D, norm.eps, norm.kind === "layer",
+        [this.f32(a, temps), this.f32(b, temps), this.f32(norm.weight, temps), bias, this.buf(sum), this.buf(normed)]);
     }
     this.done(temps);
     return { sum, normed };
+  }
+
+  /** The add-norm kernel over [a, b, weight, bias | null, sum out, normed out]. */
+  private addNormKernel(rows: number, D: number, eps: number, layer: boolean, buffers: (GPUBuffer | null)[]): void {
+    this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer, has_bias: buffers[3] !== null }, buffers, grid(rows, 1));
   }
 
   /**
@@ -422,8 +427,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
       },
       run: () => {
         if (!detach()) return;
-        this.run(this.kernel("add-norm", () => rowNormSpec(true)), { rows, D, eps, layer, has_bias: hBias !== null },
-          [this.buf(ha), this.buf(hb), this.buf(hw), hBias && this.buf(hBias), rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer], grid(rows, 1));
+        this.addNormKernel(rows, D, eps, layer,
+          [this.buf(ha), this.buf(hb), this.buf(hw), hBias && this.buf(hBias), rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer]);
         free();
       },
       lastRelease: (shared) => {
@@ -658,13 +663,18 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const bias = this.opt(a.bias, temps);
     const st = this.opt(a.state, temps);
     const x = this.strided(a.x, C, temps);
-    if (n > 0) {
-      this.run(this.kernel("causal-conv1d", causalConv1dSpec),
-        { B, L, C, K, has_bias: bias !== null, has_state: st !== null, silu: a.activation === "silu", x_off: x.off, x_stride: x.stride },
-        [x.buf, this.f32(a.weight, temps), bias, st, this.buf(y), this.buf(state)], grid(n));
-    }
+    if (n > 0) this.convKernel(a, x, [x.buf, this.f32(a.weight, temps), bias, st, this.buf(y), this.buf(state)]);
     this.done(temps);
     return { y, state };
+  }
+
+  /** The causal-conv1d kernel over [x (at x.off, rows x.stride apart), weight, bias | null, state | null, y out, state out]. */
+  private convKernel(a: CausalConv1dArgs, x: { off: number; stride: number }, buffers: (GPUBuffer | null)[]): void {
+    const [B, L, C] = a.x.shape;
+    const K = a.weight.shape[1];
+    this.run(this.kernel("causal-conv1d", causalConv1dSpec),
+      { B, L, C, K, has_bias: buffers[2] !== null, has_state: buffers[3] !== null, silu: a.activation === "silu", x_off: x.off, x_stride: x.stride },
+      buffers, grid(B * L * C + B * (K - 1) * C));
   }
 
   /**
@@ -699,9 +709,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
       },
       run: () => {
         if (!detach()) return;
-        this.run(this.kernel("causal-conv1d", causalConv1dSpec),
-          { B, L, C, K, has_bias: hBias !== null, has_state: hIn !== null, silu, x_off: x.off, x_stride: x.stride },
-          [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), ...outputs], grid(B * C + B * (K - 1) * C));
+        this.convKernel(a, x, [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), ...outputs]);
         free();
       },
       lastRelease: () => pending.run(),
