@@ -75,11 +75,12 @@ export function quantize_q16(x: usize, M: i32, K: i32, xq: usize): void {
 
 /** Σ over one block of 32: int8 weights at w against int16 x at xq, as four i32 lanes (exact). */
 @inline function blockDot(w: usize, xq: usize): v128 {
-  const w0 = v128.load(w), w1 = v128.load(w, 16);
-  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w0), v128.load(xq));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w0), v128.load(xq, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w1), v128.load(xq, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w1), v128.load(xq, 48)));
+  // load8x8_s sign-extends 8 bytes as it loads (one instruction); a 16-byte load would need a
+  // shuffle and a shift to widen its high half.
+  let s = i32x4.dot_i16x8_s(v128.load8x8_s(w), v128.load(xq));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 8), v128.load(xq, 16)));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 16), v128.load(xq, 32)));
+  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 24), v128.load(xq, 48)));
 }
 
 /** acc + d · (block sum), the block sum converted from i32 (|sum| < 2^31: 32 products of ≤ 2^22). */
@@ -87,7 +88,34 @@ export function quantize_q16(x: usize, M: i32, K: i32, xq: usize): void {
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(d)));
 }
 
-/** Integer dot form over weight rows [n0, n1) for each of the M quantized x rows. */
+/** One block of 32: int8 weights at w against the block of x held in four registers, as four i32 lanes. */
+@inline function blockDotX(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  let s = i32x4.dot_i16x8_s(v128.load8x8_s(w), x0);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 8), x1));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 16), x2));
+  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 24), x3));
+}
+
+/** (Σa, Σb, Σc, Σd) of four i32 vectors (exact). */
+@inline function isum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** The f32 scales at p, p + stride, p + 2·stride, p + 3·stride as one vector. */
+@inline function gather4(p: usize, stride: usize): v128 {
+  let v = v128.load32_zero(p);
+  v = f32x4.replace_lane(v, 1, load<f32>(p + stride));
+  v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * stride));
+  return f32x4.replace_lane(v, 3, load<f32>(p + 3 * stride));
+}
+
+/**
+ * Integer dot form over weight rows [n0, n1) for each of the M quantized x rows. Rows go 8 at a time:
+ * each block of x is loaded once into registers for the 8 rows, and the block sums of 4 rows are
+ * gathered into one vector (lane = row) before the f32 step, which then scales 4 rows at once.
+ */
 function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bias: usize, out: usize, n0: i32, n1: i32): void {
   const nb = (K + 31) >> 5;
   const xs = xq + <usize>M * nb * 64;
@@ -97,31 +125,21 @@ function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bi
     const xm = xq + ((<usize>m * nb) << 6);
     const sm = xs + ((<usize>m * nb) << 2);
     let n = n0;
-    // 8 weight rows at a time (more streams in flight: decoding is bound by reading the weights).
     for (; n + 8 <= n1; n += 8) {
       const w0 = wv + <usize>n * rowW, w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
       const w4 = w3 + rowW, w5 = w4 + rowW, w6 = w5 + rowW, w7 = w6 + rowW;
-      const s0 = ws + <usize>n * rowS, s1 = s0 + rowS, s2 = s1 + rowS, s3 = s2 + rowS;
-      const s4 = s3 + rowS, s5 = s4 + rowS, s6 = s5 + rowS, s7 = s6 + rowS;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      const s0 = ws + <usize>n * rowS, s4 = s0 + 4 * rowS;
+      let lo = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+      let hi = bias ? v128.load(bias + (<usize>n << 2), 16) : f32x4.splat(0);
       for (let b = 0; b < nb; b++) {
         const xb = xm + (<usize>b << 6);
+        const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
         const kb = <usize>b << 5, sb = <usize>b << 2;
-        const dx = load<f32>(sm + sb);
-        a0 = addScaled(a0, blockDot(w0 + kb, xb), dx * load<f32>(s0 + sb));
-        a1 = addScaled(a1, blockDot(w1 + kb, xb), dx * load<f32>(s1 + sb));
-        a2 = addScaled(a2, blockDot(w2 + kb, xb), dx * load<f32>(s2 + sb));
-        a3 = addScaled(a3, blockDot(w3 + kb, xb), dx * load<f32>(s3 + sb));
-        a4 = addScaled(a4, blockDot(w4 + kb, xb), dx * load<f32>(s4 + sb));
-        a5 = addScaled(a5, blockDot(w5 + kb, xb), dx * load<f32>(s5 + sb));
-        a6 = addScaled(a6, blockDot(w6 + kb, xb), dx * load<f32>(s6 + sb));
-        a7 = addScaled(a7, blockDot(w7 + kb, xb), dx * load<f32>(s7 + sb));
-      }
-      let lo = sum4(a0, a1, a2, a3), hi = sum4(a4, a5, a6, a7);
-      if (bias) {
-        lo = f32x4.add(lo, v128.load(bias + (<usize>n << 2)));
-        hi = f32x4.add(hi, v128.load(bias + (<usize>n << 2), 16));
+        const dx = f32x4.splat(load<f32>(sm + sb));
+        const ulo = isum4(blockDotX(w0 + kb, x0, x1, x2, x3), blockDotX(w1 + kb, x0, x1, x2, x3), blockDotX(w2 + kb, x0, x1, x2, x3), blockDotX(w3 + kb, x0, x1, x2, x3));
+        lo = f32x4.add(lo, f32x4.mul(f32x4.convert_i32x4_s(ulo), f32x4.mul(gather4(s0 + sb, rowS), dx)));
+        const uhi = isum4(blockDotX(w4 + kb, x0, x1, x2, x3), blockDotX(w5 + kb, x0, x1, x2, x3), blockDotX(w6 + kb, x0, x1, x2, x3), blockDotX(w7 + kb, x0, x1, x2, x3));
+        hi = f32x4.add(hi, f32x4.mul(f32x4.convert_i32x4_s(uhi), f32x4.mul(gather4(s4 + sb, rowS), dx)));
       }
       v128.store(out + ((<usize>m * N + n) << 2), lo);
       v128.store(out + ((<usize>m * N + n) << 2), hi, 16);
