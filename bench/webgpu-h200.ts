@@ -36,6 +36,8 @@ const { values: opts } = parseArgs({
     "no-hf": { type: "boolean", default: false },
     /** Per-kernel GPU times (timestamp queries) of a decode step and a prefill, and a decode step's wall-clock parts. */
     profile: { type: "boolean", default: false },
+    /** Batch rows of the profiled decode steps. */
+    "profile-batch": { type: "string", default: "1" },
     /** Only decode at batch 1 for this many steps (for a CPU profile of recording). */
     "decode-only": { type: "string" },
     /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
@@ -302,15 +304,18 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   const top = (m: Map<string, { ms: number; count: number }>, per: number) =>
     [...m.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ kernel: k, ms: v.ms / per, count: v.count / per }));
   const out: Record<string, unknown> = {};
-  // A decode step's wall-clock parts (batch 1): recording, GPU (submit → done), reading the chosen id back.
-  let state = model.forward(tensor(randomIds(16, model.vocabSize, 1), [1, 16], { dtype: "i32", backend: gpu }), null, { logits: "none" }).state;
+  // A decode step's wall-clock parts (batch B): recording, GPU (submit → done), reading the chosen ids back.
+  const B = Number(opts["profile-batch"]);
+  if (!Number.isInteger(B) || B < 1) throw new Error(`--profile-batch must be a positive integer, got '${opts["profile-batch"]}'`);
+  const stepIds = () => tensor(new Int32Array(B).fill(7), [B, 1], { dtype: "i32", backend: gpu });
+  let state = model.forward(tensor(randomIds(16 * B, model.vocabSize, 1), [B, 16], { dtype: "i32", backend: gpu }), null, { logits: "none" }).state;
   const sample = { temperature: 0, topK: 0, topP: 1, minP: 0 };
   const parts = { record: 0, gpu: 0, read: 0 };
   const steps = quick ? 2 : 20;
   for (let i = 0; i < steps + 3; i++) {
     const t0 = performance.now();
-    const next = model.step(tensor(Int32Array.from([7]), [1, 1], { dtype: "i32", backend: gpu }), state);
-    const chosen = gpu.sampleTokens(next.logits, sample, new Float32Array(1));
+    const next = model.step(stepIds(), state);
+    const chosen = gpu.sampleTokens(next.logits, sample, new Float32Array(B));
     const t1 = performance.now();
     await gpu.sync();
     const t2 = performance.now();
@@ -320,15 +325,16 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
     state.dispose();
     state = next.state;
   }
-  out.decode_b1_wall_ms = { record: parts.record / steps, gpu: parts.gpu / steps, read: parts.read / steps };
+  out[`decode_b${B}_wall_ms`] = { record: parts.record / steps, gpu: parts.gpu / steps, read: parts.read / steps };
   gpu.rt.startProfile();
   for (let i = 0; i < 5; i++) {
-    const next = model.step(tensor(Int32Array.from([7]), [1, 1], { dtype: "i32", backend: gpu }), state);
-    gpu.sampleTokens(next.logits, sample, new Float32Array(1));
+    const next = model.step(stepIds(), state);
+    gpu.sampleTokens(next.logits, sample, new Float32Array(B));
     state.dispose();
     state = next.state;
   }
-  out.decode_b1_kernels = top(await gpu.rt.stopProfile(), 5);
+  const decodeKernels = top(await gpu.rt.stopProfile(), 5);
+  out[`decode_b${B}_kernels`] = decodeKernels;
   state.dispose();
   gpu.rt.startProfile();
   const r = model.forward(tensor(randomIds(L, model.vocabSize, 3), [1, L], { dtype: "i32", backend: gpu }), null, { logits: "last" });
@@ -336,9 +342,9 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   out[`prefill_${L}_kernels`] = top(await gpu.rt.stopProfile(), 1);
   r.state.dispose();
   const sum = (rows: { ms: number }[]) => rows.reduce((n, x) => n + x.ms, 0);
-  log(`${name} decode b1 wall: record ${(parts.record / steps).toFixed(2)} ms, gpu ${(parts.gpu / steps).toFixed(2)} ms, read ${(parts.read / steps).toFixed(2)} ms; ` +
-    `GPU kernels ${sum(out.decode_b1_kernels as { ms: number }[]).toFixed(2)} ms/step; prefill ${L} kernels ${sum(out[`prefill_${L}_kernels`] as { ms: number }[]).toFixed(1)} ms`);
-  for (const [what, rows] of [["decode b1", out.decode_b1_kernels], [`prefill ${L}`, out[`prefill_${L}_kernels`]]] as const) {
+  log(`${name} decode b${B} wall: record ${(parts.record / steps).toFixed(2)} ms, gpu ${(parts.gpu / steps).toFixed(2)} ms, read ${(parts.read / steps).toFixed(2)} ms; ` +
+    `GPU kernels ${sum(decodeKernels).toFixed(2)} ms/step; prefill ${L} kernels ${sum(out[`prefill_${L}_kernels`] as { ms: number }[]).toFixed(1)} ms`);
+  for (const [what, rows] of [[`decode b${B}`, decodeKernels], [`prefill ${L}`, out[`prefill_${L}_kernels`]]] as const) {
     log(`  ${what}: ` + (rows as { kernel: string; ms: number; count: number }[]).slice(0, 12).map((x) => `${x.kernel} ${x.ms.toFixed(3)} ms ×${x.count}`).join("; "));
   }
   return out;

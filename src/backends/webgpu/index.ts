@@ -45,7 +45,7 @@ export interface GpuView {
 }
 
 /**
- * An op recorded but not run (decoding: the residual add + RMSNorm, a conv step): the linear layer that
+ * An op recorded but not run (decoding one sequence: the residual add + RMSNorm): the linear layer that
  * reads its output computes it on the fly while it reads its input, and writes the op's other outputs on
  * the way (matvecSubgroupSpec's prologues); anything else that touches one of its tensors runs the op's
  * own kernel first (storageOf). A record holds aliases of what it reads, so no buffer it needs is reused
@@ -337,10 +337,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const rows = a.size / Math.max(1, D);
     const sum = this.make(a.shape);
     const normed = this.make(a.shape);
-    // Decoding: left pending for the linear layer that reads `normed` (one dispatch per layer fewer).
-    const normBias = norm.kind === "layer" ? norm.bias : null;
-    const deferrable = this.useSubgroups && rows > 0 && rows <= MATVEC_SG_ROWS && D % 4 === 0 &&
-      [a, b, norm.weight, ...(normBias ? [normBias] : [])].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
+    // Decoding one sequence: an RMSNorm is left pending for the linear layer that reads `normed` (one
+    // dispatch per layer fewer). Not for more rows or a LayerNorm: there the fused matvec costs more than
+    // the dispatch it saves (H100: 64 µs against 39 + ~15 for in_proj at 8 rows; see MatvecPrologue).
+    const deferrable = this.useSubgroups && rows === 1 && norm.kind === "rms" && D % 4 === 0 &&
+      [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
     if (deferrable) {
       this.deferAddNorm(a, b, norm, sum, normed);
       return { sum, normed };
@@ -401,24 +402,20 @@ export class WebGpuBackend implements Backend, TokenSampler {
     return true;
   }
 
-  /** addNorm left pending (rows ≤ MATVEC_SG_ROWS, D % 4 = 0, dense f32 inputs). */
+  /** An RMSNorm's addNorm left pending (one row, D % 4 = 0, dense f32 inputs). */
   private deferAddNorm(a: Tensor, b: Tensor, norm: NormSpec, sum: Tensor, normed: Tensor): void {
     const D = norm.weight.size;
     const rows = a.size / D;
     const { eps } = norm;
-    const layer = norm.kind === "layer";
-    const normBias = layer ? norm.bias : null;
     const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
-    const { aliases, detach, free } = this.hold([a, b, norm.weight, sum, ...(normBias ? [normBias] : [])], [sumShared, normedShared]);
+    const { aliases, detach, free } = this.hold([a, b, norm.weight, sum], [sumShared, normedShared]);
     const [ha, hb, hw, hsum] = aliases;
-    const hBias = normBias ? aliases[4] : null;
     let sumWritten = false;
     const pending: PendingOp = {
       input: normedShared,
       fuseLinear: (M, w, bias, out) => {
-        const inputs = [this.buf(ha), this.buf(hb), this.buf(hw), ...(layer ? [hBias && this.buf(hBias)] : [])];
-        const params = { x_off: 0, x_stride: D, eps, ...(layer ? { has_nbias: hBias !== null } : {}) };
-        const ok = this.prologueMatvec(layer ? "add-layer-norm" : "add-rms-norm", M, w, bias, out, params, inputs, [rawStorageOf(hsum).buffer]);
+        const inputs = [this.buf(ha), this.buf(hb), this.buf(hw)];
+        const ok = this.prologueMatvec("add-rms-norm", M, w, bias, out, { x_off: 0, x_stride: D, eps }, inputs, [rawStorageOf(hsum).buffer]);
         if (ok && !sumWritten) {
           sumWritten = true;
           delete sumShared.pending;
@@ -427,8 +424,8 @@ export class WebGpuBackend implements Backend, TokenSampler {
       },
       run: () => {
         if (!detach()) return;
-        this.addNormKernel(rows, D, eps, layer,
-          [this.buf(ha), this.buf(hb), this.buf(hw), hBias && this.buf(hBias), rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer]);
+        this.addNormKernel(rows, D, eps, false,
+          [this.buf(ha), this.buf(hb), this.buf(hw), null, rawStorageOf(hsum).buffer, rawStorageOf(normed).buffer]);
         free();
       },
       lastRelease: (shared) => {
@@ -657,7 +654,6 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const K = a.weight.shape[1];
     const y = this.make(a.x.shape);
     const state = this.make([B, K - 1, C]);
-    if (this.deferConvStep(a, y, state)) return { y, state };
     const temps: Tensor[] = [];
     const n = B * L * C + B * (K - 1) * C;
     const bias = this.opt(a.bias, temps);
@@ -675,48 +671,6 @@ export class WebGpuBackend implements Backend, TokenSampler {
     this.run(this.kernel("causal-conv1d", causalConv1dSpec),
       { B, L, C, K, has_bias: buffers[2] !== null, has_state: buffers[3] !== null, silu: a.activation === "silu", x_off: x.off, x_stride: x.stride },
       buffers, grid(B * L * C + B * (K - 1) * C));
-  }
-
-  /**
-   * A decoding step of the conv (L = 1, up to MATVEC_SG_ROWS rows, 16-byte aligned f32 rows) left pending
-   * for the linear layer that reads its output (Mamba's x_proj): that matvec computes the conv as it reads
-   * and writes y and the next state on the way. False where it does not apply.
-   */
-  private deferConvStep(a: CausalConv1dArgs, y: Tensor, state: Tensor): boolean {
-    const [B, L, C] = a.x.shape;
-    const K = a.weight.shape[1];
-    const xv = a.x.dtype === "f32" ? rawStorageOf(a.x).view : undefined;
-    const x = xv && xv.width === C ? { off: xv.off, stride: xv.stride } : !xv && a.x.dtype === "f32" ? { off: 0, stride: C } : null;
-    const dense = (t: Tensor | null) => !t || (t.dtype === "f32" && !rawStorageOf(t).view);
-    if (!this.useSubgroups || L !== 1 || B < 1 || B > MATVEC_SG_ROWS || C % 4 !== 0 || K < 1 || !x || x.off % 4 !== 0 || x.stride % 4 !== 0 ||
-      ![a.weight, a.bias, a.state].every(dense)) return false;
-    const yShared = rawStorageOf(y).shared, stateShared = rawStorageOf(state).shared;
-    // The outputs are not held: releasing either one runs the op first (lastRelease), while both buffers live.
-    const outputs = [rawStorageOf(y).buffer, rawStorageOf(state).buffer];
-    const { aliases, detach, free } = this.hold([a.x, a.weight, ...(a.bias ? [a.bias] : []), ...(a.state ? [a.state] : [])], [yShared, stateShared]);
-    const [hx, hw] = aliases;
-    const hBias = a.bias ? aliases[2] : null, hIn = a.state ? aliases[aliases.length - 1] : null;
-    const silu = a.activation === "silu";
-    const pending: PendingOp = {
-      input: yShared,
-      fuseLinear: (M, w, bias, out) => {
-        if (M !== B) return false;
-        const params = { x_off: x.off, x_stride: x.stride, conv_s: K - 1, has_state: hIn !== null, has_cbias: hBias !== null, silu };
-        const before = [this.buf(hx), hIn && this.buf(hIn), this.buf(hw), hBias && this.buf(hBias)];
-        if (!this.prologueMatvec("conv-step", M, w, bias, out, params, before, outputs)) return false;
-        if (detach()) free();
-        return true;
-      },
-      run: () => {
-        if (!detach()) return;
-        this.convKernel(a, x, [this.buf(hx), this.buf(hw), hBias && this.buf(hBias), hIn && this.buf(hIn), ...outputs]);
-        free();
-      },
-      lastRelease: () => pending.run(),
-    };
-    yShared.pending = pending;
-    stateShared.pending = pending;
-    return true;
   }
 
   /** [first (E) | second (E)] packed into one buffer, cached while the tensors live (D and Δ bias of a layer). */

@@ -72,7 +72,7 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
   }
 });
 
-test("addNorm while decoding (RMSNorm, LayerNorm): deferred into the linear layer that reads it, and run whenever anything else needs it", { skip }, async () => {
+test("addNorm while decoding: one row of RMSNorm deferred into the linear layer that reads it and run whenever anything else needs it; more rows and LayerNorm run at once", { skip }, async () => {
   const r = new Inputs(32);
   for (const [M, D, N, dtype] of [[1, 64, 24, "f32"], [3, 768, 40, "f16"], [9, 128, 17, "f32"], [64, 32, 5, "bf16"]] as const) {
     const h = r.f32([M, D], -2, 2), y = r.f32([M, D], -2, 2), y2 = r.f32([M, D], 1, 5);

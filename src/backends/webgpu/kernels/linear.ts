@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { bindType, BLOCK_SUM, loadFn, tileProduct, type WeightDType } from "./wgsl.js";
+import { bindType, loadFn, tileProduct, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -93,81 +93,40 @@ export function tileFor(M: number, N: number): number {
 /**
  * What the subgroup matvec computes its input from, on the fly (decoding; vec4 form only):
  * - "gated-norm": Mamba-2's gated RMSNorm of (x = y, z): v = y·silu(z), z a strided view;
- * - "add-rms-norm": RMSNorm of the residual sum v = x + b (b dense), which workgroup 0 also writes out;
- * - "conv-step": one step of a causal depthwise conv (+ bias, optional silu) over x and the conv state
- *   [rows, S, K] (weights [K, S + 1]), whose output and next state workgroup 0 also writes out.
- * - "add-layer-norm": LayerNorm (weight g, optional bias β) of v = x + b, the sum written out as above.
- * The norms are over the whole row. The RMS norms sum the row's Σv² beside Σ w·(v·g) and scale the total
- * by its 1/rms at the end; the LayerNorm's mean and 1/σ are found first, once per workgroup and row, in
- * two passes (as the reference does), and v normalised as it is read.
+ * - "add-rms-norm": RMSNorm of the residual sum v = x + b (b dense), which workgroup 0 also writes out.
+ * The norms are over the whole row: Σv² is summed beside Σ w·(v·g) and the total scaled by its 1/rms at
+ * the end. Every subgroup recomputes its input for each output column, so a prologue pays only where
+ * that is cheap: a few loads per element, a single row (see the backend's addNorm). Measured on an H100
+ * (session 8) and dropped: Mamba's conv step inside x_proj (each of x_proj's 80 columns recomputed the
+ * conv of every channel: 122 µs per layer against 25 µs for the conv kernel alone) and LayerNorm's
+ * (its mean and 1/σ found again by every workgroup of each of the three projections that read it).
  */
-export type MatvecPrologue = "none" | "gated-norm" | "add-rms-norm" | "add-layer-norm" | "conv-step";
+export type MatvecPrologue = "none" | "gated-norm" | "add-rms-norm";
 
 /** WGSL: the input's 4 elements at (row, k), k a multiple of 4. */
 function inputAt(prologue: MatvecPrologue): string {
   const x = "xv[(p.x_off + row * p.x_stride + k) / 4u]";
   if (prologue === "none") return `fn input_at(row: u32, k: u32) -> vec4<f32> { return ${x}; }`;
-  if (prologue === "add-rms-norm" || prologue === "add-layer-norm") {
+  if (prologue === "add-rms-norm") {
     return `fn input_at(row: u32, k: u32) -> vec4<f32> { return ${x} + bv4[(row * p.K + k) / 4u]; }`;
   }
-  if (prologue === "gated-norm") {
-    return `fn input_at(row: u32, k: u32) -> vec4<f32> {
+  return `fn input_at(row: u32, k: u32) -> vec4<f32> {
   let zv = zv4[(p.z_off + row * p.z_stride + k) / 4u];
   return ${x} * zv / (vec4<f32>(1.0) + exp(-zv));
-}`;
-  }
-  return `fn conv_tap(k: u32, j: u32) -> vec4<f32> {
-  let w = p.conv_s + 1u;
-  return vec4<f32>(cw[k * w + j], cw[(k + 1u) * w + j], cw[(k + 2u) * w + j], cw[(k + 3u) * w + j]);
-}
-fn conv_state(row: u32, j: u32, k: u32) -> vec4<f32> {
-  if (p.has_state == 0u) { return vec4<f32>(0.0); }
-  return cst4[((row * p.conv_s + j) * p.K + k) / 4u];
-}
-fn input_at(row: u32, k: u32) -> vec4<f32> {
-  var a = vec4<f32>(0.0);
-  if (p.has_cbias != 0u) { a = cb4[k / 4u]; }
-  for (var j = 0u; j < p.conv_s; j = j + 1u) { a = a + conv_state(row, j, k) * conv_tap(k, j); }
-  a = a + ${x} * conv_tap(k, p.conv_s);
-  if (p.silu != 0u) { a = a / (vec4<f32>(1.0) + exp(-a)); }
-  return a;
 }`;
 }
 
 /** WGSL run by workgroup 0 of each block of rows first: the outputs a prologue also materialises. */
 function writeOutputs(prologue: MatvecPrologue, M: number): string {
-  if (prologue === "none" || prologue === "gated-norm") return "";
-  const conv = prologue === "conv-step";
+  if (prologue !== "add-rms-norm") return "";
   return `
   if (wg == 0u) {
     for (var m = 0u; m < ${M}u && m0 + m < p.M; m = m + 1u) {
       let row = m0 + m;
-      for (var k4 = lid; k4 < p.K / 4u; k4 = k4 + 256u) {
-        ${conv ? "y_out" : "sum_out"}[row * p.K / 4u + k4] = input_at(row, 4u * k4);${conv ? `
-        // The next state: the window shifted by one, the newest input last.
-        for (var j = 0u; j + 1u < p.conv_s; j = j + 1u) { st_out[((row * p.conv_s + j) * p.K) / 4u + k4] = conv_state(row, j + 1u, 4u * k4); }
-        if (p.conv_s > 0u) { st_out[((row * p.conv_s + p.conv_s - 1u) * p.K) / 4u + k4] = xv[(p.x_off + row * p.x_stride) / 4u + k4]; }` : ""}
-      }
+      for (var k4 = lid; k4 < p.K / 4u; k4 = k4 + 256u) { sum_out[row * p.K / 4u + k4] = input_at(row, 4u * k4); }
     }
   }`;
 }
-
-/** WGSL at the top of main for add-layer-norm: each row's mean and 1/σ into `stat` (uniform control flow). */
-function layerNormStats(M: number): string {
-  return `
-  for (var m = 0u; m < ${M}u; m = m + 1u) {
-    let row = min(m0 + m, p.M - 1u);
-    var s = 0.0;
-    for (var k4 = lid; k4 < p.K / 4u; k4 = k4 + 256u) { let v = input_at(row, 4u * k4); s = s + v.x + v.y + v.z + v.w; }
-    let mean = block_sum(s, lid) / f32(p.K);
-    var q = 0.0;
-    for (var k4 = lid; k4 < p.K / 4u; k4 = k4 + 256u) { let d = input_at(row, 4u * k4) - vec4<f32>(mean); q = q + dot(d, d); }
-    let inv = inverseSqrt(block_sum(q, lid) / f32(p.K) + p.eps);
-    if (lid == 0u) { stat[2u * m] = mean; stat[2u * m + 1u] = inv; }
-  }
-  workgroupBarrier();`;
-}
-
 
 /**
  * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
@@ -176,7 +135,6 @@ function layerNormStats(M: number): string {
 export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, prologue: MatvecPrologue = "none"): KernelSpec {
   const M = rows;
   const normed = prologue === "gated-norm" || prologue === "add-rms-norm";
-  const layer = prologue === "add-layer-norm";
   if (prologue !== "none" && !vec4) throw new Error(`matvecSubgroupSpec: the ${prologue} prologue needs the vec4 form`);
   const wType = vec4 ? (dtype === "f32" ? "vec4<f32>" : "vec2<u32>") : bindType(dtype);
   const accInit = Array.from({ length: M }, () => "0.0").join(", ");
@@ -186,12 +144,6 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
           let v = input_at(${row}, ${k});
           ss[m] = ss[m] + dot(v, v);
           acc[m] = acc[m] + dot(w_${k}, v * gv4[${k} / 4u]);
-        }`
-    : layer
-    ? `for (var m = 0u; m < ${M}u; m = m + 1u) {
-          var v = (input_at(${row}, ${k}) - vec4<f32>(stat[2u * m])) * stat[2u * m + 1u] * gv4[${k} / 4u];
-          if (p.has_nbias != 0u) { v = v + nb4[${k} / 4u]; }
-          acc[m] = acc[m] + dot(w_${k}, v);
         }`
     : `for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + dot(w_${k}, input_at(${row}, ${k})); }`;
   // Four weight loads issued before their products: a 768- or 1536-long row is only 6–12 steps of a
@@ -221,41 +173,34 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
         for (var m = 0u; m < ${M}u; m = m + 1u) { acc[m] = acc[m] + wv * xv[p.x_off + ${row} * p.x_stride + k]; }
       }`;
   const total = normed ? "subgroupAdd(acc[m]) * inverseSqrt(subgroupAdd(ss[m]) / f32(p.K) + p.eps)" : "subgroupAdd(acc[m])";
-  const conv = prologue === "conv-step";
   return {
     key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${prologue !== "none" ? `-${prologue}` : ""}`,
     params: [
       ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"],
       ...(prologue === "gated-norm" ? [["z_off", "u32"], ["z_stride", "u32"]] as const : []),
-      ...(normed || layer ? [["eps", "f32"]] as const : []),
-      ...(layer ? [["has_nbias", "u32"]] as const : []),
-      ...(conv ? [["conv_s", "u32"], ["has_state", "u32"], ["has_cbias", "u32"], ["silu", "u32"]] as const : []),
+      ...(normed ? [["eps", "f32"]] as const : []),
     ],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: vec4 ? "vec4<f32>" : "f32" },
       ...(prologue === "gated-norm" ? [{ name: "zv4", type: "vec4<f32>" }] as const : []),
-      ...(prologue === "add-rms-norm" || layer ? [{ name: "bv4", type: "vec4<f32>" }] as const : []),
-      ...(normed || layer ? [{ name: "gv4", type: "vec4<f32>" }] as const : []),
-      ...(layer ? [{ name: "nb4", type: "vec4<f32>" }] as const : []),
-      ...(conv ? [{ name: "cst4", type: "vec4<f32>" }, { name: "cw", type: "f32" }, { name: "cb4", type: "vec4<f32>" }] as const : []),
+      ...(prologue === "add-rms-norm" ? [{ name: "bv4", type: "vec4<f32>" }] as const : []),
+      ...(normed ? [{ name: "gv4", type: "vec4<f32>" }] as const : []),
       { name: vec4 ? "w4" : "w", type: wType },
       { name: "bias", type: "f32" },
       { name: "out", type: "f32", write: true },
-      ...(prologue === "add-rms-norm" || layer ? [{ name: "sum_out", type: "vec4<f32>", write: true }] as const : []),
-      ...(conv ? [{ name: "y_out", type: "vec4<f32>", write: true }, { name: "st_out", type: "vec4<f32>", write: true }] as const : []),
+      ...(prologue === "add-rms-norm" ? [{ name: "sum_out", type: "vec4<f32>", write: true }] as const : []),
     ],
     enables: ["subgroups"],
     directives: ["diagnostic(off, subgroup_uniformity)"],
     body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
-${vec4 ? inputAt(prologue) : ""}${layer ? `${BLOCK_SUM}
-var<workgroup> stat: array<f32, ${2 * M}>;` : ""}
+${vec4 ? inputAt(prologue) : ""}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
   // Columns in blocks along x; rows of x in blocks of ${M} along y (batched decoding).
   let wg = wid.x;
-  let m0 = wid.y * ${M}u;${layer ? layerNormStats(M) : ""}${writeOutputs(prologue, M)}
+  let m0 = wid.y * ${M}u;${writeOutputs(prologue, M)}
   for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
     // Row r belongs to the subgroup holding invocation r·(256 / rows): exactly one, however the
     // invocations are grouped.
