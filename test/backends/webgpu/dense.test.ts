@@ -116,14 +116,14 @@ test("addNorm while decoding: one row of RMSNorm deferred into the linear layer 
   }
 });
 
-test("gatedNormLinear: the fused decoding matvec against gatedRmsNorm then linear; other shapes fall back", { skip }, async () => {
+test("gatedNormLinear: the fused matvec decoding one row against gatedRmsNorm then linear; other shapes fall back", { skip }, async () => {
   const r = new Inputs(31);
-  // [rows, K, N, group, weight dtype]: rows within one block of 8, several blocks (9, 70 > 64 falls back),
-  // z as a column slice of a wider tensor (Mamba-2's in_proj output), f16/bf16 weights, K % 4 != 0 and
-  // several norm groups (fall back).
+  // [rows, K, N, group, weight dtype]: one row fused (f32/f16/bf16 weights, K up to Mamba-2's 1536), z as a
+  // column slice of a wider tensor (Mamba-2's in_proj output); more rows, K % 4 != 0 and several norm
+  // groups fall back.
   const cases: [number, number, number, number, "f32" | "f16" | "bf16"][] = [
-    [1, 64, 24, 64, "f32"], [3, 1536, 40, 1536, "f32"], [9, 128, 17, 128, "f16"], [2, 256, 9, 256, "bf16"],
-    [70, 64, 8, 64, "f32"], [1, 66, 5, 66, "f32"], [2, 128, 6, 32, "f32"],
+    [1, 64, 24, 64, "f32"], [1, 1536, 40, 1536, "f32"], [1, 128, 17, 128, "f16"], [1, 256, 9, 256, "bf16"],
+    [3, 128, 17, 128, "f16"], [70, 64, 8, 64, "f32"], [1, 66, 5, 66, "f32"], [2, 128, 6, 32, "f32"],
   ];
   for (const [M, K, N, group, dtype] of cases) {
     const y = r.f32([M, K], -2, 2);
