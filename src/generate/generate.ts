@@ -115,13 +115,19 @@ export async function* generate(
 
   let active = rows;
   // A backend that samples where the logits are (WebGPU) reads back only token ids, and decoding is pipelined:
-  // step t+1 is recorded from the ids the device chose at step t before they are read, so the device computes
-  // it while the host handles step t's tokens; a row that finishes invalidates that step, which is then redone
-  // for the remaining rows (with the same random numbers). No repetition penalty there: it needs the history.
+  // step t+1 is recorded from the ids the device chose at step t before they are read, and its own read is
+  // issued (which submits it) before step t's ids are awaited, so the device computes it while the host
+  // handles step t's tokens and records step t+2; a row that finishes invalidates that step, which is then
+  // redone for the remaining rows (with the same random numbers). No repetition penalty there: it needs the
+  // history.
   const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
   const draw = (n: number) => Float32Array.from({ length: n }, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
   let chosen: Tensor | null = null;
-  let ahead: { state: InferenceState; chosen: Tensor; rng: number[] } | null = null;
+  let ahead: { state: InferenceState; chosen: Tensor; rng: number[]; read: Promise<Float32Array | Int32Array> } | null = null;
+  // The read of `chosen` when it was issued ahead (the step before recorded it).
+  let chosenRead: Promise<Float32Array | Int32Array> | null = null;
+  // A read whose step was dropped still settles; its result (or a lost device's error) is not wanted.
+  const dropRead = (read: Promise<unknown>) => void read.catch(() => undefined);
   try {
     if (sampler) {
       chosen = sampler.sampleTokens(logitsTensor, sampling, draw(active.length));
@@ -131,14 +137,16 @@ export async function* generate(
       let tokens: number[];
       if (sampler) {
         // Reading submits what is recorded (this step) before the next step is recorded behind it.
-        const read = chosen!.read();
+        const read = chosenRead ?? chosen!.read();
+        chosenRead = null;
         if (step + 1 < maxNewTokens) {
           const rngState = rng.getState();
           const ids = reshape(chosen!, [active.length, 1]);
           const next = model.step(ids, state);
           ids.dispose();
-          ahead = { state: next.state, chosen: sampler.sampleTokens(next.logits, sampling, draw(active.length)), rng: rngState };
+          const nextChosen = sampler.sampleTokens(next.logits, sampling, draw(active.length));
           next.logits.dispose();
+          ahead = { state: next.state, chosen: nextChosen, rng: rngState, read: nextChosen.read() };
         }
         tokens = Array.from(await read);
         chosen!.dispose();
@@ -166,12 +174,14 @@ export async function* generate(
         state.dispose();
         state = ahead.state;
         chosen = ahead.chosen;
+        chosenRead = ahead.read;
         ahead = null;
         continue;
       }
       if (ahead) {
         ahead.state.dispose();
         ahead.chosen.dispose();
+        dropRead(ahead.read);
         rng.setState(ahead.rng);
         ahead = null;
       }
@@ -194,9 +204,11 @@ export async function* generate(
   } finally {
     state.dispose();
     chosen?.dispose();
+    if (chosenRead) dropRead(chosenRead);
     if (ahead) {
       ahead.state.dispose();
       ahead.chosen.dispose();
+      dropRead(ahead.read);
     }
   }
   return rows.map((r) => ({ tokens: r.tokens, text: r.text, finishReason: r.finish ?? "length" }));
