@@ -136,7 +136,7 @@ export async function* generate(
     for (let step = 0; step < maxNewTokens; step++) {
       let tokens: number[];
       if (sampler) {
-        // Reading submits what is recorded (this step) before the next step is recorded behind it.
+        // Reading submits what is recorded (this step; already done when it was recorded ahead).
         const read = chosenRead ?? chosen!.read();
         chosenRead = null;
         if (step + 1 < maxNewTokens) {
