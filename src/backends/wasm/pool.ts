@@ -5,7 +5,7 @@
 import { CTL, MAX_ARGS, MAX_CHUNKS, SPIN_ITERATIONS, claimStart, runChunk, workOn, type HelperData } from "./pool-protocol.js";
 import { KERNEL_NAMES, type KernelName } from "./runtime.js";
 
-interface NodeWorker { unref(): void; terminate(): Promise<number> }
+interface NodeWorker { unref(): void; terminate(): Promise<number>; on(event: "error", listener: (error: Error) => void): void }
 type WorkerCtor = new (url: URL, options: { workerData: unknown }) => NodeWorker;
 /** What the pool needs of a browser Web Worker (`Worker` of a cross-origin-isolated page). */
 interface WebWorker { postMessage(message: unknown): void; terminate(): void }
@@ -34,6 +34,8 @@ export interface Job {
 const CHUNKS_PER_THREAD = 4;
 
 let workerCtor: WorkerCtor | null | undefined;
+/** node:fs's existsSync (null outside Node), to check for the helpers' module file before starting them. */
+let fileExists: ((path: URL) => boolean) | null = null;
 
 /** node:worker_threads' Worker, loaded once; null outside Node. */
 async function loadWorkerCtor(): Promise<WorkerCtor | null> {
@@ -41,6 +43,7 @@ async function loadWorkerCtor(): Promise<WorkerCtor | null> {
   try {
     const mod = await import("node:worker_threads");
     workerCtor = mod.Worker as unknown as WorkerCtor;
+    fileExists = (await import("node:fs")).existsSync;
   } catch {
     workerCtor = null;
   }
@@ -85,6 +88,8 @@ export class ThreadPool {
     private readonly module: WebAssembly.Module,
     private readonly memory: WebAssembly.Memory,
     private readonly exports: WebAssembly.Exports,
+    /** The Node helpers' module (worker.js beside this file; a bundler may have left it behind). */
+    private readonly workerUrl = new URL("./worker.js", import.meta.url),
   ) {}
 
   /** Threads that run kernels, the caller included. */
@@ -118,9 +123,18 @@ export class ThreadPool {
       }
       return true;
     }
-    const url = new URL("./worker.js", import.meta.url);
+    const url = this.workerUrl;
+    if (url.protocol === "file:" && fileExists && !fileExists(url)) {
+      // Bundled without the helpers' file: say so once and run on one thread, rather than let the
+      // worker's load error end the process.
+      process.emitWarning(`the wasm kernels' helper module ${url.pathname} is missing (bundled without it?); running on one thread`, "HippoWarning");
+      return false;
+    }
     for (let i = 1; i <= count; i++) {
       const w = new node!(url, { workerData: this.helperData(i) });
+      // A helper that fails to start never reports ready: the wait below times out and the pool runs on
+      // one thread. Without a listener its error would end the process.
+      w.on("error", (e) => process.emitWarning(`a wasm kernel helper thread failed: ${e.message}`, "HippoWarning"));
       w.unref();
       this.workers.push(w);
     }

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { CpuBackend } from "../../../src/backends/cpu/index.js";
 import { WasmCpuBackend } from "../../../src/backends/wasm/index.js";
+import { ThreadPool } from "../../../src/backends/wasm/pool.js";
+import { instantiate, kernelsModule, WasmHeap } from "../../../src/backends/wasm/runtime.js";
 import { Prng } from "../../ops/helpers.js";
 
 const fast = WasmCpuBackend.create(3);
@@ -29,4 +31,19 @@ test("thread pool: 400 jobs of varied sizes on 3 threads give the reference resu
   }
   // Claimed chunks: a helper may miss a job, but over 400 it takes a share.
   assert.ok(b.helperChunks > chunksBefore, `the helpers ran no chunks (${b.helperChunks})`);
+});
+
+test("the helpers' module missing (a bundle without worker.js): a warning naming it, and the pool runs on one thread", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
+  const module = kernelsModule()!;
+  const heap = new WasmHeap();
+  const pool = new ThreadPool(module, heap.memory, instantiate(module, heap.memory).exports, new URL("./no-such-worker.js", import.meta.url));
+  const warnings: string[] = [];
+  const listen = (w: Error) => warnings.push(w.message);
+  process.on("warning", listen);
+  pool.setThreads(3);
+  await new Promise((resolve) => setTimeout(resolve, 10)); // warnings are emitted on a later tick
+  process.off("warning", listen);
+  assert.equal(pool.threads, 1);
+  assert.match(warnings.join("\n"), /no-such-worker\.js is missing/);
+  pool.dispose();
 });
