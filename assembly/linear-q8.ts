@@ -75,12 +75,7 @@ export function quantize_q16(x: usize, M: i32, K: i32, xq: usize): void {
 
 /** Σ over one block of 32: int8 weights at w against int16 x at xq, as four i32 lanes (exact). */
 @inline function blockDot(w: usize, xq: usize): v128 {
-  // load8x8_s sign-extends 8 bytes as it loads (one instruction); a 16-byte load would need a
-  // shuffle and a shift to widen its high half.
-  let s = i32x4.dot_i16x8_s(v128.load8x8_s(w), v128.load(xq));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 8), v128.load(xq, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 16), v128.load(xq, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 24), v128.load(xq, 48)));
+  return blockDotX(w, v128.load(xq), v128.load(xq, 16), v128.load(xq, 32), v128.load(xq, 48));
 }
 
 /** acc + d · (block sum), the block sum converted from i32 (|sum| < 2^31: 32 products of ≤ 2^22). */
@@ -90,6 +85,8 @@ export function quantize_q16(x: usize, M: i32, K: i32, xq: usize): void {
 
 /** One block of 32: int8 weights at w against the block of x held in four registers, as four i32 lanes. */
 @inline function blockDotX(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  // load8x8_s sign-extends 8 bytes as it loads (one instruction); a 16-byte load would need a
+  // shuffle and a shift to widen its high half.
   let s = i32x4.dot_i16x8_s(v128.load8x8_s(w), x0);
   s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 8), x1));
   s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(w, 16), x2));
@@ -101,6 +98,11 @@ export function quantize_q16(x: usize, M: i32, K: i32, xq: usize): void {
   const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
   const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
+/** The block sums of 4 weight rows (w, w + rowW, …) against one block of x, one row per lane. */
+@inline function blockDot4(w: usize, rowW: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return isum4(blockDotX(w, x0, x1, x2, x3), blockDotX(w + rowW, x0, x1, x2, x3), blockDotX(w + 2 * rowW, x0, x1, x2, x3), blockDotX(w + 3 * rowW, x0, x1, x2, x3));
 }
 
 /** The f32 scales at p, p + stride, p + 2·stride, p + 3·stride as one vector. */
@@ -126,8 +128,7 @@ function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bi
     const sm = xs + ((<usize>m * nb) << 2);
     let n = n0;
     for (; n + 8 <= n1; n += 8) {
-      const w0 = wv + <usize>n * rowW, w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
-      const w4 = w3 + rowW, w5 = w4 + rowW, w6 = w5 + rowW, w7 = w6 + rowW;
+      const w0 = wv + <usize>n * rowW, w4 = w0 + 4 * rowW;
       const s0 = ws + <usize>n * rowS, s4 = s0 + 4 * rowS;
       let lo = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
       let hi = bias ? v128.load(bias + (<usize>n << 2), 16) : f32x4.splat(0);
@@ -136,9 +137,9 @@ function linearDotQ8(xq: usize, M: i32, K: i32, wv: usize, ws: usize, N: i32, bi
         const x0 = v128.load(xb), x1 = v128.load(xb, 16), x2 = v128.load(xb, 32), x3 = v128.load(xb, 48);
         const kb = <usize>b << 5, sb = <usize>b << 2;
         const dx = f32x4.splat(load<f32>(sm + sb));
-        const ulo = isum4(blockDotX(w0 + kb, x0, x1, x2, x3), blockDotX(w1 + kb, x0, x1, x2, x3), blockDotX(w2 + kb, x0, x1, x2, x3), blockDotX(w3 + kb, x0, x1, x2, x3));
+        const ulo = blockDot4(w0 + kb, rowW, x0, x1, x2, x3);
         lo = f32x4.add(lo, f32x4.mul(f32x4.convert_i32x4_s(ulo), f32x4.mul(gather4(s0 + sb, rowS), dx)));
-        const uhi = isum4(blockDotX(w4 + kb, x0, x1, x2, x3), blockDotX(w5 + kb, x0, x1, x2, x3), blockDotX(w6 + kb, x0, x1, x2, x3), blockDotX(w7 + kb, x0, x1, x2, x3));
+        const uhi = blockDot4(w4 + kb, rowW, x0, x1, x2, x3);
         hi = f32x4.add(hi, f32x4.mul(f32x4.convert_i32x4_s(uhi), f32x4.mul(gather4(s4 + sb, rowS), dx)));
       }
       v128.store(out + ((<usize>m * N + n) << 2), lo);

@@ -12,16 +12,27 @@
   const fx = f32x4.sub(y, f32x4.splat(12582912.0));
   let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
   r = f32x4.sub(r, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
-  let p = f32x4.splat(1.9875691500e-4);
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
-  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  let p = horner5(r, 1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1);
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1.0));
-  // (n + 127) << 23 from y's bits: its low 23 bits are n + 2^22 (mod 2^23); the rest shifts out.
-  const scale = i32x4.shl(i32x4.add(y, i32x4.splat(127)), 23);
-  return f32x4.mul(p, scale);
+  return f32x4.mul(p, pow2Rounded(y));
+}
+
+/** c0·r⁵ + c1·r⁴ + c2·r³ + c3·r² + c4·r + c5 on four lanes, by Horner's rule. */
+@inline function horner5(r: v128, c0: f32, c1: f32, c2: f32, c3: f32, c4: f32, c5: f32): v128 {
+  let p = f32x4.splat(c0);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(c4));
+  return f32x4.add(f32x4.mul(p, r), f32x4.splat(c5));
+}
+
+/**
+ * 2^n on four lanes from y = x + 1.5·2^23 (x rounded to the integer n in y's bits): (n + 127) << 23, as
+ * y's low 23 bits are n + 2^22 (mod 2^23) and the rest shifts out.
+ */
+@inline function pow2Rounded(y: v128): v128 {
+  return i32x4.shl(i32x4.add(y, i32x4.splat(127)), 23);
 }
 
 /**
@@ -34,15 +45,8 @@
   x = f32x4.pmax(f32x4.pmin(x, f32x4.splat(127.0)), f32x4.splat(-126.0));
   const y = f32x4.add(x, f32x4.splat(12582912.0));
   const f = f32x4.sub(x, f32x4.sub(y, f32x4.splat(12582912.0)));
-  let p = f32x4.splat(1.535336188319500e-4);
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(1.339887440266574e-3));
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(9.618437357674640e-3));
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(5.550332471162809e-2));
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(2.402264791363012e-1));
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(6.931472028550421e-1));
-  p = f32x4.add(f32x4.mul(p, f), f32x4.splat(1.0));
-  // (n + 127) << 23 from y's bits, as in exp4.
-  return f32x4.mul(p, i32x4.shl(i32x4.add(y, i32x4.splat(127)), 23));
+  const p = horner5(f, 1.535336188319500e-4, 1.339887440266574e-3, 9.618437357674640e-3, 5.550332471162809e-2, 2.402264791363012e-1, 6.931472028550421e-1);
+  return f32x4.mul(f32x4.add(f32x4.mul(p, f), f32x4.splat(1.0)), pow2Rounded(y));
 }
 
 /** Natural log on four lanes for x > 0 (Cephes logf). */

@@ -343,7 +343,7 @@ export class WebGpuBackend implements Backend, TokenSampler {
     const deferrable = this.useSubgroups && rows === 1 && norm.kind === "rms" && D % 4 === 0 &&
       [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
     if (deferrable) {
-      this.deferAddNorm(a, b, norm, sum, normed);
+      this.deferAddNorm(a, b, norm.weight, norm.eps, sum, normed);
       return { sum, normed };
     }
     const temps: Tensor[] = [];
@@ -403,13 +403,11 @@ export class WebGpuBackend implements Backend, TokenSampler {
   }
 
   /** An RMSNorm's addNorm left pending (one row, D % 4 = 0, dense f32 inputs). */
-  private deferAddNorm(a: Tensor, b: Tensor, norm: NormSpec, sum: Tensor, normed: Tensor): void {
-    const D = norm.weight.size;
+  private deferAddNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
+    const D = weight.size;
     const rows = a.size / D;
-    const { eps } = norm;
     const sumShared = rawStorageOf(sum).shared, normedShared = rawStorageOf(normed).shared;
-    const { aliases, detach, free } = this.hold([a, b, norm.weight, sum], [sumShared, normedShared]);
-    const [ha, hb, hw, hsum] = aliases;
+    const { aliases: [ha, hb, hw, hsum], detach, free } = this.hold([a, b, weight, sum], [sumShared, normedShared]);
     let sumWritten = false;
     const pending: PendingOp = {
       input: normedShared,
