@@ -1,10 +1,12 @@
 import { tokenSamplerOf } from "../backends/sampling.js";
+import { stepCaptureOf } from "../backends/step-capture.js";
 import { check, HippoError } from "../errors.js";
 import type { CausalLM } from "../models/causal-lm.js";
 import { InferenceState } from "../models/state.js";
 import { concat0, reshape, tensor } from "../ops/index.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { IncrementalDecoder, type TextTokenizer } from "../tokenizer/tokenizer.js";
+import { ReplayedDecoding, StepCapturer } from "./replay.js";
 import { Rng } from "./rng.js";
 import { DEFAULT_SAMPLING, sampleToken, validateSampling, type SamplingOptions } from "./sampling.js";
 import { StopMatcher } from "./stop.js";
@@ -24,6 +26,11 @@ export interface GenerateOptions {
    * or one row per prompt. The prompts are then fed after the tokens that state has consumed.
    */
   state?: InferenceState;
+  /**
+   * Replay a captured decode step instead of running the model's code for each token, where the backend
+   * can (WebGPU) and the step does not depend on the position. Same tokens either way; default true.
+   */
+  replay?: boolean;
 }
 
 export type FinishReason = "length" | "eos" | "stop";
@@ -121,9 +128,13 @@ export async function* generate(
   // redone for the remaining rows (with the same random numbers). No repetition penalty there: it needs the
   // history.
   const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
+  // Such a backend may also replay a captured step instead of running the model's code (replay.ts).
+  const capture = sampler && options.replay !== false ? stepCaptureOf(model.backend) : null;
+  const capturer = capture ? new StepCapturer(capture) : null;
+  let replay: ReplayedDecoding | null = null;
   const draw = (n: number) => Float32Array.from({ length: n }, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
   let chosen: Tensor | null = null;
-  let ahead: { state: InferenceState; chosen: Tensor; rng: number[]; read: Promise<Float32Array | Int32Array> } | null = null;
+  let ahead: Ahead | null = null;
   // The read of `chosen` when it was issued ahead (the step before recorded it).
   let chosenRead: Promise<Float32Array | Int32Array> | null = null;
   // A read whose step was dropped still settles; its result (or a lost device's error) is not wanted.
@@ -141,15 +152,25 @@ export async function* generate(
         chosenRead = null;
         if (step + 1 < maxNewTokens) {
           const rngState = rng.getState();
-          const ids = reshape(chosen!, [active.length, 1]);
-          const next = model.step(ids, state);
-          ids.dispose();
-          const nextChosen = sampler.sampleTokens(next.logits, sampling, draw(active.length));
-          next.logits.dispose();
-          ahead = { state: next.state, chosen: nextChosen, rng: rngState, read: nextChosen.read() };
+          if (replay) {
+            ahead = { replayed: true, rng: rngState, read: replay.advance(draw(active.length)) };
+          } else {
+            capturer?.begin();
+            const ids = reshape(chosen!, [active.length, 1]);
+            const next = model.step(ids, state);
+            ids.dispose();
+            const uniforms = draw(active.length);
+            const nextChosen = sampler.sampleTokens(next.logits, sampling, uniforms);
+            next.logits.dispose();
+            replay = capturer?.end({ state, ids: chosen! }, { state: next.state, ids: nextChosen }, uniforms.byteLength) ?? null;
+            const nextRead = nextChosen.read();
+            // A replay owns the step's ids and states from here on.
+            ahead = replay ? { replayed: true, rng: rngState, read: nextRead } : { replayed: false, state: next.state, chosen: nextChosen, rng: rngState, read: nextRead };
+            if (replay) chosen = null;
+          }
         }
         tokens = Array.from(await read);
-        chosen!.dispose();
+        chosen?.dispose();
         chosen = null;
       } else {
         const logits = await logitsTensor.readFloat32();
@@ -171,20 +192,30 @@ export async function* generate(
       const remaining = active.filter((r) => r.finish === null);
       if (remaining.length === 0) break;
       if (ahead && remaining.length === active.length) {
-        state.dispose();
-        state = ahead.state;
-        chosen = ahead.chosen;
+        if (!ahead.replayed) {
+          state.dispose();
+          state = ahead.state;
+          chosen = ahead.chosen;
+        }
         chosenRead = ahead.read;
         ahead = null;
         continue;
       }
       if (ahead) {
-        ahead.state.dispose();
-        ahead.chosen.dispose();
+        if (!ahead.replayed) {
+          ahead.state.dispose();
+          ahead.chosen.dispose();
+        }
         dropRead(ahead.read);
         rng.setState(ahead.rng);
-        ahead = null;
       }
+      if (replay) {
+        // Back to stepping the model: from the state before the dropped step (or the last one, if none was run ahead).
+        state = replay.release(ahead === null);
+        replay = null;
+        capturer?.reset();
+      }
+      ahead = null;
       if (remaining.length < active.length) {
         const kept = InferenceState.stack(remaining.map((r) => state.rows(active.indexOf(r), 1)));
         state.dispose();
@@ -202,17 +233,26 @@ export async function* generate(
       } else logitsTensor = next.logits;
     }
   } finally {
-    state.dispose();
+    // While replaying, `state` is the replay's input state, which the replay disposes.
+    if (replay) replay.dispose();
+    else state.dispose();
     chosen?.dispose();
     if (chosenRead) dropRead(chosenRead);
     if (ahead) {
-      ahead.state.dispose();
-      ahead.chosen.dispose();
+      if (!ahead.replayed) {
+        ahead.state.dispose();
+        ahead.chosen.dispose();
+      }
       dropRead(ahead.read);
     }
   }
   return rows.map((r) => ({ tokens: r.tokens, text: r.text, finishReason: r.finish ?? "length" }));
 }
+
+/** A step run ahead of its ids' read: through the model (its own state and ids), or a replay (replay.ts). */
+type Ahead =
+  | { replayed: false; state: InferenceState; chosen: Tensor; rng: number[]; read: Promise<Float32Array | Int32Array> }
+  | { replayed: true; rng: number[]; read: Promise<Float32Array | Int32Array> };
 
 function stackLogits(parts: Tensor[]): Tensor {
   const out = concat0(parts);

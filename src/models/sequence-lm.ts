@@ -108,7 +108,16 @@ export class SequenceLM implements CausalLM {
   private trunk(
     ids: Tensor, state: InferenceState | null, positions: readonly number[], single: boolean, embeddingMask?: Tensor,
   ): { hidden: Tensor; layers: LayerState[] } {
-    const ctx: LayerContext = { positions, positionsTensor: tensor(Int32Array.from(positions), [positions.length], { backend: this.backend }) };
+    const positionsTensor = this.parts.layers.some(({ layer }) => layer.usesPositions)
+      ? tensor(Int32Array.from(positions), [positions.length], { backend: this.backend })
+      : null;
+    const ctx: LayerContext = {
+      positions,
+      get positionsTensor(): Tensor {
+        if (!positionsTensor) throw new Error("a layer read ctx.positionsTensor without declaring usesPositions");
+        return positionsTensor;
+      },
+    };
     let h = embedding(this.parts.embeddings, ids);
     if (embeddingMask) h = mul(h, embeddingMask);
     // A layer's output is added to the stream by the next norm (one fused add + norm where the backend has it).

@@ -42,6 +42,7 @@ export interface AttentionWeights {
  * its state: k and v of every token so far, [B, T, Hkv, hd] each, growing by one entry per token.
  */
 export class Attention implements SequenceLayer {
+  readonly usesPositions = true;
   readonly kind = "attention";
 
   constructor(readonly w: AttentionWeights, readonly shape: AttentionShape) {}

@@ -16,6 +16,12 @@ export interface LayerContext {
  */
 export interface SequenceLayer {
   readonly kind: string;
+  /**
+   * Reads `ctx.positionsTensor` (attention: rotary phases, cache writes). Models upload that tensor only
+   * when a layer says so: a decoding step of layers that don't then writes no host data, so it can be
+   * captured and replayed (src/generate/replay.ts).
+   */
+  readonly usesPositions?: boolean;
   /** Fixed-size state per sequence: name → shape without the batch axis. */
   stateShapes(): Record<string, number[]>;
   /** State that grows by one entry per token (a KV cache): name → shape of one token's entry. */

@@ -9,10 +9,11 @@ import type {
   SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp,
 } from "../backend.js";
 import type { TokenSampler, TokenSamplingOptions } from "../sampling.js";
+import type { CapturedStep, StepCapture, StepGraphHandle } from "../step-capture.js";
 import { requestDevice, type GpuHandle } from "./gpu.js";
 import type { OpTimer } from "../profiling.js";
 import { GpuOpTimer } from "./op-timer.js";
-import { GpuRuntime, type Kernel, type KernelSpec } from "./runtime.js";
+import { CapturedCommands, GpuRuntime, StepGraph, type BufferRange, type Kernel, type KernelSpec } from "./runtime.js";
 import {
   attentionGrid, attentionSpec, attentionTiledSpec, decodeAttentionGrid, decodeAttentionSpec, ropeSpec, useDecodeAttention, useTiledAttention,
 } from "./kernels/attention.js";
@@ -114,7 +115,7 @@ type Params = Record<string, number | boolean>;
  * once; `read` submits and maps. Weights stay in their stored dtype (f16/bf16 packed in u32, widened in the
  * shaders); everything is computed in f32.
  */
-export class WebGpuBackend implements Backend, TokenSampler {
+export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   readonly name = "webgpu";
   readonly rt: GpuRuntime;
   private readonly packed = new WeakMap<Tensor, { other: Tensor | null; buffer: GPUBuffer }>();
@@ -160,6 +161,17 @@ export class WebGpuBackend implements Backend, TokenSampler {
 
   destroy(): void {
     this.rt.destroy();
+  }
+
+  beginStepCapture(): void {
+    this.rt.beginCapture();
+  }
+
+  endStepCapture(outputs: readonly Tensor[]): CapturedStep | null {
+    // Deferred ops that write an output run inside the capture.
+    for (const t of outputs) this.buf(t);
+    const commands = this.rt.endCapture();
+    return commands ? new GpuCapturedStep(this.rt, commands) : null;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -1064,5 +1076,28 @@ export class WebGpuBackend implements Backend, TokenSampler {
     }
     this.done(temps);
     return ids;
+  }
+}
+
+/** A captured decode step of the WebGPU backend (see StepCapture). */
+class GpuCapturedStep implements CapturedStep {
+  constructor(private readonly rt: GpuRuntime, readonly commands: CapturedCommands) {}
+
+  get writeBytes(): number[] {
+    return this.commands.writeBytes;
+  }
+
+  matches(other: CapturedStep): boolean {
+    return other instanceof GpuCapturedStep && this.commands.sameShapeAs(other.commands);
+  }
+
+  toGraph(copies: readonly (readonly [from: Tensor, to: Tensor])[]): StepGraphHandle | null {
+    const prefix: [BufferRange, BufferRange][] = [];
+    for (const [from, to] of copies) {
+      const a = storageOf(from), b = storageOf(to);
+      if (a.view || b.view || a.bytes !== b.bytes || a.buffer === b.buffer || a.bytes % 4 !== 0) return null;
+      prefix.push([{ buffer: a.buffer, offset: 0, bytes: a.bytes }, { buffer: b.buffer, offset: 0, bytes: b.bytes }]);
+    }
+    return new StepGraph(this.rt, this.commands.commands, prefix);
   }
 }

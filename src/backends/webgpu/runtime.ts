@@ -47,6 +47,123 @@ export interface Kernel {
   id: number;
 }
 
+/** One command of a captured step (see GpuRuntime.beginCapture). */
+type CapturedCommand =
+  | { kind: "dispatch"; kernel: Kernel; params: Uint32Array; buffers: GPUBuffer[]; groups: [number, number, number] }
+  | { kind: "copy"; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; bytes: number }
+  /** Host bytes written into `dst`; a replay takes new bytes of the same length. */
+  | { kind: "write"; dst: GPUBuffer; dstOffset: number; bytes: number };
+
+/** The commands one captured step recorded, in order. */
+export class CapturedCommands {
+  constructor(readonly commands: readonly CapturedCommand[]) {}
+
+  /** Byte lengths of the step's host writes, in order. */
+  get writeBytes(): number[] {
+    return this.commands.flatMap((c) => (c.kind === "write" ? [c.bytes] : []));
+  }
+
+  /**
+   * Whether `other` recorded the same kernels with the same parameters, grids, copies and buffer sizes —
+   * the buffers themselves may differ. Two consecutive decode steps that match do not depend on the
+   * position (an attention layer's key count, say, would change a parameter).
+   */
+  sameShapeAs(other: CapturedCommands): boolean {
+    const a = this.commands, b = other.commands;
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) {
+      const x = a[i], y = b[i];
+      if (x.kind !== y.kind) return false;
+      if (x.kind === "dispatch" && y.kind === "dispatch") {
+        if (x.kernel !== y.kernel || x.groups.some((g, j) => g !== y.groups[j])) return false;
+        if (x.params.some((v, j) => v !== y.params[j])) return false;
+        if (x.buffers.some((buf, j) => buf.size !== y.buffers[j].size)) return false;
+      } else if (x.kind === "copy" && y.kind === "copy") {
+        if (x.srcOffset !== y.srcOffset || x.dstOffset !== y.dstOffset || x.bytes !== y.bytes) return false;
+        if (x.src.size !== y.src.size || x.dst.size !== y.dst.size) return false;
+      } else if (x.kind === "write" && y.kind === "write") {
+        if (x.dstOffset !== y.dstOffset || x.bytes !== y.bytes || x.dst.size !== y.dst.size) return false;
+      }
+    }
+    return true;
+  }
+}
+
+/** A buffer region: where a replayed step's prefix copies read or write. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  offset: number;
+  bytes: number;
+}
+
+/**
+ * A captured step made replayable: its own uniform buffer (the parameters never change), bind groups built
+ * once, an upload buffer per host write, and copies run before the step (its outputs back into its inputs,
+ * so every replay reads and writes the same buffers). Replaying records only Dawn's own calls. Every buffer
+ * it names is pinned in the runtime (not handed out again) until `dispose`.
+ */
+export class StepGraph {
+  private readonly uniforms: GPUBuffer;
+  private readonly bindGroups: GPUBindGroup[] = [];
+  private readonly uploads: GPUBuffer[] = [];
+  readonly pinned: GPUBuffer[];
+  readonly dispatches: number;
+  private disposed = false;
+
+  constructor(private readonly rt: GpuRuntime, readonly commands: readonly CapturedCommand[], readonly prefix: readonly (readonly [BufferRange, BufferRange])[]) {
+    const device = rt.device;
+    const align = rt.uniformAlign;
+    const dispatches = commands.filter((c) => c.kind === "dispatch");
+    this.dispatches = dispatches.length;
+    this.uniforms = device.createBuffer({ size: Math.max(align, dispatches.length * align), usage: USAGE.UNIFORM | USAGE.COPY_DST });
+    const words = new Uint32Array((dispatches.length * align) / 4);
+    const cache = new Map<string, GPUBindGroup>();
+    dispatches.forEach((c, i) => {
+      words.set(c.params, (i * align) / 4);
+      const key = `${c.kernel.layoutKey}|${c.buffers.map(bufferId).join(",")}`;
+      let bg = cache.get(key);
+      if (!bg) {
+        bg = device.createBindGroup({
+          layout: c.kernel.layout,
+          entries: [
+            { binding: 0, resource: { buffer: this.uniforms, offset: 0, size: align } },
+            ...c.buffers.map((buffer, j) => ({ binding: j + 1, resource: { buffer } })),
+          ],
+        });
+        cache.set(key, bg);
+      }
+      this.bindGroups.push(bg);
+    });
+    if (dispatches.length > 0) device.queue.writeBuffer(this.uniforms, 0, words);
+    for (const c of commands) {
+      if (c.kind === "write") this.uploads.push(device.createBuffer({ size: Math.ceil(c.bytes / 4) * 4, usage: USAGE.COPY_SRC | USAGE.COPY_DST }));
+    }
+    const named = new Set<GPUBuffer>();
+    for (const c of commands) {
+      if (c.kind === "dispatch") for (const b of c.buffers) named.add(b);
+      else if (c.kind === "copy") { named.add(c.src); named.add(c.dst); }
+      else named.add(c.dst);
+    }
+    for (const [from, to] of prefix) { named.add(from.buffer); named.add(to.buffer); }
+    named.delete(rt.dummy);
+    this.pinned = [...named];
+    rt.pin(this.pinned);
+  }
+
+  /** Host writes in the order captured, each of the captured length. */
+  replay(writes: readonly ArrayBufferView[]): void {
+    if (this.disposed) throw new Error("StepGraph: replayed after dispose");
+    this.rt.replay(this.commands, this.prefix, this.bindGroups, this.uploads, writes);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.rt.unpin(this.pinned);
+    this.rt.destroyAfterPending(this.uniforms, ...this.uploads);
+  }
+}
+
 /** A ring of per-dispatch uniform slots: its buffer, a host shadow, and which bytes the GPU may still read. */
 class UniformRing {
   readonly buffer: GPUBuffer;
@@ -67,6 +184,13 @@ class UniformRing {
     this.i32 = new Int32Array(this.shadow);
     this.f32 = new Float32Array(this.shadow);
   }
+}
+
+/** A copy of the bytes, zero-padded to a multiple of 4 (queue.writeBuffer's unit). */
+function padTo4(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  padded.set(bytes);
+  return padded;
 }
 
 /** Pool size classes: 4 steps per power of two, at least 256 bytes. */
@@ -249,6 +373,8 @@ export class GpuRuntime {
   /** Dispatches recorded since the runtime started (for tests and benchmarks). */
   dispatchCount = 0;
   submitCount = 0;
+  /** Step graphs replayed (see StepGraph). */
+  replayCount = 0;
   /** Bytes allocated from the device (pooled or live). */
   allocatedBytes = 0;
   /**
@@ -261,6 +387,12 @@ export class GpuRuntime {
   /** The one dynamic offset of a dispatch, passed as a typed array (no array built per dispatch). */
   private readonly dynamicOffset = new Uint32Array(1);
   private profiler: DispatchProfiler | null = null;
+  /** Commands of the step being captured (null: not capturing); `captureBroken` says why it cannot replay. */
+  private captured: CapturedCommand[] | null = null;
+  private captureBroken: string | null = null;
+  /** Buffers named by live step graphs (how many), and those of them released meanwhile (pooled on unpin). */
+  private readonly pins = new Map<GPUBuffer, number>();
+  private readonly releasedWhilePinned = new Set<GPUBuffer>();
 
   constructor(readonly device: GPUDevice) {
     this.uniformAlign = Math.max(256, device.limits.minUniformBufferOffsetAlignment);
@@ -307,6 +439,10 @@ export class GpuRuntime {
    * run of the same work (the next decode step, the next prompt of that length) asks for.
    */
   releaseBuffer(buffer: GPUBuffer): void {
+    if (this.pins.has(buffer)) {
+      this.releasedWhilePinned.add(buffer);
+      return;
+    }
     const size = buffer.size;
     if (size > this.poolLimitBytes) {
       this.destroyLater(buffer);
@@ -355,6 +491,105 @@ export class GpuRuntime {
 
   private dropBindGroups(): void {
     this.bindGroups.clear();
+  }
+
+  /** Keeps buffers out of the pool while a step graph names them (pooled ones are taken out of it). */
+  pin(buffers: readonly GPUBuffer[]): void {
+    for (const b of buffers) {
+      const n = this.pins.get(b) ?? 0;
+      this.pins.set(b, n + 1);
+      if (n === 0 && this.pooledOrder.has(b)) {
+        const list = this.free.get(b.size)!;
+        list.splice(list.lastIndexOf(b), 1);
+        if (list.length === 0) this.free.delete(b.size);
+        this.pooledOrder.delete(b);
+        this.freeBytes -= b.size;
+        this.releasedWhilePinned.add(b);
+      }
+    }
+  }
+
+  unpin(buffers: readonly GPUBuffer[]): void {
+    for (const b of buffers) {
+      const n = this.pins.get(b);
+      if (n === undefined) continue;
+      if (n > 1) {
+        this.pins.set(b, n - 1);
+        continue;
+      }
+      this.pins.delete(b);
+      if (this.releasedWhilePinned.delete(b)) this.releaseBuffer(b);
+    }
+  }
+
+  /** Destroys buffers once the pending work is submitted. */
+  destroyAfterPending(...buffers: GPUBuffer[]): void {
+    this.doomed.push(...buffers);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Capturing a step for replay.
+
+  /**
+   * Starts recording the commands that follow (they still run as usual) so they can be replayed as a
+   * StepGraph. Not while profiling (its per-dispatch passes are not part of the step).
+   */
+  beginCapture(): void {
+    this.captured = [];
+    this.captureBroken = this.profiler ? "profiling" : null;
+  }
+
+  /** Ends a capture: the commands, or null when the step did something a replay cannot repeat (a read). */
+  endCapture(): CapturedCommands | null {
+    const commands = this.captured;
+    this.captured = null;
+    return commands && !this.captureBroken ? new CapturedCommands(commands) : null;
+  }
+
+  get capturing(): boolean {
+    return this.captured !== null;
+  }
+
+  /** Records a step graph's replay into the pending encoder (see StepGraph.replay). */
+  replay(
+    commands: readonly CapturedCommand[], prefix: readonly (readonly [BufferRange, BufferRange])[],
+    bindGroups: readonly GPUBindGroup[], uploads: readonly GPUBuffer[], writes: readonly ArrayBufferView[],
+  ): void {
+    if (uploads.length !== writes.length) throw new Error(`step replay: ${writes.length} host writes given, the step makes ${uploads.length}`);
+    if (this.captured) this.captureBroken = "a replay";
+    // The upload buffers are written through the queue: the previous replay, which read them, goes first.
+    if (this.hasPendingWork) this.flush();
+    writes.forEach((data, i) => {
+      let bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+      if (Math.ceil(bytes.byteLength / 4) * 4 !== uploads[i].size) {
+        throw new Error(`step replay: host write ${i} has ${bytes.byteLength} bytes, the step wrote ${uploads[i].size}`);
+      }
+      // Dawn refuses views of shared memory; queue.writeBuffer's unit is 4 bytes.
+      if (bytes.byteLength % 4 !== 0 || (typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer)) bytes = padTo4(bytes);
+      this.device.queue.writeBuffer(uploads[i], 0, bytes);
+    });
+    for (const [from, to] of prefix) this.copyEncoder().copyBufferToBuffer(from.buffer, from.offset, to.buffer, to.offset, from.bytes);
+    let d = 0, w = 0;
+    for (const c of commands) {
+      if (c.kind === "dispatch") {
+        const pass = this.ensurePass();
+        if (this.passPipeline !== c.kernel.pipeline) {
+          pass.setPipeline(c.kernel.pipeline);
+          this.passPipeline = c.kernel.pipeline;
+        }
+        this.dynamicOffset[0] = d * this.uniformAlign;
+        pass.setBindGroup(0, bindGroups[d], this.dynamicOffset, 0, 1);
+        pass.dispatchWorkgroups(c.groups[0], c.groups[1], c.groups[2]);
+        d++;
+      } else if (c.kind === "copy") {
+        this.copyEncoder().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
+      } else {
+        this.copyEncoder().copyBufferToBuffer(uploads[w++], 0, c.dst, c.dstOffset, Math.ceil(c.bytes / 4) * 4);
+      }
+    }
+    this.recorded += commands.length + prefix.length;
+    this.dispatchCount += d;
+    this.replayCount++;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -489,6 +724,11 @@ export class GpuRuntime {
       else ring.u32[base + i] = params[i];
     }
     const bufs: GPUBuffer[] = new Array(buffers.length);
+    if (this.captured) {
+      const captured = new Uint32Array(types.length);
+      captured.set(ring.u32.subarray(base, base + types.length));
+      this.captured.push({ kind: "dispatch", kernel, params: captured, buffers: bufs, groups: [gx, gy, gz] });
+    }
     let bgKey = `${kernel.layoutKey}|${ring.id}`;
     for (let i = 0; i < buffers.length; i++) {
       const b = buffers[i] ?? this.dummy;
@@ -532,6 +772,11 @@ export class GpuRuntime {
   /** Copies bytes between buffers in queue order. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (bytes === 0) return;
+    this.captured?.push({ kind: "copy", src, srcOffset, dst, dstOffset, bytes });
+    this.recordCopy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  private recordCopy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     if (this.profiler) {
       if (this.profiler.full) this.flush();
       const encoder = this.copyEncoder();
@@ -546,6 +791,7 @@ export class GpuRuntime {
   write(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
     const bytes = Math.ceil(data.byteLength / 4) * 4;
     if (bytes === 0) return;
+    this.captured?.push({ kind: "write", dst, dstOffset, bytes: data.byteLength });
     let src = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     if (!this.hasPendingWork) {
       // Dawn refuses views of shared memory (the wasm CPU backend's arrays live in one): copy those first.
@@ -562,7 +808,7 @@ export class GpuRuntime {
     const staging = this.device.createBuffer({ size: bytes, usage: USAGE.COPY_SRC, mappedAtCreation: true });
     new Uint8Array(staging.getMappedRange()).set(src);
     staging.unmap();
-    this.copy(staging, 0, dst, dstOffset, bytes);
+    this.recordCopy(staging, 0, dst, dstOffset, bytes);
     this.doomed.push(staging);
   }
 
@@ -608,7 +854,8 @@ export class GpuRuntime {
     const size = Math.max(4, Math.ceil(bytes / 4) * 4);
     const cls = sizeClass(size);
     const staging = this.stagingFree.get(cls)?.pop() ?? this.device.createBuffer({ size: cls, usage: USAGE.MAP_READ | USAGE.COPY_DST });
-    if (bytes > 0) this.copy(src, 0, staging, 0, size);
+    if (this.captured) this.captureBroken = "a read";
+    if (bytes > 0) this.recordCopy(src, 0, staging, 0, size);
     this.flush();
     await staging.mapAsync(MAP_READ, 0, size);
     const out = staging.getMappedRange(0, size).slice(0, bytes);

@@ -1,0 +1,87 @@
+// Decoding by replaying a captured step (src/generate/replay.ts): the same tokens as stepping the model —
+// the reference fixtures' greedy ids, the CPU backend's batched ids with rows leaving the batch, the same
+// sampled ids for a seed — with the replays actually run; a step that depends on the position (attention)
+// is never replayed; buffers a replay names are not handed out by the pool.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { generateAll } from "../../../src/generate/generate.js";
+import { loadModel } from "../../../src/models/load.js";
+import { conformanceDir, readReferenceIo } from "../../fixtures.js";
+import { gpu, skip } from "./setup.js";
+
+const greedy = { sampling: { temperature: 0 } };
+
+for (const name of ["mamba-tiny", "mamba2-tiny"]) {
+  test(`${name}: replayed decoding gives the reference greedy ids and the same sampled ids as stepping`, { skip }, async () => {
+    const dir = conformanceDir(name);
+    const { model } = await loadModel(dir, { backend: gpu! });
+    const io = await readReferenceIo(dir);
+    const expected = io.greedyIds.slice(io.promptIds.length);
+    assert.ok(expected.length >= 5, `${name}: the fixture has ${expected.length} greedy ids; replays start at the fourth`);
+    const before = gpu!.rt.replayCount;
+    const [result] = await generateAll(model, [io.promptIds], { ...greedy, maxNewTokens: expected.length, eosTokenId: null });
+    // The first token comes from the prefill, the second and third from captured steps; the last step runs no step ahead.
+    assert.equal(gpu!.rt.replayCount - before, expected.length - 3, "replays run");
+    assert.deepEqual(result.tokens, expected);
+
+    const prompts = [io.promptIds, [7, 8, 9]];
+    const sampled = { maxNewTokens: 20, sampling: { temperature: 1.3, topK: 40, topP: 0.95 }, seed: 11, eosTokenId: null };
+    const stepped = await generateAll(model, prompts, { ...sampled, replay: false });
+    const mark = gpu!.rt.replayCount;
+    const replayed = await generateAll(model, prompts, sampled);
+    assert.equal(gpu!.rt.replayCount - mark, 17);
+    assert.deepEqual(replayed, stepped);
+    model.dispose();
+  });
+}
+
+test("replayed decoding: rows leaving the batch (back to stepping from the right state), then replaying again", { skip }, async () => {
+  const dir = conformanceDir("mamba2-tiny");
+  const cpuModel = (await loadModel(dir)).model;
+  const gpuModel = (await loadModel(dir, { backend: gpu! })).model;
+  const prompts = [[5, 6, 7, 8, 9, 10, 11], [300], [42, 43, 44], [1, 2]];
+  const free = await generateAll(cpuModel, prompts, { ...greedy, maxNewTokens: 24, eosTokenId: null });
+  // An end-of-sequence token the last row produces mid-way (after replays began); the others run on.
+  const eos = free[3].tokens[8];
+  const want = await generateAll(cpuModel, prompts, { ...greedy, maxNewTokens: 24, eosTokenId: eos });
+  assert.deepEqual(want.map((r) => r.finishReason).filter((f) => f === "length").length >= 2, true, "two rows run to the end");
+  const firstEnd = Math.min(...want.filter((r) => r.finishReason === "eos").map((r) => r.tokens.length));
+  assert.ok(firstEnd >= 6 && firstEnd <= 12, `the first row ends after ${firstEnd} tokens`);
+  const before = gpu!.rt.replayCount;
+  const got = await generateAll(gpuModel, prompts, { ...greedy, maxNewTokens: 24, eosTokenId: eos });
+  assert.deepEqual(got.map((r) => r.tokens), want.map((r) => r.tokens));
+  assert.deepEqual(got.map((r) => r.finishReason), want.map((r) => r.finishReason));
+  // Before the first row ends at most firstEnd − 2 replays run (one of them dropped); the rest came after it.
+  const replays = gpu!.rt.replayCount - before;
+  assert.ok(replays >= firstEnd + 4, `${replays} replays: replaying resumed after the batch shrank`);
+  cpuModel.dispose();
+  gpuModel.dispose();
+});
+
+test("a decoding step with attention (its key count grows) is never replayed", { skip }, async () => {
+  const dir = conformanceDir("h3-lm-tiny");
+  const cpuModel = (await loadModel(dir)).model;
+  const gpuModel = (await loadModel(dir, { backend: gpu! })).model;
+  const before = gpu!.rt.replayCount;
+  const got = await generateAll(gpuModel, [[3, 4, 5]], { ...greedy, maxNewTokens: 10, eosTokenId: null });
+  assert.equal(gpu!.rt.replayCount, before);
+  const want = await generateAll(cpuModel, [[3, 4, 5]], { ...greedy, maxNewTokens: 10, eosTokenId: null });
+  assert.deepEqual(got[0].tokens, want[0].tokens);
+  cpuModel.dispose();
+  gpuModel.dispose();
+});
+
+test("buffer pool: a buffer a step graph names is not handed out until the graph is disposed", { skip }, async () => {
+  const rt = gpu!.rt;
+  rt.trim();
+  const a = rt.alloc(4096), b = rt.alloc(4096);
+  rt.releaseBuffer(b);
+  rt.pin([a, b]); // b was pooled: pinning takes it out
+  rt.releaseBuffer(a);
+  const c = rt.alloc(4096);
+  assert.ok(c !== a && c !== b, "neither pinned buffer is reused");
+  rt.unpin([a, b]);
+  const reused = new Set([rt.alloc(4096), rt.alloc(4096)]);
+  assert.ok(reused.has(a) && reused.has(b), "both are pooled again once unpinned");
+  for (const x of [...reused, c]) rt.releaseBuffer(x);
+});
