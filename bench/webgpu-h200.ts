@@ -40,6 +40,8 @@ const { values: opts } = parseArgs({
     "profile-batch": { type: "string", default: "1" },
     /** Only decode at batch 1 for this many steps (for a CPU profile of recording). */
     "decode-only": { type: "string" },
+    /** Decode also by stepping the model's code every token (no captured-step replay), in the same call. */
+    "compare-stepped": { type: "boolean", default: false },
     /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
     micro: { type: "boolean", default: false },
   },
@@ -162,15 +164,16 @@ function trunkFlopsPerToken(model: SequenceLM): number {
 /**
  * Decode throughput as generation runs it (src/generate/generate.ts): B prompts of 16 tokens prefilled, then
  * greedy steps of the whole batch with the token chosen on the GPU, only ids read back, step t+1 recorded
- * while the GPU runs step t. Timed from the first generated token to the last.
+ * while the GPU runs step t (from the fourth token on, a replay of a captured step: src/generate/replay.ts).
+ * Timed from the first generated token to the last.
  */
 async function benchDecode(name: string, model: SequenceLM, B: number, bw: number, mm: number, stepsWanted?: number): Promise<Row> {
   const steps = stepsWanted ?? (quick ? 3 : B === 64 ? 32 : 64);
   const prompts = Array.from({ length: B }, (_, r) => Array.from(randomIds(16, model.vocabSize, r + 1)));
-  const run = async (n: number) => {
+  const run = async (n: number, replay = true) => {
     let first = 0;
     let d0 = 0;
-    const it = generate(model, prompts, { maxNewTokens: n + 1, sampling: { temperature: 0 }, eosTokenId: null });
+    const it = generate(model, prompts, { maxNewTokens: n + 1, sampling: { temperature: 0 }, eosTokenId: null, replay });
     let count = 0;
     for (;;) {
       const next = await it.next();
@@ -182,15 +185,29 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
     }
     return { seconds: (performance.now() - first) / 1000, dispatches: (gpu.rt.dispatchCount - d0) / n };
   };
+  // Warm-up (pipelines, buffers, the GPU's clocks), then the median of 3 runs; with --compare-stepped
+  // each alternates with a run that steps the model's code every token (no captured-step replay).
   await run(3);
-  const { seconds, dispatches } = await run(steps);
+  await run(steps);
+  const replayed: { seconds: number; dispatches: number }[] = [];
+  const steppedRuns: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    replayed.push(await run(steps));
+    if (opts["compare-stepped"]) steppedRuns.push((await run(steps, false)).seconds);
+  }
+  const { seconds, dispatches } = [...replayed].sort((a, b) => a.seconds - b.seconds)[1];
+  const stepped = steppedRuns.length ? (B * steps) / median(steppedRuns) : undefined;
+  if (stepped) {
+    const rate = (x: number) => ((B * steps) / x).toFixed(0);
+    log(`${name} decode b${B}: replayed ${replayed.map((r) => rate(r.seconds)).join(", ")} tok/s; stepped ${steppedRuns.map(rate).join(", ")} tok/s`);
+  }
   const bytes = decodeBytes(model, B);
   const flops = (trunkFlopsPerToken(model) + 2 * model.parts.lmHead.size) * B;
   const floorS = Math.max(bytes / bw, flops / mm);
   return {
     model: name, test: `decode b${B}`, tokens_per_s: (B * steps) / seconds, ms: (seconds * 1000) / steps,
     floor_tokens_per_s: B / floorS, floor_bound: bytes / bw >= flops / mm ? "bandwidth" : "matmul",
-    extra: { dispatches_per_step: dispatches, bytes_per_step: bytes, flops_per_step: flops },
+    extra: { dispatches_per_step: dispatches, bytes_per_step: bytes, flops_per_step: flops, ...(stepped ? { stepped_tokens_per_s: stepped } : {}) },
   };
 }
 

@@ -25,15 +25,18 @@ export interface CapturedStep {
   /** Byte lengths of the host data the step wrote, in order (a replay takes fresh data of these lengths). */
   readonly writeBytes: readonly number[];
   /**
-   * The step as a replayable graph: every replay first copies each pair's first tensor into its second
-   * (the step's outputs into its inputs), then runs the step. Null when a pair cannot be copied whole
-   * (a view, or sizes that differ). Every tensor the step touched is kept for the graph until disposed.
+   * The step as a replayable graph. The captured step read each pair's first tensor and wrote its second
+   * (ids and state in, next ids and next state out); replays alternate directions: odd replays read the
+   * second tensors and write the first, even ones the captured way — so the newest values are always on
+   * one side and the ones before them on the other, with no copies. Null when that cannot be done (a view,
+   * sizes that differ, a step that writes one of its inputs). Every buffer the step touched is kept for
+   * the graph until disposed.
    */
-  toGraph(copies: readonly (readonly [from: Tensor, to: Tensor])[]): StepGraphHandle | null;
+  toGraph(pairs: readonly (readonly [input: Tensor, output: Tensor])[]): StepGraphHandle | null;
 }
 
 export interface StepGraphHandle {
-  /** Records one replay; `writes` replace the captured host data, in order. */
+  /** Records one replay (see toGraph for its direction); `writes` replace the captured host data, in order. */
   replay(writes: readonly ArrayBufferView[]): void;
   dispose(): void;
 }

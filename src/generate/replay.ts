@@ -6,43 +6,48 @@ import type { Tensor } from "../tensor/tensor.js";
  * Decoding by replaying one captured step (backends with StepCapture: WebGPU). generate records the
  * first steps through the model as usual while capturing their device commands; once two consecutive
  * steps match (same kernels, parameters and sizes: the step does not depend on the position — no
- * attention layer, whose key count grows), the second becomes a graph whose inputs are the step's ids
- * and state and whose outputs are the next ids and state. Each replay first copies the outputs of the
- * previous one into the inputs, then runs the step: afterwards the inputs hold the state the replayed
- * step started from and the outputs the state after it. When a row finishes, generate drops the step
- * it ran ahead, so it needs exactly that older state — which the inputs hold.
+ * attention layer, whose key count grows), the second becomes a graph from (ids, state) to (next ids,
+ * next state) that replays in alternating directions: the newest ids and state are on one side and the
+ * ones before them on the other. When a row finishes, generate drops the step it ran ahead, so it needs
+ * exactly that older state — which the other side holds.
  */
 export class ReplayedDecoding {
-  /** Replays run so far: the inputs hold the state `replays` steps after the captured one's. */
+  /** Replays run so far: odd → the newest values are on the input side. */
   private replays = 0;
 
   private constructor(
     private readonly graph: StepGraphHandle,
-    /** The captured step's inputs (the graph copies into them) and outputs (it writes them). */
+    /** The captured step's inputs and outputs. */
     private readonly input: { state: InferenceState; ids: Tensor },
     private readonly output: { state: InferenceState; ids: Tensor },
   ) {}
 
-  /** Records one replay that reads the latest ids and state and samples with `uniforms`; returns the read of its ids. */
+  private get newest(): { state: InferenceState; ids: Tensor } {
+    return this.replays % 2 === 1 ? this.input : this.output;
+  }
+
+  /** Records one replay that reads the newest ids and state and samples with `uniforms`; returns the read of its ids. */
   advance(uniforms: Float32Array): Promise<Float32Array | Int32Array> {
     this.graph.replay([uniforms]);
     this.replays++;
-    return this.output.ids.read();
+    return this.newest.ids.read();
   }
 
   /**
    * Ends replaying and hands back a state as an ordinary value (the other tensors are released):
-   * `latest` the state after the last replay, else the one it started from (the last replay is dropped).
+   * `latest` the newest state, else the one before it (the last replay is dropped).
    */
   release(latest: boolean): InferenceState {
     this.graph.dispose();
-    const keep = latest ? this.output : this.input;
-    const drop = latest ? this.input : this.output;
+    const newest = this.newest;
+    const keep = latest ? newest : newest === this.input ? this.output : this.input;
+    const drop = keep === this.input ? this.output : this.input;
     drop.state.dispose();
     drop.ids.dispose();
     keep.ids.dispose();
-    // Both sides' positions are those of the captured step; every replay moved them one token on.
-    return new InferenceState(keep.state.layers, keep.state.positions.map((p) => p + this.replays), keep.state.modelKey);
+    // The captured step started at the input's positions; each replay moved one token on.
+    const advanced = this.replays + (latest ? 1 : 0);
+    return new InferenceState(keep.state.layers, this.input.state.positions.map((p) => p + advanced), keep.state.modelKey);
   }
 
   dispose(): void {
@@ -54,23 +59,23 @@ export class ReplayedDecoding {
   }
 
   /**
-   * Makes a graph of a captured step from (ids, state) to (next ids, next state) and takes those four;
-   * null when the backend cannot copy them whole (the caller keeps them).
+   * Makes the graphs of a captured step from (ids, state) to (next ids, next state) and takes those four;
+   * null when the backend cannot (the caller keeps them).
    */
   static from(step: CapturedStep, input: { state: InferenceState; ids: Tensor }, output: { state: InferenceState; ids: Tensor }): ReplayedDecoding | null {
-    const copies: [Tensor, Tensor][] = [[output.ids, input.ids]];
+    const pairs: [Tensor, Tensor][] = [[input.ids, output.ids]];
     const layers = input.state.layers;
     if (output.state.layers.length !== layers.length) return null;
     for (let i = 0; i < layers.length; i++) {
       const names = Object.keys(layers[i]);
       if (Object.keys(output.state.layers[i]).length !== names.length) return null;
       for (const name of names) {
-        const to = layers[i][name], from = output.state.layers[i][name];
-        if (!from || from.dtype !== to.dtype || from.shape.some((d, j) => d !== to.shape[j])) return null;
-        copies.push([from, to]);
+        const from = layers[i][name], to = output.state.layers[i][name];
+        if (!to || from.dtype !== to.dtype || from.shape.some((d, j) => d !== to.shape[j])) return null;
+        pairs.push([from, to]);
       }
     }
-    const graph = step.toGraph(copies);
+    const graph = step.toGraph(pairs);
     return graph ? new ReplayedDecoding(graph, input, output) : null;
   }
 }

@@ -13,7 +13,7 @@ import type { CapturedStep, StepCapture, StepGraphHandle } from "../step-capture
 import { requestDevice, type GpuHandle } from "./gpu.js";
 import type { OpTimer } from "../profiling.js";
 import { GpuOpTimer } from "./op-timer.js";
-import { CapturedCommands, GpuRuntime, StepGraph, type BufferRange, type Kernel, type KernelSpec } from "./runtime.js";
+import { CapturedCommands, GpuRuntime, StepGraph, writesBuffer, type Kernel, type KernelSpec } from "./runtime.js";
 import {
   attentionGrid, attentionSpec, attentionTiledSpec, decodeAttentionGrid, decodeAttentionSpec, ropeSpec, useDecodeAttention, useTiledAttention,
 } from "./kernels/attention.js";
@@ -1091,13 +1091,36 @@ class GpuCapturedStep implements CapturedStep {
     return other instanceof GpuCapturedStep && this.commands.sameShapeAs(other.commands);
   }
 
-  toGraph(copies: readonly (readonly [from: Tensor, to: Tensor])[]): StepGraphHandle | null {
-    const prefix: [BufferRange, BufferRange][] = [];
-    for (const [from, to] of copies) {
-      const a = storageOf(from), b = storageOf(to);
-      if (a.view || b.view || a.bytes !== b.bytes || a.buffer === b.buffer || a.bytes % 4 !== 0) return null;
-      prefix.push([{ buffer: a.buffer, offset: 0, bytes: a.bytes }, { buffer: b.buffer, offset: 0, bytes: b.bytes }]);
+  toGraph(pairs: readonly (readonly [input: Tensor, output: Tensor])[]): StepGraphHandle | null {
+    // The reversed graph is the captured one with each input buffer and its output buffer swapped. That
+    // computes the same thing the other way as long as the step only reads its inputs (they were live all
+    // through it, so no intermediate shared their buffers); buffers an output had before it was written
+    // were intermediates, which may as well use the input's buffer.
+    const swap = new Map<GPUBuffer, GPUBuffer>();
+    for (const [input, output] of pairs) {
+      const a = storageOf(input), b = storageOf(output);
+      if (a.view || b.view || a.bytes !== b.bytes || a.buffer.size !== b.buffer.size || swap.has(a.buffer) || swap.has(b.buffer) || a.buffer === b.buffer) return null;
+      if (this.commands.commands.some((c) => writesBuffer(c, a.buffer))) return null;
+      swap.set(a.buffer, b.buffer);
+      swap.set(b.buffer, a.buffer);
     }
-    return new StepGraph(this.rt, this.commands.commands, prefix);
+    return new AlternatingGraphs(new StepGraph(this.rt, this.commands.commands, swap), new StepGraph(this.rt, this.commands.commands));
+  }
+}
+
+/** Replays alternating between a step graph that reads a captured step's outputs and one that reads its inputs. */
+class AlternatingGraphs implements StepGraphHandle {
+  private replays = 0;
+
+  constructor(private readonly reversed: StepGraph, private readonly captured: StepGraph) {}
+
+  replay(writes: readonly ArrayBufferView[]): void {
+    (this.replays % 2 === 0 ? this.reversed : this.captured).replay(writes);
+    this.replays++;
+  }
+
+  dispose(): void {
+    this.reversed.dispose();
+    this.captured.dispose();
   }
 }

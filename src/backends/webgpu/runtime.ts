@@ -48,7 +48,7 @@ export interface Kernel {
 }
 
 /** One command of a captured step (see GpuRuntime.beginCapture). */
-type CapturedCommand =
+export type CapturedCommand =
   | { kind: "dispatch"; kernel: Kernel; params: Uint32Array; buffers: GPUBuffer[]; groups: [number, number, number] }
   | { kind: "copy"; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; bytes: number }
   /** Host bytes written into `dst`; a replay takes new bytes of the same length. */
@@ -89,32 +89,31 @@ export class CapturedCommands {
   }
 }
 
-/** A buffer region: where a replayed step's prefix copies read or write. */
-export interface BufferRange {
-  buffer: GPUBuffer;
-  offset: number;
-  bytes: number;
-}
-
 /**
- * A captured step made replayable: its own uniform buffer (the parameters never change), bind groups built
- * once, an upload buffer per host write, and copies run before the step (its outputs back into its inputs,
- * so every replay reads and writes the same buffers). Replaying records only Dawn's own calls. Every buffer
- * it names is pinned in the runtime (not handed out again) until `dispose`.
+ * A captured step made replayable: its commands with some buffers renamed (see `rename`), its own uniform
+ * buffer (the parameters never change), bind groups built once, and an upload buffer per host write.
+ * Replaying records only Dawn's own calls. Every buffer it names is pinned in the runtime (not handed out
+ * again) until `dispose`.
  */
 export class StepGraph {
+  private readonly commands: CapturedCommand[];
   private readonly uniforms: GPUBuffer;
   private readonly bindGroups: GPUBindGroup[] = [];
   private readonly uploads: GPUBuffer[] = [];
   readonly pinned: GPUBuffer[];
-  readonly dispatches: number;
   private disposed = false;
 
-  constructor(private readonly rt: GpuRuntime, readonly commands: readonly CapturedCommand[], readonly prefix: readonly (readonly [BufferRange, BufferRange])[]) {
+  /** `rename` maps buffers of the captured commands to the ones this graph uses instead. */
+  constructor(private readonly rt: GpuRuntime, captured: readonly CapturedCommand[], rename: ReadonlyMap<GPUBuffer, GPUBuffer> = new Map()) {
+    const to = (b: GPUBuffer) => rename.get(b) ?? b;
+    this.commands = captured.map((c): CapturedCommand => {
+      if (c.kind === "dispatch") return { ...c, buffers: c.buffers.map(to) };
+      if (c.kind === "copy") return { ...c, src: to(c.src), dst: to(c.dst) };
+      return { ...c, dst: to(c.dst) };
+    });
     const device = rt.device;
     const align = rt.uniformAlign;
-    const dispatches = commands.filter((c) => c.kind === "dispatch");
-    this.dispatches = dispatches.length;
+    const dispatches = this.commands.filter((c) => c.kind === "dispatch");
     this.uniforms = device.createBuffer({ size: Math.max(align, dispatches.length * align), usage: USAGE.UNIFORM | USAGE.COPY_DST });
     const words = new Uint32Array((dispatches.length * align) / 4);
     const cache = new Map<string, GPUBindGroup>();
@@ -135,16 +134,15 @@ export class StepGraph {
       this.bindGroups.push(bg);
     });
     if (dispatches.length > 0) device.queue.writeBuffer(this.uniforms, 0, words);
-    for (const c of commands) {
-      if (c.kind === "write") this.uploads.push(device.createBuffer({ size: Math.ceil(c.bytes / 4) * 4, usage: USAGE.COPY_SRC | USAGE.COPY_DST }));
-    }
     const named = new Set<GPUBuffer>();
-    for (const c of commands) {
+    for (const c of this.commands) {
       if (c.kind === "dispatch") for (const b of c.buffers) named.add(b);
       else if (c.kind === "copy") { named.add(c.src); named.add(c.dst); }
-      else named.add(c.dst);
+      else {
+        named.add(c.dst);
+        this.uploads.push(device.createBuffer({ size: Math.ceil(c.bytes / 4) * 4, usage: USAGE.COPY_SRC | USAGE.COPY_DST }));
+      }
     }
-    for (const [from, to] of prefix) { named.add(from.buffer); named.add(to.buffer); }
     named.delete(rt.dummy);
     this.pinned = [...named];
     rt.pin(this.pinned);
@@ -153,7 +151,7 @@ export class StepGraph {
   /** Host writes in the order captured, each of the captured length. */
   replay(writes: readonly ArrayBufferView[]): void {
     if (this.disposed) throw new Error("StepGraph: replayed after dispose");
-    this.rt.replay(this.commands, this.prefix, this.bindGroups, this.uploads, writes);
+    this.rt.replay(this.commands, this.bindGroups, this.uploads, writes);
   }
 
   dispose(): void {
@@ -162,6 +160,12 @@ export class StepGraph {
     this.rt.unpin(this.pinned);
     this.rt.destroyAfterPending(this.uniforms, ...this.uploads);
   }
+}
+
+/** Whether a captured command writes `buffer` (a read_write binding, a copy's or a write's destination). */
+export function writesBuffer(c: CapturedCommand, buffer: GPUBuffer): boolean {
+  if (c.kind === "dispatch") return c.buffers.some((b, j) => b === buffer && c.kernel.spec.bindings[j].write === true);
+  return c.dst === buffer;
 }
 
 /** A ring of per-dispatch uniform slots: its buffer, a host shadow, and which bytes the GPU may still read. */
@@ -551,10 +555,7 @@ export class GpuRuntime {
   }
 
   /** Records a step graph's replay into the pending encoder (see StepGraph.replay). */
-  replay(
-    commands: readonly CapturedCommand[], prefix: readonly (readonly [BufferRange, BufferRange])[],
-    bindGroups: readonly GPUBindGroup[], uploads: readonly GPUBuffer[], writes: readonly ArrayBufferView[],
-  ): void {
+  replay(commands: readonly CapturedCommand[], bindGroups: readonly GPUBindGroup[], uploads: readonly GPUBuffer[], writes: readonly ArrayBufferView[]): void {
     if (uploads.length !== writes.length) throw new Error(`step replay: ${writes.length} host writes given, the step makes ${uploads.length}`);
     if (this.captured) this.captureBroken = "a replay";
     // The upload buffers are written through the queue: the previous replay, which read them, goes first.
@@ -568,7 +569,6 @@ export class GpuRuntime {
       if (bytes.byteLength % 4 !== 0 || (typeof SharedArrayBuffer !== "undefined" && data.buffer instanceof SharedArrayBuffer)) bytes = padTo4(bytes);
       this.device.queue.writeBuffer(uploads[i], 0, bytes);
     });
-    for (const [from, to] of prefix) this.copyEncoder().copyBufferToBuffer(from.buffer, from.offset, to.buffer, to.offset, from.bytes);
     let d = 0, w = 0;
     for (const c of commands) {
       if (c.kind === "dispatch") {
@@ -587,7 +587,7 @@ export class GpuRuntime {
         this.copyEncoder().copyBufferToBuffer(uploads[w++], 0, c.dst, c.dstOffset, Math.ceil(c.bytes / 4) * 4);
       }
     }
-    this.recorded += commands.length + prefix.length;
+    this.recorded += commands.length;
     this.dispatchCount += d;
     this.replayCount++;
   }
