@@ -27,6 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
+import { matmulSpec } from "../src/backends/webgpu/kernels/linear.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -42,6 +43,8 @@ const { values: opts } = parseArgs({
     "decode-only": { type: "string" },
     /** Decode also by stepping the model's code every token (no captured-step replay), in the same call. */
     "compare-stepped": { type: "boolean", default: false },
+    /** Batched-decoding products: the matvec linear picks against tiled matmuls. */
+    "micro-decode": { type: "boolean", default: false },
     /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
     micro: { type: "boolean", default: false },
   },
@@ -368,6 +371,36 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
 }
 
 const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick };
+if (opts["micro-decode"]) {
+  // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
+  // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
+  const micro: Record<string, number> = {};
+  const bufOf = (t: { storage: unknown }) => (t.storage as { buffer: GPUBuffer }).buffer;
+  for (const M of [8, 16, 32, 64]) {
+    for (const [N, K] of [[3072, 768], [768, 1536], [80, 1536], [3352, 768], [50280, 768]]) {
+      const x = gpu.upload(new Float32Array(M * K).map((_, i) => Math.sin(i)), [M, K], "f32");
+      const w = gpu.upload(new Float32Array(N * K).map((_, i) => Math.cos(i)), [N, K], "f32");
+      const out = gpu.upload(new Float32Array(M * N), [M, N], "f32");
+      const reps = 100;
+      const line: string[] = [];
+      const us = async (record: () => void) => ((await timed(async () => { for (let i = 0; i < reps; i++) record(); await gpu.sync(); }, 3)) / reps) * 1e6;
+      const t0 = await us(() => gpu.linear(x, w, null).dispose());
+      micro[`M${M} N${N} K${K} linear`] = t0;
+      line.push(`linear ${t0.toFixed(1)}`);
+      for (const T of [1, 2, 4]) {
+        const k = gpu.rt.kernel(matmulSpec("f32", T));
+        const t = await us(() => gpu.rt.dispatch(k, [M, N, K, 0, 0, K], [bufOf(x), bufOf(w), null, bufOf(out)], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))]));
+        micro[`M${M} N${N} K${K} matmul T${T}`] = t;
+        line.push(`matmul T${T} ${t.toFixed(1)}`);
+      }
+      log(`M ${M} N ${N} K ${K} (µs): ${line.join(", ")}`);
+      for (const t of [x, w, out]) t.dispose();
+    }
+  }
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
 if (opts["decode-only"]) {
   // For a CPU profile (node --cpu-prof): mamba-130m, batch 1, recording and running steps only.
   const model = await buildModel("mamba");

@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, TILED_MIN_COLUMNS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -328,11 +328,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const dtype = weight.dtype as WeightDType;
     const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
     const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535) {
+    const tiled = M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS;
+    if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled) {
       const rows = Math.min(M, MATVEC_ROWS);
       const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}`, () => matvecSubgroupSpec(dtype, rows, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
-    } else if (M <= MATVEC_ROWS) {
+    } else if (M <= MATVEC_ROWS && !tiled) {
       const k = this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], grid(N, matvecColumnsPerWorkgroup()));
     } else {

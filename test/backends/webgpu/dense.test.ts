@@ -15,13 +15,15 @@ test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async ()
   }
 });
 
-test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
+test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 8+ rows of 16K+ columns) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
   const r = new Inputs(2);
   const hasSubgroups = gpu!.useSubgroups;
   const cases: [number, number, number][] = [
     [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [64, 48, 33], [65, 32, 20], [130, 100, 300], [300, 260, 270], [2, 768, 40],
     // Long rows whose length is no multiple of the matvec's unrolled step (4 loads per lane), f32 and half weights.
     [3, 1540, 9], [1, 2052, 5],
+    // Wide products of 8+ rows (batched decoding's LM head) take the tiled kernel: 32×32 tiles below 64 rows, 64×64 from there.
+    [8, 40, 16390], [64, 24, 16400],
   ];
   for (const [M, K, N] of cases) {
     const x = r.f32([M, K]);

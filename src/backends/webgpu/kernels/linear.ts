@@ -85,10 +85,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   };
 }
 
-/** Tile sizes of the tiled kernel: T×T per thread, 16×16 threads. */
+/**
+ * Tile sizes of the tiled kernel: T×T per thread, 16×16 threads. Below 64 rows, 32×32 tiles (batched
+ * decoding's LM head on an H100: 190–200 µs at 8–32 rows against 230 with 64×64 tiles).
+ */
 export function tileFor(M: number, N: number): number {
-  return M >= 256 && N >= 256 ? 8 : 4;
+  return M >= 256 && N >= 256 ? 8 : M >= 64 ? 4 : 2;
 }
+
+/**
+ * From this many output columns, products of MATVEC_ROWS rows or more take the tiled kernel instead of the
+ * subgroup matvec, whose every column re-reads all rows of x: mamba-130m's LM head (50,280 × 768) on an
+ * H100 took 470–710 µs as a matvec at 8–64 rows, 190–235 µs tiled (bench --micro-decode). Narrower
+ * products (the layers' projections) stay matvecs, which were as fast or faster there.
+ */
+export const TILED_MIN_COLUMNS = 16384;
 
 /**
  * What the subgroup matvec computes its input from, on the fly (decoding; vec4 form only):
