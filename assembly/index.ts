@@ -6,6 +6,6 @@ export { linear_q8, linearQ8ScratchBytes, quantize_q16, q16Bytes } from "./linea
 export { selective_scan, selectiveScanScratchBytes, causal_conv1d } from "./scan";
 export { ssd_step, ssd_chunked, ssdChunkedScratchBytes } from "./ssd";
 export { causal_attention, attentionScratchBytes } from "./attention";
-export { unary_f32, gated_rms_norm } from "./elementwise";
+export { unary_f32, gated_rms_norm, add_norm } from "./elementwise";
 export { fft_conv, fftConvScratchBytes } from "./fft";
 export { matmul_strided, selective_scan_backward, selectiveScanBackwardScratchBytes, ssd_backward, ssdBackwardScratchBytes, attention_backward, attentionBackwardScratchBytes, causal_conv1d_backward, attention_forward, gelu_forward, gelu_backward } from "./train";

@@ -6,7 +6,7 @@ import { check, shapeString } from "../../errors.js";
 import type { DType, HostData } from "../../tensor/dtype.js";
 import { Q8Matrix } from "../../tensor/q8.js";
 import { Tensor } from "../../tensor/tensor.js";
-import type { AttentionArgs, CausalConv1dArgs, FftConvArgs, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
+import type { AttentionArgs, CausalConv1dArgs, FftConvArgs, NormSpec, SelectiveScanArgs, SsdArgs, UnaryOp } from "../backend.js";
 import { fftSizeFor } from "../cpu/kernels/long-conv.js";
 import { CpuBackend } from "../cpu/index.js";
 import { ThreadPool, type Job } from "./pool.js";
@@ -445,6 +445,25 @@ export class WasmCpuBackend extends CpuBackend {
     // ~16 units of work per value (an exp and a polynomial per four lanes).
     this.run({ kernel: "unary_f32", args: [code, xo, out.offset], total: n, align: 4 }, n * 16 < this.minThreadWork ? 1 : undefined);
     return this.make(x.shape, this.result(out, n));
+  }
+
+  /** The residual add and the norm after it in one pass (ops/addNorm composes the two ops where this declines). */
+  addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } {
+    const n = a.size;
+    const D = norm.weight.size;
+    if (D === 0 || n % D !== 0 || !this.arena.begin(Arena.bytesFor(n, n, D, D, n, n))) {
+      const sum = this.binary("add", a, b);
+      return { sum, normed: norm.kind === "rms" ? this.rmsNorm(sum, norm.weight, norm.eps) : this.layerNorm(sum, norm.weight, norm.bias, norm.eps) };
+    }
+    const ao = this.input(a);
+    const bo = this.input(b);
+    const wo = this.input(norm.weight);
+    const biasOffset = norm.kind === "layer" ? this.inputOpt(norm.bias) : 0;
+    const sum = this.output(n);
+    const out = this.output(n);
+    this.run({ kernel: "add_norm", args: [ao, bo, wo, biasOffset, D, norm.eps, norm.kind === "layer" ? 1 : 0, sum.offset, out.offset], total: n / D, align: 1 },
+      n * 4 < this.minThreadWork ? 1 : undefined);
+    return { sum: this.make(a.shape, this.result(sum, n)), normed: this.make(a.shape, this.result(out, n)) };
   }
 
   override gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor {

@@ -7,7 +7,7 @@ import { WASM_BASE64 } from "./kernels-wasm.js";
 /** The kernels every instance exports, in the order the thread pool numbers them. */
 export const KERNEL_NAMES = [
   "linear_f32", "linear_f16", "linear_bf16", "selective_scan", "causal_conv1d", "ssd_step", "ssd_chunked", "linear_q8",
-  "causal_attention", "unary_f32", "gated_rms_norm", "fft_conv",
+  "causal_attention", "unary_f32", "gated_rms_norm", "fft_conv", "add_norm",
 ] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 

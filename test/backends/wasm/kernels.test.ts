@@ -143,6 +143,26 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
       }
     });
 
+    test(`residual add + RMSNorm / LayerNorm in one pass against add then norm (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(53 + threads);
+      for (const [rows, D] of [[1, 768], [3, 7], [5, 33], [64, 130], [1, 1]]) {
+        const n = rows * D;
+        // An offset makes LayerNorm's mean large against the spread (a one-pass variance would lose digits).
+        const a = pair(rng.f32(n, 97, 103), [rows, D]);
+        const b = pair(rng.f32(n, -1, 1), [rows, D]);
+        const w = pair(rng.f32(D), [D]);
+        const bias = pair(rng.f32(D), [D]);
+        for (const kind of ["rms", "layer"] as const) {
+          const got = fast!.addNorm(a[0], b[0], { kind, weight: w[0], bias: kind === "layer" ? bias[0] : null, eps: 1e-5 });
+          const wantSum = ref.binary("add", a[1], b[1]);
+          const wantNormed = kind === "rms" ? ref.rmsNorm(wantSum, w[1], 1e-5) : ref.layerNorm(wantSum, w[1], bias[1], 1e-5);
+          await close(got.sum, wantSum, 1e-7, `${kind} add rows=${rows} D=${D}`);
+          await close(got.normed, wantNormed, 3e-6, `${kind} norm rows=${rows} D=${D}`);
+        }
+      }
+    });
+
     test(`FFT convolution with H3 gating, odd lengths, heads and kernels (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(37 + threads);
