@@ -156,12 +156,19 @@ export async function* generate(
             ahead = { replayed: true, rng: rngState, read: replay.advance(draw(active.length)) };
           } else {
             capturer?.begin();
-            const ids = reshape(chosen!, [active.length, 1]);
-            const next = model.step(ids, state);
-            ids.dispose();
+            let next: { logits: Tensor; state: InferenceState };
+            let nextChosen: Tensor;
             const uniforms = draw(active.length);
-            const nextChosen = sampler.sampleTokens(next.logits, sampling, uniforms);
-            next.logits.dispose();
+            try {
+              const ids = reshape(chosen!, [active.length, 1]);
+              next = model.step(ids, state);
+              ids.dispose();
+              nextChosen = sampler.sampleTokens(next.logits, sampling, uniforms);
+              next.logits.dispose();
+            } catch (err) {
+              capturer?.abandon();
+              throw err;
+            }
             replay = capturer?.end({ state, ids: chosen! }, { state: next.state, ids: nextChosen }, uniforms.byteLength) ?? null;
             const nextRead = nextChosen.read();
             // A replay owns the step's ids and states from here on.

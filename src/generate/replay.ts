@@ -126,6 +126,13 @@ export class StepCapturer {
     return replay;
   }
 
+  /** Ends a capture whose step failed (nothing of it is kept). */
+  abandon(): void {
+    if (!this.capturing) return;
+    this.capturing = false;
+    this.backend.endStepCapture([]);
+  }
+
   /** Starts over (the batch changed: the next steps differ from the captured ones). */
   reset(): void {
     this.previous = null;

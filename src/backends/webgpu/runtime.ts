@@ -550,10 +550,6 @@ export class GpuRuntime {
     return commands && !this.captureBroken ? new CapturedCommands(commands) : null;
   }
 
-  get capturing(): boolean {
-    return this.captured !== null;
-  }
-
   /** Records a step graph's replay into the pending encoder (see StepGraph.replay). */
   replay(commands: readonly CapturedCommand[], bindGroups: readonly GPUBindGroup[], uploads: readonly GPUBuffer[], writes: readonly ArrayBufferView[]): void {
     if (uploads.length !== writes.length) throw new Error(`step replay: ${writes.length} host writes given, the step makes ${uploads.length}`);
@@ -724,16 +720,16 @@ export class GpuRuntime {
       else ring.u32[base + i] = params[i];
     }
     const bufs: GPUBuffer[] = new Array(buffers.length);
-    if (this.captured) {
-      const captured = new Uint32Array(types.length);
-      captured.set(ring.u32.subarray(base, base + types.length));
-      this.captured.push({ kind: "dispatch", kernel, params: captured, buffers: bufs, groups: [gx, gy, gz] });
-    }
     let bgKey = `${kernel.layoutKey}|${ring.id}`;
     for (let i = 0; i < buffers.length; i++) {
       const b = buffers[i] ?? this.dummy;
       bufs[i] = b;
       bgKey += `,${bufferId(b)}`;
+    }
+    if (this.captured) {
+      const words = new Uint32Array(types.length);
+      words.set(ring.u32.subarray(base, base + types.length));
+      this.captured.push({ kind: "dispatch", kernel, params: words, buffers: bufs, groups: [gx, gy, gz] });
     }
     let bg = this.bindGroups.get(bgKey);
     if (!bg) {
