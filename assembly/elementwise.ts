@@ -96,63 +96,39 @@ export function gated_rms_norm(y: usize, z: usize, w: usize, W: i32, groupSize: 
 }
 
 /**
- * The residual add and the norm after it, rows [r0, r1) of width D: sum = a + b (written out), then
+ * The residual add and the norm after it, rows [r0, r1) of width D: sum = a + b (written out, f32), then
  * RMSNorm (layer = 0: sum / sqrt(mean(sum²) + eps) · w) or LayerNorm (layer = 1: (sum − mean) /
- * sqrt(var + eps) · w + bias, variance about the mean in a second pass, as the reference computes it).
+ * sqrt(var + eps) · w + bias, the variance about the mean in a second pass). The norm is computed in f64
+ * as the reference does: an output that nearly cancels (w · normed ≈ −bias) keeps its digits.
  */
 export function add_norm(a: usize, b: usize, w: usize, bias: usize, D: i32, eps: f32, layer: i32, sum: usize, out: usize, r0: i32, r1: i32): void {
   const D4 = D & ~3;
   for (let r = r0; r < r1; r++) {
     const o = <usize>r * D;
-    // LayerNorm sums the values less the row's first one, so a mean far from zero loses no digits.
-    const shift: f32 = layer ? load<f32>(a + (o << 2)) + load<f32>(b + (o << 2)) : 0;
-    const shift4 = f32x4.splat(shift);
-    let acc = f32x4.splat(0);
     let i = 0;
     for (; i < D4; i += 4) {
       const p = (o + i) << 2;
-      const s = f32x4.add(v128.load(a + p), v128.load(b + p));
-      v128.store(sum + p, s);
-      acc = f32x4.add(acc, layer ? f32x4.sub(s, shift4) : f32x4.mul(s, s));
+      v128.store(sum + p, f32x4.add(v128.load(a + p), v128.load(b + p)));
     }
-    let t = f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
     for (; i < D; i++) {
       const p = (o + i) << 2;
-      const s = load<f32>(a + p) + load<f32>(b + p);
-      store<f32>(sum + p, s);
-      t += layer ? s - shift : s * s;
+      store<f32>(sum + p, load<f32>(a + p) + load<f32>(b + p));
     }
-    let mean: f32 = 0;
+    let mean: f64 = 0;
     if (layer) {
-      mean = shift + t / <f32>D;
-      const m4 = f32x4.splat(mean);
-      let v4 = f32x4.splat(0);
-      i = 0;
-      for (; i < D4; i += 4) {
-        const d = f32x4.sub(v128.load(sum + ((o + i) << 2)), m4);
-        v4 = f32x4.add(v4, f32x4.mul(d, d));
-      }
-      t = f32x4.extract_lane(v4, 0) + f32x4.extract_lane(v4, 1) + f32x4.extract_lane(v4, 2) + f32x4.extract_lane(v4, 3);
-      for (; i < D; i++) {
-        const d = load<f32>(sum + ((o + i) << 2)) - mean;
-        t += d * d;
-      }
+      for (i = 0; i < D; i++) mean += <f64>load<f32>(sum + ((o + i) << 2));
+      mean /= <f64>D;
     }
-    const inv = <f32>1.0 / sqrt<f32>(t / <f32>D + eps);
-    const iv = f32x4.splat(inv);
-    const m4 = f32x4.splat(mean);
-    i = 0;
-    for (; i < D4; i += 4) {
-      const p = (o + i) << 2;
-      let y = f32x4.mul(f32x4.mul(f32x4.sub(v128.load(sum + p), m4), iv), v128.load(w + (<usize>i << 2)));
-      if (bias) y = f32x4.add(y, v128.load(bias + (<usize>i << 2)));
-      v128.store(out + p, y);
+    let t: f64 = 0;
+    for (i = 0; i < D; i++) {
+      const d = <f64>load<f32>(sum + ((o + i) << 2)) - mean;
+      t += d * d;
     }
-    for (; i < D; i++) {
-      const p = (o + i) << 2;
-      let y = (load<f32>(sum + p) - mean) * inv * load<f32>(w + (<usize>i << 2));
-      if (bias) y += load<f32>(bias + (<usize>i << 2));
-      store<f32>(out + p, y);
+    const inv = 1.0 / sqrt<f64>(t / <f64>D + <f64>eps);
+    for (i = 0; i < D; i++) {
+      let y = (<f64>load<f32>(sum + ((o + i) << 2)) - mean) * inv * <f64>load<f32>(w + (<usize>i << 2));
+      if (bias) y += <f64>load<f32>(bias + (<usize>i << 2));
+      store<f32>(out + ((o + i) << 2), <f32>y);
     }
   }
 }

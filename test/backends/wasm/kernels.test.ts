@@ -15,6 +15,7 @@ const fast = WasmCpuBackend.create(1);
 if (fast) {
   fast.minWasmMacs = 0; // every linear through the wasm kernels, however small
   fast.minThreadWork = 0; // and every kernel split across the threads
+  fast.minAddNormElements = 0; // and every add + norm through its kernel
 }
 after(() => fast?.dispose());
 
