@@ -29,6 +29,8 @@ Streams a continuation of each prompt. Several --prompt / --prompt-ids run as on
   --stop-at-eos             stop at the end-of-sequence token (default with --prompt)
   --json                    print one JSON object (tokens, text, ...) instead of streaming
   --backend <name>          auto (default: webgpu when a GPU adapter exists, else cpu), cpu or webgpu
+  --no-replay               WebGPU: run the model's code at every decoding step instead of replaying a
+                            captured step (the same tokens, slower; for comparisons and diagnosis)
 ${threadsHelp(28)}
   --quantize q8             quantize the weight matrices to 8 bits as they load (CPU backend; the
                             default backend becomes cpu); see 'hippo quantize' to store them so`;
@@ -50,6 +52,7 @@ const OPTIONS = {
   "stop-at-eos": { type: "boolean" },
   json: { type: "boolean" },
   backend: { type: "string" },
+  "no-replay": { type: "boolean" },
   threads: { type: "string" },
   quantize: { type: "string" },
 } as const;
@@ -97,7 +100,7 @@ export async function runGenerate(argv: string[], out: NodeJS.WritableStream, er
   let generated = 0;
   if (stream && textPrompts.length === 1) out.write(textPrompts[0]);
   const it = generate(model, prompts, {
-    maxNewTokens, sampling, seed, stop: v.stop, tokenizer, eosTokenId: stopAtEos ? undefined : null,
+    maxNewTokens, sampling, seed, stop: v.stop, tokenizer, eosTokenId: stopAtEos ? undefined : null, replay: !v["no-replay"],
   });
   let results: GenerateResult[];
   for (;;) {

@@ -37,6 +37,16 @@ for (const dir of [...modelFixtureDirs(), conformanceDir("h3-lm-tiny")]) {
   });
 }
 
+test("hippo generate --backend webgpu --no-replay steps the model every token: the same sampled tokens", { skip }, () => {
+  const dir = conformanceDir("mamba2-tiny");
+  const args = ["generate", "--backend", "webgpu", "--model", dir, "--prompt-ids", "3,4,5", "--temperature", "1.2", "--seed", "9", "--max-new-tokens", "12", "--json"];
+  const replayed = hippo(...args);
+  const stepped = hippo(...args, "--no-replay");
+  assert.equal(stepped.code, 0, stepped.stderr);
+  assert.deepEqual(JSON.parse(stepped.stdout).tokens, JSON.parse(replayed.stdout).tokens);
+  assert.equal(JSON.parse(stepped.stdout).tokens.length, 12);
+});
+
 test("hippo info --backend webgpu names the backend; an unknown backend is a one-line error", { skip }, () => {
   const r = hippo("info", "--backend", "webgpu", "--model", conformanceDir("mamba-tiny"), "--json");
   assert.equal(r.code, 0, r.stderr);
