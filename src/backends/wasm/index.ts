@@ -64,6 +64,11 @@ export class WasmCpuBackend extends CpuBackend {
   private readonly pool: ThreadPool;
   private readonly res: Residency;
   private readonly fftTables: FftTables;
+  /**
+   * KV caches appended in place (see writeAxis1): each view of a block → the block (its full-capacity
+   * view, which the entry keeps reachable, and how many rows have been written).
+   */
+  private readonly kvBlocks = new WeakMap<object, { base: Float32Array; rows: number }>();
   /** Linear problems smaller than this (M·N·K) use the TypeScript kernel; tests set 0 to reach the wasm one. */
   minWasmMacs = WASM_MIN_MACS;
   /** Kernels with less work than this run on the calling thread; tests set 0 to split every kernel. */
@@ -392,9 +397,13 @@ export class WasmCpuBackend extends CpuBackend {
   }
 
   /**
-   * The KV-cache append (a copy of the whole cache per decoded token): done inside wasm memory with
+   * The KV-cache append. One sequence appending at its end writes the new rows into spare capacity
+   * behind the cache (grown by half when full), so a decoded token costs its own rows instead of a copy
+   * of the whole cache (quadratic over a generation); the result is a longer view of the same block. An
+   * append is in place only where nothing was appended behind that cache before (a step redone from the
+   * same state copies). Otherwise (batches, writes inside the cache): a copy inside wasm memory with
    * copyWithin (a memmove; TypedArray.set between shared views goes element by element, ~3× slower),
-   * and only the gaps zeroed.
+   * only the gaps zeroed.
    */
   override writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
     const [B, T] = cache.shape;
@@ -406,6 +415,7 @@ export class WasmCpuBackend extends CpuBackend {
       check(off[b] >= 0 && off[b] <= T, () => `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
       length = Math.max(length, off[b] + L);
     }
+    if (B === 1 && off[0] === T && cache.dtype === "f32" && fresh.dtype === "f32") return this.appendRows(cache, fresh, T, L, inner);
     const out = this.res.f32(B * length * inner, false);
     if (!out || cache.dtype !== "f32" || fresh.dtype !== "f32") return super.writeAxis1(cache, fresh, offsets);
     const f = this.heap.f32;
@@ -421,6 +431,24 @@ export class WasmCpuBackend extends CpuBackend {
       f.fill(0, o + (b * length + off[b] + L) * inner, o + (b + 1) * length * inner);
     }
     return this.make([B, length, ...cache.shape.slice(2)], out);
+  }
+
+  /** writeAxis1 for one sequence appending L rows of `inner` floats at its end T (see writeAxis1). */
+  private appendRows(cache: Tensor, fresh: Tensor, T: number, L: number, inner: number): Tensor {
+    const n = (T + L) * inner;
+    let block = this.kvBlocks.get(cache.storage as object);
+    if (!block || block.rows !== T || block.base.length < n) {
+      const capacity = (T + L + Math.max(64, Math.ceil((T + L) / 2))) * inner;
+      const base = this.res.f32(capacity, false) ?? new Float32Array(capacity);
+      base.set((cache.storage as Float32Array).subarray(0, T * inner));
+      block = { base, rows: T };
+    }
+    block.base.set((fresh.storage as Float32Array).subarray(0, L * inner), T * inner);
+    block.rows = T + L;
+    const view = block.base.subarray(0, n);
+    this.kvBlocks.set(view, block);
+    this.res.alias(view, block.base);
+    return this.make([1, T + L, ...cache.shape.slice(2)], view);
   }
 
   override causalAttention(a: AttentionArgs): Tensor {

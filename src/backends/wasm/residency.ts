@@ -46,6 +46,15 @@ export class Residency {
   }
 
   /**
+   * Registers `view` (a view of the start of `of`'s block) as the same block: tensors holding it count as
+   * holders. `of` must stay reachable while `view` is (its collection frees the block).
+   */
+  alias(view: object, of: object): void {
+    const r = this.byStorage.get(of);
+    if (r) this.byStorage.set(view, r);
+  }
+
+  /**
    * A view of n floats in wasm memory for an activation, zeroed if asked, or null when it should stay in
    * JS memory (small, or wasm memory is full).
    */

@@ -56,6 +56,43 @@ test("KV-cache append (writeAxis1) inside wasm memory: per-row offsets, gaps zer
   }
 });
 
+test("KV-cache append of one sequence in place: a long decode against the reference, branches from one cache, memory given back", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
+  const b = fast!;
+  const rng = new Prng(9);
+  const inner = 256; // resident from 64 rows of capacity on
+  const at = (n: number) => b.upload(Int32Array.of(n), [1], "i32");
+  const before = b.wasmBytes;
+  let cache = b.upload(new Float32Array(0), [1, 0, inner], "f32");
+  let want = ref.upload(new Float32Array(0), [1, 0, inner], "f32");
+  const caches: unknown[] = [];
+  // A prompt of 7 rows, then 150 single rows: the block grows (by half) several times.
+  for (const L of [7, ...Array.from({ length: 150 }, () => 1)]) {
+    const fv = rng.f32(L * inner);
+    const T = cache.shape[1];
+    const bytes = b.wasmBytes;
+    const next = b.writeAxis1(cache, b.upload(fv, [1, L, inner], "f32"), at(T));
+    if (T === 100) assert.equal(b.wasmBytes, bytes, "an append with capacity to spare takes no new memory (written in place)");
+    want = ref.writeAxis1(want, ref.upload(fv, [1, L, inner], "f32"), ref.upload(Int32Array.of(T), [1], "i32"));
+    if (T === 40) caches.push(await cache.read()); // an older cache keeps its values while later rows are appended
+    if (T !== 40) cache.dispose();
+    else caches.push(cache);
+    cache = next;
+  }
+  assert.deepEqual(cache.shape, [1, 157, inner]);
+  assert.deepEqual(Array.from(await cache.read()), Array.from(await want.read()));
+  const [kept, older] = [caches[0] as Float32Array, caches[1] as typeof cache];
+  assert.deepEqual(Array.from(await older.read()), Array.from(kept), "a cache that later rows were appended behind is unchanged");
+  // Two appends behind the same cache (a step redone from the same state): the second copies, the first keeps its row.
+  const rowA = rng.f32(inner), rowB = rng.f32(inner);
+  const a = b.writeAxis1(cache, b.upload(rowA, [1, 1, inner], "f32"), at(157));
+  const c = b.writeAxis1(cache, b.upload(rowB, [1, 1, inner], "f32"), at(157));
+  assert.deepEqual(Array.from((await a.read()).subarray(157 * inner)), Array.from(rowA));
+  assert.deepEqual(Array.from((await c.read()).subarray(157 * inner)), Array.from(rowB));
+  assert.deepEqual(Array.from((await a.read()).subarray(0, 157 * inner)), Array.from(await want.read()));
+  for (const t of [a, c, cache, older]) t.dispose();
+  assert.equal(b.wasmBytes, before, "every block was given back once its last cache was disposed");
+});
+
 test("uploaded weights: freed when their last holder is disposed (a model's dispose gives its memory back)", { skip: fast ? false : "no WebAssembly SIMD with shared memory here" }, async () => {
   const b = fast!;
   const rng = new Prng(8);
