@@ -91,14 +91,56 @@ export function causal_conv1d(
 ): void {
   const S = K - 1;
   const W = c1 - c0;
-  for (let j = 0; j < K; j++) {
-    for (let c = c0; c < c1; c++) store<f32>(scratch + ((<usize>(j * W + c - c0)) << 2), load<f32>(w + ((<usize>(c * K + j)) << 2)));
+  // Decoding (a few steps, 4 taps as every Mamba has): each 4 channels' taps transposed in registers;
+  // otherwise the taps are laid out per tap once, in the scratch, for all L steps.
+  const inRegisters = K == 4 && L <= 4;
+  if (!inRegisters) {
+    for (let j = 0; j < K; j++) {
+      for (let c = c0; c < c1; c++) store<f32>(scratch + ((<usize>(j * W + c - c0)) << 2), load<f32>(w + ((<usize>(c * K + j)) << 2)));
+    }
   }
   for (let b = 0; b < Bsz; b++) {
     const xb = x + ((<usize>b * L * C) << 2);
     const sb = state ? state + ((<usize>b * S * C) << 2) : 0;
     for (let t = 0; t < L; t++) {
       let c = c0;
+      if (inRegisters) {
+        for (; c + 4 <= c1; c += 4) {
+          // Rows: channel c + i's 4 taps; columns after the transpose: tap j of the 4 channels.
+          const r = w + ((<usize>c * 4) << 2);
+          const r0 = v128.load(r), r1 = v128.load(r, 16), r2 = v128.load(r, 32), r3 = v128.load(r, 48);
+          const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5);
+          const t2 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+          let acc = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
+          for (let j = 0; j < 4; j++) {
+            const ti = t - 3 + j;
+            let v: v128;
+            if (ti >= 0) v = v128.load(xb + ((<usize>(ti * C + c)) << 2));
+            else if (sb) v = v128.load(sb + ((<usize>((3 + ti) * C + c)) << 2));
+            else continue;
+            const tap = j == 0 ? v128.shuffle<f32>(t0, t1, 0, 1, 4, 5)
+              : j == 1 ? v128.shuffle<f32>(t0, t1, 2, 3, 6, 7)
+              : j == 2 ? v128.shuffle<f32>(t2, t3, 0, 1, 4, 5)
+              : v128.shuffle<f32>(t2, t3, 2, 3, 6, 7);
+            acc = f32x4.add(acc, f32x4.mul(tap, v));
+          }
+          if (act) acc = silu4(acc);
+          v128.store(y + ((<usize>((b * L + t) * C + c)) << 2), acc);
+        }
+        for (; c < c1; c++) {
+          let acc: f32 = bias ? load<f32>(bias + (<usize>c << 2)) : 0;
+          for (let j = 0; j < 4; j++) {
+            const ti = t - 3 + j;
+            let v: f32 = 0;
+            if (ti >= 0) v = load<f32>(xb + ((<usize>(ti * C + c)) << 2));
+            else if (sb) v = load<f32>(sb + ((<usize>((3 + ti) * C + c)) << 2));
+            acc += load<f32>(w + ((<usize>(c * 4 + j)) << 2)) * v;
+          }
+          if (act) acc = silu(acc);
+          store<f32>(y + ((<usize>((b * L + t) * C + c)) << 2), acc);
+        }
+        continue;
+      }
       for (; c + 4 <= c1; c += 4) {
         let acc = bias ? v128.load(bias + (<usize>c << 2)) : f32x4.splat(0);
         for (let j = 0; j < K; j++) {
@@ -125,14 +167,13 @@ export function causal_conv1d(
         store<f32>(y + ((<usize>((b * L + t) * C + c)) << 2), acc);
       }
     }
+    // The new window: each of its rows is a row of x or of the old window (or zeros), channels [c0, c1).
     for (let s = 0; s < S; s++) {
       const ti = L - S + s;
-      for (let c = c0; c < c1; c++) {
-        let v: f32 = 0;
-        if (ti >= 0) v = load<f32>(xb + ((<usize>(ti * C + c)) << 2));
-        else if (sb) v = load<f32>(sb + ((<usize>((S + ti) * C + c)) << 2));
-        store<f32>(stateOut + ((<usize>((b * S + s) * C + c)) << 2), v);
-      }
+      const dst = stateOut + ((<usize>((b * S + s) * C + c0)) << 2);
+      if (ti >= 0) memory.copy(dst, xb + ((<usize>(ti * C + c0)) << 2), <usize>W << 2);
+      else if (sb) memory.copy(dst, sb + ((<usize>((S + ti) * C + c0)) << 2), <usize>W << 2);
+      else memory.fill(dst, 0, <usize>W << 2);
     }
   }
 }
