@@ -201,9 +201,10 @@ export interface Backend {
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor;
   /**
    * Optional fusion of a residual add and the next pre-norm: sum = a + b and norm(sum) in one pass (decoding
-   * pays per dispatch). Backends without it get the two ops composed by ops/addNorm.
+   * pays per dispatch). Backends without it, or returning null (declined for these inputs), get the two ops
+   * composed by ops/addNorm.
    */
-  addNorm?(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor };
+  addNorm?(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } | null;
   /** y·silu(z), RMS-normalised over groups of `groupSize` channels, times weight (gated RMSNorm). */
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor;
   /**

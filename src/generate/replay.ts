@@ -40,8 +40,8 @@ export class ReplayedDecoding {
   release(latest: boolean): InferenceState {
     this.graph.dispose();
     const newest = this.newest;
-    const keep = latest ? newest : newest === this.input ? this.output : this.input;
-    const drop = keep === this.input ? this.output : this.input;
+    const older = newest === this.input ? this.output : this.input;
+    const [keep, drop] = latest ? [newest, older] : [older, newest];
     drop.state.dispose();
     drop.ids.dispose();
     keep.ids.dispose();

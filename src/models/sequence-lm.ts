@@ -43,7 +43,11 @@ export class SequenceLM implements CausalLM {
   readonly eosTokenId?: number;
   readonly bosTokenId?: number;
 
+  /** Whether any layer reads the positions tensor (then each call uploads it; see SequenceLayer.usesPositions). */
+  private readonly usesPositions: boolean;
+
   constructor(readonly parts: SequenceLMParts) {
+    this.usesPositions = parts.layers.some(({ layer }) => layer.usesPositions);
     this.family = parts.family;
     this.backend = parts.backend;
     this.vocabSize = parts.vocabSize;
@@ -108,7 +112,7 @@ export class SequenceLM implements CausalLM {
   private trunk(
     ids: Tensor, state: InferenceState | null, positions: readonly number[], single: boolean, embeddingMask?: Tensor,
   ): { hidden: Tensor; layers: LayerState[] } {
-    const positionsTensor = this.parts.layers.some(({ layer }) => layer.usesPositions)
+    const positionsTensor = this.usesPositions
       ? tensor(Int32Array.from(positions), [positions.length], { backend: this.backend })
       : null;
     const ctx: LayerContext = {

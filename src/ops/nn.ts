@@ -88,7 +88,8 @@ export function addNorm(a: Tensor, b: Tensor, spec: NormSpec): { sum: Tensor; no
   const D = a.shape[a.rank - 1];
   expectShape("addNorm", "weight", spec.weight, [D]);
   if (spec.bias) expectShape("addNorm", "bias", spec.bias, [D]);
-  if (backend.addNorm && a.dtype === "f32" && b.dtype === "f32") return backend.addNorm(a, b, spec);
+  const fused = a.dtype === "f32" && b.dtype === "f32" ? backend.addNorm?.(a, b, spec) : null;
+  if (fused) return fused;
   const sum = add(a, b);
   return { sum, normed: norm(sum, spec) };
 }

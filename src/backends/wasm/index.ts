@@ -480,17 +480,14 @@ export class WasmCpuBackend extends CpuBackend {
   }
 
   /**
-   * The residual add and the norm after it in one pass ([512, 768]: 1.8 → 0.75 ms at 2 threads). Below
-   * minAddNormElements the two TypeScript ops are faster (one decoding row: ~7 µs against ~12 with the
+   * The residual add and the norm after it in one pass ([512, 768]: 1.8 → 0.75 ms at 2 threads); null (the
+   * two ops, composed by ops/addNorm) below minAddNormElements, where the TypeScript ops are faster (one decoding row: ~7 µs against ~12 with the
    * copies in and out of wasm memory).
    */
-  addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } {
+  addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } | null {
     const n = a.size;
     const D = norm.weight.size;
-    if (n < this.minAddNormElements || D === 0 || n % D !== 0 || !this.arena.begin(Arena.bytesFor(n, n, D, D, n, n))) {
-      const sum = this.binary("add", a, b);
-      return { sum, normed: norm.kind === "rms" ? this.rmsNorm(sum, norm.weight, norm.eps) : this.layerNorm(sum, norm.weight, norm.bias, norm.eps) };
-    }
+    if (n < this.minAddNormElements || D === 0 || n % D !== 0 || !this.arena.begin(Arena.bytesFor(n, n, D, D, n, n))) return null;
     const ao = this.input(a);
     const bo = this.input(b);
     const wo = this.input(norm.weight);

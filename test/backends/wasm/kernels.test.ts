@@ -156,6 +156,7 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
         const bias = pair(rng.f32(D), [D]);
         for (const kind of ["rms", "layer"] as const) {
           const got = fast!.addNorm(a[0], b[0], { kind, weight: w[0], bias: kind === "layer" ? bias[0] : null, eps: 1e-5 });
+          assert.ok(got, `${kind} rows=${rows} D=${D}: the kernel took it (minAddNormElements is 0)`);
           const wantSum = ref.binary("add", a[1], b[1]);
           const wantNormed = kind === "rms" ? ref.rmsNorm(wantSum, w[1], 1e-5) : ref.layerNorm(wantSum, w[1], bias[1], 1e-5);
           await close(got.sum, wantSum, 1e-7, `${kind} add rows=${rows} D=${D}`);
