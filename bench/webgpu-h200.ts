@@ -27,7 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec } from "../src/backends/webgpu/kernels/linear.js";
+import { MATMUL_BK, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -47,6 +47,13 @@ const { values: opts } = parseArgs({
     "micro-decode": { type: "boolean", default: false },
     /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
     micro: { type: "boolean", default: false },
+    /** Decode batch sizes and prefill lengths of the table (comma-separated; "none" for no prefills). */
+    batches: { type: "string", default: "1,8,64" },
+    prefills: { type: "string", default: "512,2048,8192" },
+    /** Rows from which the backend's products take the tiled kernel instead of the subgroup matvec. */
+    "tiled-min-rows": { type: "string" },
+    /** Never split a tiled product's K across workgroups. */
+    "no-split-k": { type: "boolean", default: false },
   },
 });
 const quick = opts.quick!;
@@ -55,6 +62,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
+if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
+if (opts["no-split-k"]) gpu.splitK = false;
+const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
   for (let i = 0; i < warm; i++) await fn();
@@ -370,18 +380,18 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick };
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK };
 if (opts["micro-decode"]) {
   // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
   const micro: Record<string, number> = {};
   const bufOf = (t: { storage: unknown }) => (t.storage as { buffer: GPUBuffer }).buffer;
-  for (const M of [8, 16, 32, 64]) {
-    for (const [N, K] of [[3072, 768], [768, 1536], [80, 1536], [3352, 768]]) {
+  for (const M of quick ? [16] : [8, 16, 32, 64]) {
+    for (const [N, K] of quick ? [[80, 1536]] : [[3072, 768], [768, 1536], [80, 1536], [3352, 768]]) {
       const x = gpu.upload(new Float32Array(M * K).map((_, i) => Math.sin(i)), [M, K], "f32");
       const w = gpu.upload(new Float32Array(N * K).map((_, i) => Math.cos(i)), [N, K], "f32");
       const out = gpu.upload(new Float32Array(M * N), [M, N], "f32");
-      const reps = 100;
+      const reps = quick ? 2 : 100;
       const line: string[] = [];
       const us = async (record: () => void) => ((await timed(async () => { for (let i = 0; i < reps; i++) record(); await gpu.sync(); }, 3)) / reps) * 1e6;
       const t0 = await us(() => gpu.linear(x, w, null).dispose());
@@ -401,6 +411,27 @@ if (opts["micro-decode"]) {
         const t = await us(() => gpu.rt.dispatch(k, [M, N, K, 0, 0, K], [bufOf(x), bufOf(w), null, bufOf(out)], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))]));
         micro[`M${M} N${N} K${K} matmul T${T}`] = t;
         line.push(`matmul T${T} ${t.toFixed(1)}`);
+      }
+      // The tiled kernel with K split across workgroups (z) and the partials summed by a second kernel:
+      // `auto` is splitKFor's choice; the others fixed slice counts.
+      const sum = gpu.rt.kernel(splitKSumSpec());
+      for (const T of [2, 4]) {
+        const k = gpu.rt.kernel(matmulSpec("f32", T, true));
+        const auto = splitKFor(M, N, K, T).splits;
+        for (const wanted of [auto, 2, 4, 8, 16, 32]) {
+          const kChunk = Math.ceil(K / wanted / MATMUL_BK) * MATMUL_BK;
+          const splits = Math.ceil(K / kChunk);
+          if (wanted !== auto && splits === auto) continue;
+          const part = gpu.rt.alloc(splits * M * N * 4);
+          const t = await us(() => {
+            gpu.rt.dispatch(k, [M, N, K, 0, 0, K, kChunk], [bufOf(x), bufOf(w), null, part], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T)), splits]);
+            gpu.rt.dispatch(sum, [M * N, N, splits, 0], [part, null, bufOf(out)], [Math.ceil((M * N) / 256)]);
+          });
+          gpu.rt.releaseBuffer(part);
+          const name = `split-K T${T} ×${splits}${wanted === auto ? " (auto)" : ""}`;
+          micro[`M${M} N${N} K${K} ${name}`] = t;
+          line.push(`${name} ${t.toFixed(1)}`);
+        }
       }
       log(`M ${M} N ${N} K ${K} (µs): ${line.join(", ")}`);
       for (const t of [x, w, out]) t.dispose();
@@ -480,8 +511,8 @@ const mm = Math.max(...Object.values(mmRates));
 result.ceilings = { copy_bytes_per_s: bw, copy: bws, matmul_flops_per_s: mmRates, matmul_ceiling: mm };
 
 const models = opts.models!.split(",");
-const prefills = quick ? [64, 200] : [512, 2048, 8192];
-const batches = quick ? [1, 2] : [1, 8, 64];
+const prefills = quick ? [64, 200] : listOf(opts.prefills!);
+const batches = quick ? [1, 2] : listOf(opts.batches!);
 const rows: Row[] = [];
 for (const name of models) {
   const t0 = performance.now();

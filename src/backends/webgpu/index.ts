@@ -27,11 +27,11 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, TILED_MIN_COLUMNS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_MIN_COLUMNS, TILED_MIN_ROWS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
-import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
+import { SCAN_STEP_SG_CHANNELS, scanCarrySpec, scanStepProjSpec, scanStepProjSubgroupSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
@@ -124,6 +124,13 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
 
   /** Use subgroup operations where kernels have such a variant (when the device offers them). */
   useSubgroups: boolean;
+  /**
+   * Rows of x from which every product takes the tiled kernel (K split across workgroups where its tiles
+   * are few) instead of the subgroup matvec, which passes over the weights once per 8 rows.
+   */
+  tiledMinRows = TILED_MIN_ROWS;
+  /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
+  splitK = true;
 
   constructor(readonly handle: GpuHandle) {
     this.rt = new GpuRuntime(handle.device);
@@ -328,7 +335,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const dtype = weight.dtype as WeightDType;
     const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
     const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    const tiled = M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS;
+    const tiled = (M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS) || M >= this.tiledMinRows;
     if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled) {
       const rows = Math.min(M, MATVEC_ROWS);
       const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}`, () => matvecSubgroupSpec(dtype, rows, vec4));
@@ -337,12 +344,30 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
       const k = this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], grid(N, matvecColumnsPerWorkgroup()));
     } else {
-      const T = tileFor(M, N);
-      const k = this.kernel(`matmul-${dtype}-${T}`, () => matmulSpec(dtype, T));
-      this.run(k, { M, N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))]);
+      this.tiledLinear(dtype, M, N, K, { has_bias: bb !== null, x_off, x_stride }, xb, this.buf(weight), bb, out);
     }
     this.done(temps);
     return out;
+  }
+
+  /** The tiled matmul into `out`, its K split across workgroups where the output alone has too few tiles. */
+  private tiledLinear(
+    dtype: WeightDType, M: number, N: number, K: number, params: { has_bias: boolean; x_off: number; x_stride: number },
+    xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor,
+  ): void {
+    const T = tileFor(M, N);
+    const tiles = [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))];
+    const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
+    if (splits === 1) {
+      const k = this.kernel(`matmul-${dtype}-${T}`, () => matmulSpec(dtype, T));
+      this.run(k, { M, N, K, ...params }, [xb, wb, bb, this.buf(out)], tiles);
+      return;
+    }
+    const part = this.make([splits, M, N]);
+    const k = this.kernel(`matmul-${dtype}-${T}-sk`, () => matmulSpec(dtype, T, true));
+    this.run(k, { M, N, K, ...params, k_chunk: kChunk }, [xb, wb, null, this.buf(part)], [...tiles, splits]);
+    this.run(this.kernel("splitk-sum", splitKSumSpec), { n: M * N, N, splits, has_bias: params.has_bias }, [this.buf(part), bb, this.buf(out)], grid(M * N));
+    part.dispose();
   }
 
   addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } {
@@ -727,12 +752,13 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const state = this.make([B, E, N]);
     const u = this.strided(a.u, E, temps), z = a.z ? this.strided(a.z, E, temps) : null, st = this.opt(a.state, temps);
     if (B * E > 0) {
-      this.run(this.kernel("scan-step-proj", scanStepProjSpec), {
+      const sg = this.useSubgroups;
+      this.run(sg ? this.kernel("scan-step-proj-sg", scanStepProjSubgroupSpec) : this.kernel("scan-step-proj", scanStepProjSpec), {
         B, E, N, R, has_dbias: a.deltaBias !== null, softplus: a.deltaSoftplus, has_d: a.D !== null, has_z: z !== null,
         has_state: st !== null, u_off: u.off, u_stride: u.stride, d_off: d.off, d_stride: d.stride, b_off: b.off, b_stride: b.stride,
         c_off: c.off, c_stride: c.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
       }, [u.buf, d.buf, this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
-        this.buf(y), this.buf(state)], grid(B * E, 16));
+        this.buf(y), this.buf(state)], grid(B * E, sg ? SCAN_STEP_SG_CHANNELS : 16));
     }
     this.done(temps);
     return { y, state };

@@ -6,6 +6,7 @@ import type { Backend, NormSpec, UnaryOp } from "../../../src/backends/backend.j
 import { addNorm, gatedNormLinear, splitLast, tidy } from "../../../src/ops/index.js";
 import { compareOp, type Input, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
+import { splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
 
 test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async () => {
   const r = new Inputs(1);
@@ -24,7 +25,12 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 8+ rows 
     [3, 1540, 9], [1, 2052, 5],
     // Wide products of 8+ rows (batched decoding's LM head) take the tiled kernel: 32×32 tiles below 64 rows, 64×64 from there.
     [8, 40, 16390], [64, 24, 16400],
+    // Few output tiles over a long K: split across workgroups (splitKFor), slices ragged at the end of K.
+    [100, 1000, 50], [70, 777, 33],
   ];
+  for (const [M, K, N] of [[100, 1000, 50], [70, 777, 33], [300, 260, 270]]) {
+    assert.ok(splitKFor(M, N, K, tileFor(M, N)).splits > 1, `${M}×${K}·${N} should split K`);
+  }
   for (const [M, K, N] of cases) {
     const x = r.f32([M, K]);
     const bias = r.f32([N]);

@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { bindType, loadFn, tileProduct, type WeightDType } from "./wgsl.js";
+import { bindType, loadFn, MAIN_1D, tileProduct, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -100,6 +100,13 @@ export function tileFor(M: number, N: number): number {
  * products (the layers' projections) stay matvecs, which were as fast or faster there.
  */
 export const TILED_MIN_COLUMNS = 16384;
+
+/**
+ * Rows from which every product takes the tiled kernel (see the backend's tiledMinRows): above the subgroup
+ * matvec's 64. From 16 rows (split-K where tiles are few) an H100 decoded mamba2-130m at batch 64 8% faster
+ * and H3-125M 13% slower, mamba-130m the same (session 10): no clear gain, so batched decoding stays on the matvec.
+ */
+export const TILED_MIN_ROWS = MATVEC_SG_ROWS + 1;
 
 /**
  * What the subgroup matvec computes its input from, on the fly (decoding; vec4 form only):
@@ -231,13 +238,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   };
 }
 
-export function matmulSpec(dtype: WeightDType, T: number): KernelSpec {
+/** Depth of the K slices the tiled kernel stages in workgroup memory. */
+export const MATMUL_BK = 16;
+
+/**
+ * The tiled kernel. With `splitK`, workgroup z of the grid sums only K slice [z·k_chunk, (z + 1)·k_chunk)
+ * and writes its partial product, without bias, to out[z] ([splits, M, N]); splitKSumSpec adds the
+ * partials. For few rows (batched decoding) the output alone has too few tiles to fill the GPU.
+ */
+export function matmulSpec(dtype: WeightDType, T: number, splitK = false): KernelSpec {
   const BM = 16 * T;
-  const BK = 16;
+  const BK = MATMUL_BK;
   const loads = (BM * BK) / 256;
+  const kRange = splitK
+    ? `let k_begin = wid.z * p.k_chunk;
+  let k_end = min(p.K, k_begin + p.k_chunk);`
+    : `let k_begin = 0u;
+  let k_end = p.K;`;
+  const store = splitK
+    ? "out[(wid.z * p.M + m) * p.N + n] = acc[i][j];"
+    : `var b = 0.0;
+        if (p.has_bias != 0u) { b = bias[n]; }
+        out[m * p.N + n] = acc[i][j] + b;`;
   return {
-    key: `matmul-${dtype}-${T}`,
-    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"]],
+    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}`,
+    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ...(splitK ? [["k_chunk", "u32"]] as const : [])],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: "f32" },
@@ -260,17 +285,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ty = lid / 16u;
   var acc: array<array<f32, ${T}>, ${T}>;
   for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }
-  for (var k0 = 0u; k0 < p.K; k0 = k0 + BK) {
+  ${kRange}
+  for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
     for (var l = 0u; l < ${loads}u; l = l + 1u) {
       let idx = lid + l * 256u;
       let r = idx / BK;
       let c = idx % BK;
       let k = k0 + c;
       var a = 0.0;
-      if (m0 + r < p.M && k < p.K) { a = xv[p.x_off + (m0 + r) * p.x_stride + k]; }
+      if (m0 + r < p.M && k < k_end) { a = xv[p.x_off + (m0 + r) * p.x_stride + k]; }
       As[c * BMP + r] = a;
       var b = 0.0;
-      if (n0 + r < p.N && k < p.K) { b = load_w((n0 + r) * p.K + k); }
+      if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
       Bs[c * BMP + r] = b;
     }
     workgroupBarrier();
@@ -283,12 +309,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var j = 0u; j < T; j = j + 1u) {
       let n = n0 + tx * T + j;
       if (n < p.N) {
-        var b = 0.0;
-        if (p.has_bias != 0u) { b = bias[n]; }
-        out[m * p.N + n] = acc[i][j] + b;
+        ${store}
       }
     }
   }
+}`,
+  };
+}
+
+/** Workgroups a split-K product aims for: a few per multiprocessor of a large GPU (an H100 has 132). */
+const SPLIT_K_TARGET_WORKGROUPS = 264;
+/** K steps (MATMUL_BK each) a split-K slice keeps at least: shorter slices cost more in partials than they gain. */
+const SPLIT_K_MIN_STEPS = 4;
+
+/** K slices for the tiled kernel with T×T per thread on an M×N×K product: { splits, kChunk } (splits 1: no split). */
+export function splitKFor(M: number, N: number, K: number, T: number): { splits: number; kChunk: number } {
+  const tiles = Math.ceil(M / (16 * T)) * Math.ceil(N / (16 * T));
+  const most = Math.max(1, Math.floor(K / (SPLIT_K_MIN_STEPS * MATMUL_BK)));
+  const wanted = Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles)));
+  const kChunk = Math.ceil(K / wanted / MATMUL_BK) * MATMUL_BK;
+  return { splits: Math.ceil(K / kChunk), kChunk };
+}
+
+/** out[m, n] = bias[n] + Σ_z part[z, m, n]: the split-K partials of matmulSpec summed. */
+export function splitKSumSpec(): KernelSpec {
+  return {
+    key: "splitk-sum",
+    params: [["n", "u32"], ["N", "u32"], ["splits", "u32"], ["has_bias", "u32"]],
+    workgroupSize: 256,
+    bindings: [{ name: "part", type: "f32" }, { name: "bias", type: "f32" }, { name: "out", type: "f32", write: true }],
+    body: `${MAIN_1D}
+  if (i >= p.n) { return; }
+  var s = 0.0;
+  for (var z = 0u; z < p.splits; z = z + 1u) { s = s + part[z * p.n + i]; }
+  if (p.has_bias != 0u) { s = s + bias[i % p.N]; }
+  out[i] = s;
 }`,
   };
 }

@@ -150,6 +150,62 @@ ${MAIN_1D}
   };
 }
 
+/** Channels per workgroup of the subgroup variant of the scan step: one per 32 invocations. */
+export const SCAN_STEP_SG_CHANNELS = 8;
+
+/**
+ * scan-step-proj with subgroup sums instead of workgroup-memory trees (no barriers): channel slot c of the
+ * workgroup belongs to the subgroup holding invocation 32c (matvecSubgroupSpec's rule: no assumption
+ * about how invocations form subgroups; a subgroup holding several markers takes their channels in turn).
+ * Its lanes take every sgs-th term of delta's sum and every sgs-th state.
+ */
+export function scanStepProjSubgroupSpec(): KernelSpec {
+  const spec = scanStepProjSpec();
+  return {
+    ...spec,
+    key: "scan-step-proj-sg",
+    enables: ["subgroups"],
+    directives: ["diagnostic(off, subgroup_uniformity)"],
+    body: `
+${SOFTPLUS}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  for (var slot = 0u; slot < ${SCAN_STEP_SG_CHANNELS}u; slot = slot + 1u) {
+    if (!subgroupAny(lid == slot * ${256 / SCAN_STEP_SG_CHANNELS}u)) { continue; }
+    let i = (wid.y * nwg.x + wid.x) * ${SCAN_STEP_SG_CHANNELS}u + slot;
+    if (i >= p.B * p.E) { break; }
+    let e = i % p.E;
+    let b = i / p.E;
+    var dpart = 0.0;
+    let lo = p.d_off + b * p.d_stride;
+    for (var r = lane; r < p.R; r = r + sgs) { dpart = dpart + dbc[lo + r] * w[e * p.R + r]; }
+    var d = subgroupAdd(dpart);
+    if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
+    if (p.softplus != 0u) { d = softplus(d); }
+    let ue = u[p.u_off + b * p.u_stride + e];
+    let du = d * ue;
+    let bb = p.b_off + b * p.b_stride;
+    let cb = p.c_off + b * p.c_stride;
+    var ypart = 0.0;
+    for (var n = lane; n < p.N; n = n + sgs) {
+      var h = 0.0;
+      if (p.has_state != 0u) { h = state[i * p.N + n]; }
+      h = exp(d * A[e * p.N + n]) * h + du * dbc[bb + n];
+      state_out[i * p.N + n] = h;
+      ypart = ypart + h * dbc[cb + n];
+    }
+    var acc = subgroupAdd(ypart);
+    if (lane == 0u) {
+      if (p.has_d != 0u) { acc = acc + de[e] * ue; }
+      if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
+      y[i] = acc;
+    }
+  }
+}`,
+  };
+}
+
 /**
  * One decoding step of the selective scan with dt_proj inside: 16 threads share a channel (b, e) and form
  * its time step from the low-rank input (delta = Σ_r low[r]·W[e][r], then bias and softplus), each thread
