@@ -304,10 +304,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   for (var i = 0u; i < T; i = i + 1u) {
-    let m = m0 + ty * T + i;
+    let m = m0 + ty + 16u * i;
     if (m >= p.M) { continue; }
     for (var j = 0u; j < T; j = j + 1u) {
-      let n = n0 + tx * T + j;
+      let n = n0 + tx + 16u * j;
       if (n < p.N) {
         ${store}
       }

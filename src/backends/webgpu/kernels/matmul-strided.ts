@@ -59,10 +59,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
   }
   for (var i = 0u; i < T; i = i + 1u) {
-    let row = i0 + ty * T + i;
+    let row = i0 + ty + 16u * i;
     if (row >= p.I) { continue; }
     for (var j = 0u; j < T; j = j + 1u) {
-      let col = j0 + tx * T + j;
+      let col = j0 + tx + 16u * j;
       if (col < p.J) { c[row * p.J + col] = acc[i][j]; }
     }
   }

@@ -28,15 +28,18 @@ fn block_sum(v: f32, lid: u32) -> f32 {
 
 /**
  * The inner product of a register-tiled matmul: for each of BK slices staged in workgroup memory (As and
- * Bs, [BK][BMP], rows ty·T.. and columns tx·T..), acc[i][j] += As[k][ty·T + i] · Bs[k][tx·T + j].
+ * Bs, [BK][BMP]), thread (tx, ty) of 16×16 accumulates acc[i][j] += As[k][ty + 16i] · Bs[k][tx + 16j]:
+ * its rows and columns interleaved with the other threads', so the 16 threads of a row read 16
+ * consecutive words (no bank conflicts; a block of T per thread put 16 reads on 16/T banks) and write
+ * consecutive outputs.
  */
 export function tileProduct(T: number): string {
   return `for (var kk = 0u; kk < BK; kk = kk + 1u) {
       var av: array<f32, ${T}>;
       var bv: array<f32, ${T}>;
       for (var t = 0u; t < ${T}u; t = t + 1u) {
-        av[t] = As[kk * BMP + ty * ${T}u + t];
-        bv[t] = Bs[kk * BMP + tx * ${T}u + t];
+        av[t] = As[kk * BMP + ty + 16u * t];
+        bv[t] = Bs[kk * BMP + tx + 16u * t];
       }
       for (var i = 0u; i < ${T}u; i = i + 1u) {
         for (var j = 0u; j < ${T}u; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
