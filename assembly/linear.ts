@@ -8,6 +8,15 @@ import { hsum } from "./math";
 export const W_F32: i32 = 0;
 export const W_F16: i32 = 1;
 export const W_BF16: i32 = 2;
+/**
+ * f16 weights in the dot-product form when x is prescaled by 2^112 (see linearDot): widened without the
+ * rebias, as w·2^-112.
+ */
+const W_F16_PRESCALED: i32 = 3;
+/** 2^112: moves an f16 exponent (bias 15) to an f32 one (bias 127). */
+const F16_REBIAS: f32 = 5.192296858534828e33;
+/** f32 bits of 2^15: |x| below it keeps x·2^112 below 2^127, clear of f32 overflow. */
+const PRESCALE_X_LIMIT: i32 = 0x47000000;
 
 /** Rows at or above which the packed tile form is used. */
 export const TILE_MIN_ROWS: i32 = 4;
@@ -28,7 +37,7 @@ const ROW_BLOCK: i32 = 64;
 }
 
 @inline function widenF16(h: u32): f32 {
-  const f = reinterpret<f32>((h & 0x7fff) << 13) * <f32>5.192296858534828e33;
+  const f = reinterpret<f32>((h & 0x7fff) << 13) * F16_REBIAS;
   return reinterpret<f32>(reinterpret<u32>(f) | ((h & 0x8000) << 16));
 }
 
@@ -56,12 +65,12 @@ const ROW_BLOCK: i32 = 64;
 
 /** Eight 16-bit weights at p as two f32 vectors: the even elements (lo) and the odd ones (hi). */
 @inline function halfPairLo(v: v128, dt: i32): v128 {
-  return dt == W_BF16 ? i32x4.shl(v, 16) : halfTopToF32(i32x4.shl(v, 16));
+  return dt == W_BF16 ? i32x4.shl(v, 16) : halfTop(i32x4.shl(v, 16), dt);
 }
 
 @inline function halfPairHi(v: v128, dt: i32): v128 {
-  // halfTopToF32 ignores the low halves, so f16 needs no masking here.
-  return dt == W_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : halfTopToF32(v);
+  // halfTop ignores the low halves, so f16 needs no masking here.
+  return dt == W_BF16 ? v128.and(v, i32x4.splat(0xffff0000)) : halfTop(v, dt);
 }
 
 /**
@@ -72,22 +81,33 @@ const ROW_BLOCK: i32 = 64;
  * come out finite: the host keeps such tensors off these kernels.
  */
 @inline function halfTopToF32(t: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(t, 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
+  return f32x4.mul(halfTopScaled(t), f32x4.splat(F16_REBIAS));
+}
+
+/** halfTopToF32 without the rebias: w·2^-112, exact (an f32 subnormal for f16 subnormals). */
+@inline function halfTopScaled(t: v128): v128 {
+  return v128.and(i32x4.shr_s(t, 3), i32x4.splat(0x8fffe000));
+}
+
+/** halfTopToF32, or for W_F16_PRESCALED halfTopScaled (x then carries the 2^112: see linearDot). */
+@inline function halfTop(t: v128, dt: i32): v128 {
+  return dt == W_F16_PRESCALED ? halfTopScaled(t) : halfTopToF32(t);
 }
 
 /**
  * x rows reordered in blocks of 8 as (0, 2, 4, 6, 1, 3, 5, 7), to meet 16-bit weights split into their
- * even and odd elements; the K % 8 tail stays in place.
+ * even and odd elements, and multiplied by `scale`; the K % 8 tail stays in place, unscaled.
  */
-@inline function permuteRows(x: usize, M: i32, K: i32, xp: usize): void {
+@inline function permuteRows(x: usize, M: i32, K: i32, xp: usize, scale: f32): void {
   const K8 = K & ~7;
+  const s = f32x4.splat(scale);
   for (let m = 0; m < M; m++) {
     const src = x + ((<usize>m * K) << 2), dst = xp + ((<usize>m * K) << 2);
     let k = 0;
     for (; k < K8; k += 8) {
       const a = v128.load(src + (<usize>k << 2)), b = v128.load(src + (<usize>k << 2), 16);
-      v128.store(dst + (<usize>k << 2), v128.shuffle<f32>(a, b, 0, 2, 4, 6));
-      v128.store(dst + (<usize>k << 2), v128.shuffle<f32>(a, b, 1, 3, 5, 7), 16);
+      v128.store(dst + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(a, b, 0, 2, 4, 6), s));
+      v128.store(dst + (<usize>k << 2), f32x4.mul(v128.shuffle<f32>(a, b, 1, 3, 5, 7), s), 16);
     }
     for (; k < K; k++) store<f32>(dst + (<usize>k << 2), load<f32>(src + (<usize>k << 2)));
   }
@@ -151,23 +171,99 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
   return n;
 }
 
+/** acc + the 8 products of 16-bit weights v (one load) with the permuted x (xl: even elements, xh: odd). */
+@inline function halfDot8(acc: v128, xl: v128, xh: v128, v: v128, dt: i32): v128 {
+  return f32x4.add(acc, f32x4.add(f32x4.mul(xl, halfPairLo(v, dt)), f32x4.mul(xh, halfPairHi(v, dt))));
+}
+
+/**
+ * Matrix-vector product with 16-bit weights against the permuted x (see linearDotRows), 8 rows at a
+ * time like matvec8F32 (more streams in flight: bf16, cheap to widen, gains a fifth; f16, bound by its
+ * widening, about breaks even); the same sums in the same order as the 4-row form. Returns the first
+ * row not done.
+ */
+@inline function matvec8Half(xs: usize, K: i32, w: usize, dt: i32, bias: usize, out: usize, n0: i32, n1: i32): i32 {
+  const rowW = <usize>K << 1;
+  const K8 = K & ~7;
+  const td = dt == W_F16_PRESCALED ? W_F16 : dt;
+  let n = n0;
+  for (; n + 8 <= n1; n += 8) {
+    const w0 = w + <usize>n * rowW;
+    const w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW, w4 = w3 + rowW, w5 = w4 + rowW, w6 = w5 + rowW, w7 = w6 + rowW;
+    let lo = bias ? v128.load(bias + (<usize>n << 2)) : f32x4.splat(0);
+    let hi = bias ? v128.load(bias + (<usize>n << 2), 16) : f32x4.splat(0);
+    for (let kb = 0; kb < K8; kb += DOT_BLOCK) {
+      const ke = min(K8, kb + DOT_BLOCK);
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let k = kb; k < ke; k += 8) {
+        const ko = <usize>k << 2, kw = <usize>k << 1;
+        const xl = v128.load(xs + ko), xh = v128.load(xs + ko, 16);
+        a0 = halfDot8(a0, xl, xh, v128.load(w0 + kw), dt);
+        a1 = halfDot8(a1, xl, xh, v128.load(w1 + kw), dt);
+        a2 = halfDot8(a2, xl, xh, v128.load(w2 + kw), dt);
+        a3 = halfDot8(a3, xl, xh, v128.load(w3 + kw), dt);
+        a4 = halfDot8(a4, xl, xh, v128.load(w4 + kw), dt);
+        a5 = halfDot8(a5, xl, xh, v128.load(w5 + kw), dt);
+        a6 = halfDot8(a6, xl, xh, v128.load(w6 + kw), dt);
+        a7 = halfDot8(a7, xl, xh, v128.load(w7 + kw), dt);
+      }
+      lo = f32x4.add(lo, sum4(a0, a1, a2, a3));
+      hi = f32x4.add(hi, sum4(a4, a5, a6, a7));
+    }
+    if (K8 < K) {
+      lo = f32x4.add(lo, tail4(xs, w0, rowW, td, K8, K));
+      hi = f32x4.add(hi, tail4(xs, w4, rowW, td, K8, K));
+    }
+    v128.store(out + (<usize>n << 2), lo);
+    v128.store(out + (<usize>n << 2), hi, 16);
+  }
+  return n;
+}
+
+/** Whether every |x[i]| of n values is below 2^15 (so x·2^112 stays finite; NaNs say no). */
+@inline function fitsPrescale(x: usize, n: i32): bool {
+  const n4 = n & ~3;
+  const abs = i32x4.splat(0x7fffffff), lim = i32x4.splat(PRESCALE_X_LIMIT);
+  let over = i32x4.splat(0);
+  for (let i = 0; i < n4; i += 4) over = v128.or(over, i32x4.ge_s(v128.and(v128.load(x + (<usize>i << 2)), abs), lim));
+  let ok = !v128.any_true(over);
+  for (let i = n4; i < n; i++) ok = ok && (load<i32>(x + (<usize>i << 2)) & 0x7fffffff) < PRESCALE_X_LIMIT;
+  return ok;
+}
+
 /**
  * Dot-product form: each block of 4 weight rows is read once per pair of x rows. f32 weights go 4 at a
  * time; 16-bit weights 8 at a time (one load, split into even/odd elements against the permuted x).
+ * For f16, x is multiplied by 2^112 as it is permuted, so that the weights can skip the rebias multiply
+ * (5 instead of 7 operations to widen 8 weights): (w·2^-112)·(x·2^112) is w·x exactly. An x with some
+ * |x| ≥ 2^15 (x·2^112 near f32 overflow) takes the unscaled path.
  */
 @inline function linearDot(x: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32, scratch: usize): void {
+  if (dt == W_F32) {
+    linearDotRows(x, x, M, K, w, dt, N, bias, out, n0, n1);
+  } else if (dt == W_F16 && fitsPrescale(x, M * K)) {
+    permuteRows(x, M, K, scratch, F16_REBIAS);
+    linearDotRows(x, scratch, M, K, w, W_F16_PRESCALED, N, bias, out, n0, n1);
+  } else {
+    permuteRows(x, M, K, scratch, 1);
+    linearDotRows(x, scratch, M, K, w, dt, N, bias, out, n0, n1);
+  }
+}
+
+/**
+ * linearDot on x (M rows) and xs: x itself for f32 weights, else x permuted (and for W_F16_PRESCALED
+ * prescaled) up to the K % 8 tail, which it holds as in x.
+ */
+@inline function linearDotRows(x: usize, xs: usize, M: i32, K: i32, w: usize, dt: i32, N: i32, bias: usize, out: usize, n0: i32, n1: i32): void {
   const es = elemBytes(dt);
   const rowW = <usize>K * es;
   const rowX = <usize>K << 2;
-  const step = dt == W_F32 ? 4 : 8;
   const KV = dt == W_F32 ? K & ~3 : K & ~7;
-  let xs = x;
-  if (dt != W_F32) {
-    permuteRows(x, M, K, scratch);
-    xs = scratch;
-  }
+  // Tails and the leftover rows read x as it is: no prescale.
+  const td = dt == W_F16_PRESCALED ? W_F16 : dt;
   let n = n0;
-  if (dt == W_F32 && M == 1) n = matvec8F32(x, K, w, bias, out, n0, n1);
+  if (M == 1) n = dt == W_F32 ? matvec8F32(x, K, w, bias, out, n0, n1) : matvec8Half(xs, K, w, dt, bias, out, n0, n1);
   for (; n + 4 <= n1; n += 4) {
     const w0 = w + <usize>n * rowW;
     const w1 = w0 + rowW, w2 = w1 + rowW, w3 = w2 + rowW;
@@ -221,8 +317,8 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
       rb = f32x4.add(rb, sum4(b0, b1, b2, b3));
       }
       if (KV < K) {
-        ra = f32x4.add(ra, tail4(xa, w0, rowW, dt, KV, K));
-        rb = f32x4.add(rb, tail4(xb, w0, rowW, dt, KV, K));
+        ra = f32x4.add(ra, tail4(xa, w0, rowW, td, KV, K));
+        rb = f32x4.add(rb, tail4(xb, w0, rowW, td, KV, K));
       }
       v128.store(out + ((<usize>m * N + n) << 2), ra);
       v128.store(out + ((<usize>(m + 1) * N + n) << 2), rb);
@@ -258,7 +354,7 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
       }
       ra = f32x4.add(ra, sum4(a0, a1, a2, a3));
       }
-      if (KV < K) ra = f32x4.add(ra, tail4(xa, w0, rowW, dt, KV, K));
+      if (KV < K) ra = f32x4.add(ra, tail4(xa, w0, rowW, td, KV, K));
       v128.store(out + ((<usize>m * N + n) << 2), ra);
     }
   }
@@ -270,8 +366,8 @@ function matvec8F32(x: usize, K: i32, w: usize, bias: usize, out: usize, n0: i32
     for (let m = 0; m < M; m++) {
       const xr = x + <usize>m * rowX;
       let a = f32x4.splat(0);
-      for (let k = 0; k < K4; k += 4) a = f32x4.add(a, f32x4.mul(v128.load(xr + (<usize>k << 2)), load4(wr + <usize>k * es, dt)));
-      store<f32>(out + ((<usize>m * N + n) << 2), hsum(a) + b + rowTail(xr, wr, dt, K4, K));
+      for (let k = 0; k < K4; k += 4) a = f32x4.add(a, f32x4.mul(v128.load(xr + (<usize>k << 2)), load4(wr + <usize>k * es, td)));
+      store<f32>(out + ((<usize>m * N + n) << 2), hsum(a) + b + rowTail(xr, wr, td, K4, K));
     }
   }
 }

@@ -81,6 +81,39 @@ describe("wasm kernels match the TypeScript kernels", { skip: fast ? false : "no
       }
     });
 
+    test(`linear, f16 weights, few rows: subnormal and zero weights, x at and beyond 2^15 (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
+      fast!.setThreads(threads);
+      const rng = new Prng(41 + threads);
+      // M < 4 takes the dot-product form, which prescales x by 2^112 (f16 weights then skip their rebias)
+      // unless some |x| ≥ 2^15, where x·2^112 would near f32 overflow. K with and without a K % 8 tail,
+      // N around the 4- and 8-row groups.
+      const shapes = [[1, 64, 16], [1, 37, 19], [1, 768, 67], [2, 64, 13], [2, 101, 24], [3, 72, 9]];
+      const weights = {
+        // ±0 and subnormals only (exponent 0).
+        subnormal: () => (rng.next() < 0.5 ? 0x8000 : 0) | (rng.next() < 0.2 ? 0 : rng.int(0, 1024)),
+        // Normal values, a quarter of them subnormal or zero.
+        mixed: () => (rng.next() < 0.5 ? 0x8000 : 0) | (rng.next() < 0.25 ? 0 : rng.int(1, 17) << 10) | rng.int(0, 1024),
+        zero: () => (rng.next() < 0.5 ? 0x8000 : 0),
+      };
+      // Where |x| peaks: just below 2^15 (prescaled, x·2^112 just below 2^127), 2^15 itself and beyond,
+      // up to where x·2^112 would overflow (the unscaled path), in the last row (the check covers all rows).
+      const peaks = [0, 32767.998, 32768, 65536, 3e6, 1e30];
+      for (const [M, K, N] of shapes) {
+        for (const [kind, half] of Object.entries(weights)) {
+          for (const peak of peaks) {
+            const xs = rng.f32(M * K, -2, 2);
+            if (peak) xs[(M - 1) * K + rng.int(0, K)] = rng.next() < 0.5 ? -peak : peak;
+            const bits = new Uint16Array(N * K).map(half);
+            const x = pair(xs, [M, K]);
+            const w = pair(bits, [N, K], "f16");
+            const bias = rng.next() < 0.5 ? pair(rng.f32(N), [N]) : null;
+            const [got, want] = both((b, i) => b.linear(x[i], w[i], bias ? bias[i] : null));
+            await close(got, want, 2e-6, `linear f16 ${kind} weights, |x| up to ${peak}, M=${M} K=${K} N=${N}`);
+          }
+        }
+      }
+    });
+
     test(`linear, q8 weights, odd shapes (${threads} thread${threads > 1 ? "s" : ""})`, async () => {
       fast!.setThreads(threads);
       const rng = new Prng(23 + threads);
