@@ -32,7 +32,7 @@ import {
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { SCAN_STEP_SG_CHANNELS, scanCarrySpec, scanStepProjSpec, scanStepProjSubgroupSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
-import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec } from "./kernels/ssd.js";
+import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec, ssdStepSubgroupSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
 /**
@@ -867,7 +867,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const Bm = this.strided(a.B, G * N, temps), Cm = this.strided(a.C, G * N, temps);
     const n = B * H * P;
     if (n > 0) {
-      this.run(this.kernel("ssd-step", ssdStepSpec), {
+      const sg = this.useSubgroups && N % 4 === 0;
+      this.run(sg ? this.kernel("ssd-step-sg", ssdStepSubgroupSpec) : this.kernel("ssd-step", ssdStepSpec), {
         B, H, P, G, N, has_bias: bias !== null, softplus: a.dtSoftplus, dt_min: a.dtMin, dt_max: Math.min(a.dtMax, 3.4e38),
         has_state: st !== null, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H, dt_off: dt.off, dt_stride: dt.stride,
         x_off: x.off, x_stride: x.stride, b_off: Bm.off, b_stride: Bm.stride, c_off: Cm.off, c_stride: Cm.stride,

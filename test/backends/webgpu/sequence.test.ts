@@ -122,7 +122,8 @@ test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; sel
 
 test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths across chunk boundaries", { skip }, async () => {
   const r = new Inputs(14);
-  for (const [B, L, H, P, G, N] of [[1, 37, 4, 8, 2, 16], [2, 150, 2, 5, 1, 7], [1, 64, 3, 4, 3, 8], [1, 130, 4, 16, 1, 32], [2, 1, 4, 8, 2, 16], [1, 150, 2, 64, 1, 128], [1, 70, 1, 80, 1, 8], [1, 1, 3, 64, 1, 128], [3, 1, 2, 5, 1, 40]]) {
+  const hasSubgroups = gpu!.useSubgroups;
+  for (const [B, L, H, P, G, N] of [[1, 37, 4, 8, 2, 16], [2, 150, 2, 5, 1, 7], [1, 64, 3, 4, 3, 8], [1, 130, 4, 16, 1, 32], [2, 1, 4, 8, 2, 16], [1, 150, 2, 64, 1, 128], [1, 70, 1, 80, 1, 8], [1, 1, 3, 64, 1, 128], [3, 1, 2, 5, 1, 40], [2, 1, 2, 8, 1, 264]]) {
     const x = r.f32([B, L, H, P], -2, 2);
     const dt = r.f32([B, L, H], -3, 1);
     const A = r.f32([H], -2, -0.1);
@@ -144,7 +145,12 @@ test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths 
         return [out.y, out.state];
       };
       await compareOp(`ssdChunked B${B} L${L} H${H} P${P} G${G} N${N} variant ${variant}`, (b) => run(b, false), { tol: 2e-4 });
-      if (L === 1) await compareOp(`ssdStep variant ${variant}`, (b) => run(b, true));
+      // The step with and without the subgroup kernel (which takes 4 state entries a lane when N % 4 = 0).
+      for (const subgroups of L === 1 ? (hasSubgroups ? [true, false] : [false]) : []) {
+        gpu!.useSubgroups = subgroups;
+        await compareOp(`ssdStep B${B} H${H} P${P} G${G} N${N} variant ${variant}${subgroups ? " (subgroups)" : ""}`, (b) => run(b, true), { tol: 1e-4 });
+      }
+      gpu!.useSubgroups = hasSubgroups;
     }
   }
 });

@@ -253,6 +253,65 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
+ * ssd-step with subgroup sums and 16-byte state accesses (N % 4 = 0): row slot r of the workgroup's 8
+ * belongs to the subgroup holding invocation 32r (matvecSubgroupSpec's rule: no assumption about how
+ * invocations form subgroups), whose lanes take every sgs-th group of 4 state entries; no barriers.
+ */
+export function ssdStepSubgroupSpec(): KernelSpec {
+  const spec = ssdStepSpec();
+  return {
+    ...spec,
+    key: "ssd-step-sg",
+    bindings: spec.bindings.map((b) => (b.name === "state" || b.name === "state_out" ? { ...b, type: "vec4<f32>" } : b)),
+    enables: ["subgroups"],
+    directives: ["diagnostic(off, subgroup_uniformity)"],
+    body: `
+${SOFTPLUS}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  for (var slot = 0u; slot < 8u; slot = slot + 1u) {
+    if (!subgroupAny(lid == slot * 32u)) { continue; }
+    let i = (wid.y * nwg.x + wid.x) * 8u + slot;
+    if (i >= p.B * p.H * p.P) { break; }
+    let pp = i % p.P;
+    let h = (i / p.P) % p.H;
+    let b = i / (p.P * p.H);
+    let g = h / (p.H / p.G);
+    var d = dt[p.dt_off + b * p.dt_stride + h];
+    if (p.has_bias != 0u) { d = d + bias[h]; }
+    if (p.softplus != 0u) { d = softplus(d); }
+    d = min(max(d, p.dt_min), p.dt_max);
+    let decay = exp(d * A[h]);
+    let xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
+    let dx = d * xv;
+    let bo = p.b_off + b * p.b_stride + g * p.N;
+    let co = p.c_off + b * p.c_stride + g * p.N;
+    let so = i * p.N / 4u;
+    var acc = 0.0;
+    for (var n4 = lane; n4 < p.N / 4u; n4 = n4 + sgs) {
+      let n = 4u * n4;
+      var s = vec4<f32>(0.0);
+      if (p.has_state != 0u) { s = state[so + n4]; }
+      let v = s * decay + dx * vec4<f32>(Bm[bo + n], Bm[bo + n + 1u], Bm[bo + n + 2u], Bm[bo + n + 3u]);
+      state_out[so + n4] = v;
+      acc = acc + dot(v, vec4<f32>(Cm[co + n], Cm[co + n + 1u], Cm[co + n + 2u], Cm[co + n + 3u]));
+    }
+    var out = subgroupAdd(acc);
+    if (lane == 0u) {
+      if (p.has_d != 0u) {
+        var dd = Dv[h];
+        if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
+        out = out + dd * xv;
+      }
+      y[i] = out;
+    }
+  }
+}`,
+  };
+}
+
+/**
  * WGSL: acc0..acc3 (vec4, declared by the caller) += C_t · O_r over the first `nEnd` state entries, for the
  * chunk's rows t = ty·4 + i and another operand's rows r = tx·4 + j, in slices of 16 entries staged in
  * `stage4` as padded vec4 columns (C at 0, the other operand at 272). `loadOther(i)` sets `ov.<lane i>` to
