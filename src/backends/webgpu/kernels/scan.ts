@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D, SOFTPLUS } from "./wgsl.js";
+import { MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } from "./wgsl.js";
 
 /**
  * Mamba's selective scan, chunked over time (reduce, then scan, then re-run; no workgroup waits on another):
@@ -154,27 +154,18 @@ ${MAIN_1D}
 export const SCAN_STEP_SG_CHANNELS = 8;
 
 /**
- * scan-step-proj with subgroup sums instead of workgroup-memory trees (no barriers): channel slot c of the
- * workgroup belongs to the subgroup holding invocation 32c (matvecSubgroupSpec's rule: no assumption
- * about how invocations form subgroups; a subgroup holding several markers takes their channels in turn).
- * Its lanes take every sgs-th term of delta's sum and every sgs-th state.
+ * scan-step-proj with subgroup sums instead of workgroup-memory trees (no barriers): one subgroup per
+ * channel (subgroupSlotsMain), its lanes taking every sgs-th term of delta's sum and every sgs-th state.
  */
 export function scanStepProjSubgroupSpec(): KernelSpec {
   const spec = scanStepProjSpec();
   return {
     ...spec,
     key: "scan-step-proj-sg",
-    enables: ["subgroups"],
-    directives: ["diagnostic(off, subgroup_uniformity)"],
+    ...SUBGROUP_KERNEL,
     body: `
 ${SOFTPLUS}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  for (var slot = 0u; slot < ${SCAN_STEP_SG_CHANNELS}u; slot = slot + 1u) {
-    if (!subgroupAny(lid == slot * ${256 / SCAN_STEP_SG_CHANNELS}u)) { continue; }
-    let i = (wid.y * nwg.x + wid.x) * ${SCAN_STEP_SG_CHANNELS}u + slot;
-    if (i >= p.B * p.E) { break; }
+${subgroupSlotsMain(SCAN_STEP_SG_CHANNELS, "p.B * p.E")}
     let e = i % p.E;
     let b = i / p.E;
     var dpart = 0.0;

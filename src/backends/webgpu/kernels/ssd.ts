@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { each4, LANES, MAIN_1D, SOFTPLUS } from "./wgsl.js";
+import { each4, LANES, MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } from "./wgsl.js";
 
 /**
  * Mamba-2's SSD by the chunked algorithm, in four passes over chunks of Q ≤ 64 steps (the same split as
@@ -253,9 +253,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * ssd-step with subgroup sums and 16-byte state accesses (N % 4 = 0): row slot r of the workgroup's 8
- * belongs to the subgroup holding invocation 32r (matvecSubgroupSpec's rule: no assumption about how
- * invocations form subgroups), whose lanes take every sgs-th group of 4 state entries; no barriers.
+ * ssd-step with subgroup sums and 16-byte state accesses (N % 4 = 0): one subgroup per (b, h, p) row
+ * (subgroupSlotsMain), its lanes taking every sgs-th group of 4 state entries; no barriers.
  */
 export function ssdStepSubgroupSpec(): KernelSpec {
   const spec = ssdStepSpec();
@@ -263,17 +262,10 @@ export function ssdStepSubgroupSpec(): KernelSpec {
     ...spec,
     key: "ssd-step-sg",
     bindings: spec.bindings.map((b) => (b.name === "state" || b.name === "state_out" ? { ...b, type: "vec4<f32>" } : b)),
-    enables: ["subgroups"],
-    directives: ["diagnostic(off, subgroup_uniformity)"],
+    ...SUBGROUP_KERNEL,
     body: `
 ${SOFTPLUS}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  for (var slot = 0u; slot < 8u; slot = slot + 1u) {
-    if (!subgroupAny(lid == slot * 32u)) { continue; }
-    let i = (wid.y * nwg.x + wid.x) * 8u + slot;
-    if (i >= p.B * p.H * p.P) { break; }
+${subgroupSlotsMain(8, "p.B * p.H * p.P")}
     let pp = i % p.P;
     let h = (i / p.P) % p.H;
     let b = i / (p.P * p.H);

@@ -52,6 +52,26 @@ export const MAIN_1D = `@compute @workgroup_size(WG_X)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * WG_X + lid;`;
 
+/**
+ * Entry point of a 256-invocation kernel whose workgroup serves `slots` work items with subgroup
+ * operations: slot s belongs to the subgroup holding invocation s·256/slots (no assumption about how
+ * invocations form subgroups; a subgroup holding several markers takes their slots in turn). The loop body
+ * that follows runs once per owned slot, with the item's global index `i`, `lane` and the subgroup size
+ * `sgs` in scope; `count` bounds i. The caller closes the loop and the function (two braces).
+ */
+export function subgroupSlotsMain(slots: number, count: string): string {
+  return `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  for (var slot = 0u; slot < ${slots}u; slot = slot + 1u) {
+    if (!subgroupAny(lid == slot * ${256 / slots}u)) { continue; }
+    let i = (wid.y * nwg.x + wid.x) * ${slots}u + slot;
+    if (i >= ${count}) { break; }`;
+}
+
+/** The KernelSpec fields a kernel using subgroup operations needs. */
+export const SUBGROUP_KERNEL = { enables: ["subgroups"], directives: ["diagnostic(off, subgroup_uniformity)"] };
+
 /** Storage dtypes a weight may have: f32, or f16/bf16 packed two per u32. */
 export type WeightDType = "f32" | "f16" | "bf16";
 
