@@ -27,7 +27,8 @@ const USAGE = `usage: node dist/bench/cpu-fast.js [options]
                      machine, CPU seconds well under wall seconds × threads mean the threads waited)
   --ref              also measure the TypeScript reference backend (cpu-ref; pp at the first length, tg 16)
   --layers <n>       override the layer count (default: the real model's)
-  --out <path>       JSON results (default bench/results/cpu-fast[-quick].json)
+  --out <path>       JSON results (default bench/results/cpu-fast[-quick]-<date and time>.json: a new
+                     file each run, so that a run never overwrites a committed table)
   --quick            2 layers, pp 64, tg 8: checks the script in seconds
   -h, --help`;
 
@@ -88,7 +89,7 @@ function options() {
     reps: values.reps ? args.positiveInt("reps", values.reps) : 1,
     ref: values.ref ?? false,
     layers: quick ? 2 : values.layers ? args.positiveInt("layers", values.layers) : null,
-    out: values.out ?? `bench/results/cpu-fast${quick ? "-quick" : ""}.json`,
+    out: values.out ?? `bench/results/cpu-fast${quick ? "-quick" : ""}-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}.json`,
   };
 }
 
