@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } from "./wgsl.js";
+import { MAIN_1D, SOFTPLUS } from "./wgsl.js";
 
 /**
  * Mamba's selective scan, chunked over time (reduce, then scan, then re-run; no workgroup waits on another):
@@ -145,53 +145,6 @@ ${MAIN_1D}
   }
   if (c == p.n_chunks - 1u) {
     ${perEntry(N, (n) => `state_out[(b * p.E + e) * N + ${n}u] = ${H(n)};`, `state_out[(b * p.E + e) * N + n] = ${H("n")};`)}
-  }
-}`,
-  };
-}
-
-/** Channels per workgroup of the subgroup variant of the scan step: one per 32 invocations. */
-export const SCAN_STEP_SG_CHANNELS = 8;
-
-/**
- * scan-step-proj with subgroup sums instead of workgroup-memory trees (no barriers): one subgroup per
- * channel (subgroupSlotsMain), its lanes taking every sgs-th term of delta's sum and every sgs-th state.
- */
-export function scanStepProjSubgroupSpec(): KernelSpec {
-  const spec = scanStepProjSpec();
-  return {
-    ...spec,
-    key: "scan-step-proj-sg",
-    ...SUBGROUP_KERNEL,
-    body: `
-${SOFTPLUS}
-${subgroupSlotsMain(SCAN_STEP_SG_CHANNELS, "p.B * p.E")}
-    let e = i % p.E;
-    let b = i / p.E;
-    var dpart = 0.0;
-    let lo = p.d_off + b * p.d_stride;
-    for (var r = lane; r < p.R; r = r + sgs) { dpart = dpart + dbc[lo + r] * w[e * p.R + r]; }
-    var d = subgroupAdd(dpart);
-    if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
-    if (p.softplus != 0u) { d = softplus(d); }
-    let ue = u[p.u_off + b * p.u_stride + e];
-    let du = d * ue;
-    let bb = p.b_off + b * p.b_stride;
-    let cb = p.c_off + b * p.c_stride;
-    var ypart = 0.0;
-    for (var n = lane; n < p.N; n = n + sgs) {
-      var h = 0.0;
-      if (p.has_state != 0u) { h = state[i * p.N + n]; }
-      h = exp(d * A[e * p.N + n]) * h + du * dbc[bb + n];
-      state_out[i * p.N + n] = h;
-      ypart = ypart + h * dbc[cb + n];
-    }
-    var acc = subgroupAdd(ypart);
-    if (lane == 0u) {
-      if (p.has_d != 0u) { acc = acc + de[e] * ue; }
-      if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
-      y[i] = acc;
-    }
   }
 }`,
   };
