@@ -317,23 +317,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   };
 }
 
-/** Workgroups a split-K product aims for: a few per multiprocessor of a large GPU (an H100 has 132). */
+/**
+ * Workgroups a split-K product aims for: a few per multiprocessor of a large GPU (an H100 has 132). On an
+ * H200 (session 10, with the interleaved tiles of tileProduct, against neither, same call) prefill 512 of
+ * mamba-130m and H3-125M went from 35.6 to 23.4 and from 25.9 to 18.4 ms; at 2048 tokens mamba-130m
+ * 39.8 → 37.5 ms but H3-125M 33.7 → 41.0 ms (its 768-wide products have 96 tiles at 2048 rows, split 3 ways).
+ */
 const SPLIT_K_TARGET_WORKGROUPS = 264;
 /** K steps (MATMUL_BK each) a split-K slice keeps at least: shorter slices cost more in partials than they gain. */
 const SPLIT_K_MIN_STEPS = 4;
 
-/**
- * Output tiles above which a product is not split: its grid fills enough of the GPU on its own. On an H200
- * (session 10), splitting took prefill 512 of mamba-130m and H3-125M from 35.6 to 23.4 and 25.9 to 18.4 ms
- * (products of 2–24 tiles), while H3-125M's prefill 2048, whose 768-wide products at 2048 rows have 96
- * tiles (split 3 ways), was slower in the same call (33.7 → 41.0 ms).
- */
-const SPLIT_K_MAX_TILES = 64;
-
 /** K slices for the tiled kernel with T×T per thread on an M×N×K product: { splits, kChunk } (splits 1: no split). */
 export function splitKFor(M: number, N: number, K: number, T: number): { splits: number; kChunk: number } {
   const tiles = Math.ceil(M / (16 * T)) * Math.ceil(N / (16 * T));
-  if (tiles > SPLIT_K_MAX_TILES) return { splits: 1, kChunk: K };
   const most = Math.max(1, Math.floor(K / (SPLIT_K_MIN_STEPS * MATMUL_BK)));
   const wanted = Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles)));
   const kChunk = Math.ceil(K / wanted / MATMUL_BK) * MATMUL_BK;
