@@ -184,6 +184,13 @@ ${MAIN_WG}
   };
 }
 
+/** WGSL: the step's skip term D·x of row (h, pp), D per head or per channel (d_per_p), 0 without D. */
+const D_SKIP = `fn d_skip(h: u32, pp: u32, xv: f32) -> f32 {
+  if (p.has_d == 0u) { return 0.0; }
+  if (p.d_per_p != 0u) { return Dv[h * p.P + pp] * xv; }
+  return Dv[h] * xv;
+}`;
+
 /**
  * One recurrent step per (batch, head, p): state = exp(dt·A)·state + dt·x ⊗ B; y = state·C + D·x.
  * 32 threads share a (batch, head, p) row, each taking every 32nd state entry, so that consecutive threads
@@ -203,6 +210,7 @@ export function ssdStepSpec(): KernelSpec {
     ],
     body: `
 ${SOFTPLUS}
+${D_SKIP}
 var<workgroup> part: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -239,15 +247,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lane < w) { part[lid] = part[lid] + part[lid + w]; }
     workgroupBarrier();
   }
-  if (live && lane == 0u) {
-    var out = part[lid];
-    if (p.has_d != 0u) {
-      var dd = Dv[h];
-      if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
-      out = out + dd * xv;
-    }
-    y[i] = out;
-  }
+  if (live && lane == 0u) { y[i] = part[lid] + d_skip(h, pp, xv); }
 }`,
   };
 }
@@ -265,6 +265,7 @@ export function ssdStepSubgroupSpec(): KernelSpec {
     ...SUBGROUP_KERNEL,
     body: `
 ${SOFTPLUS}
+${D_SKIP}
 ${subgroupSlotsMain(8, "p.B * p.H * p.P")}
     let pp = i % p.P;
     let h = (i / p.P) % p.H;
@@ -289,15 +290,8 @@ ${subgroupSlotsMain(8, "p.B * p.H * p.P")}
       state_out[so + n4] = v;
       acc = acc + dot(v, vec4<f32>(Cm[co + n], Cm[co + n + 1u], Cm[co + n + 2u], Cm[co + n + 3u]));
     }
-    var out = subgroupAdd(acc);
-    if (lane == 0u) {
-      if (p.has_d != 0u) {
-        var dd = Dv[h];
-        if (p.d_per_p != 0u) { dd = Dv[h * p.P + pp]; }
-        out = out + dd * xv;
-      }
-      y[i] = out;
-    }
+    let total = subgroupAdd(acc);
+    if (lane == 0u) { y[i] = total + d_skip(h, pp, xv); }
   }
 }`,
   };
