@@ -27,7 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { MATMUL_BK, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
+import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -419,8 +419,7 @@ if (opts["micro-decode"]) {
         const k = gpu.rt.kernel(matmulSpec("f32", T, true));
         const auto = splitKFor(M, N, K, T).splits;
         for (const wanted of [auto, 2, 4, 8, 16, 32]) {
-          const kChunk = Math.ceil(K / wanted / MATMUL_BK) * MATMUL_BK;
-          const splits = Math.ceil(K / kChunk);
+          const { splits, kChunk } = kSlices(K, wanted);
           if (wanted !== auto && splits === auto) continue;
           const part = gpu.rt.alloc(splits * M * N * 4);
           const t = await us(() => {

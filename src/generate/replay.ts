@@ -59,7 +59,7 @@ export class ReplayedDecoding {
   }
 
   /**
-   * Makes the graphs of a captured step from (ids, state) to (next ids, next state) and takes those four;
+   * Makes the graph of a captured step from (ids, state) to (next ids, next state) and takes those four;
    * null when the backend cannot (the caller keeps them).
    */
   static from(step: CapturedStep, input: { state: InferenceState; ids: Tensor }, output: { state: InferenceState; ids: Tensor }): ReplayedDecoding | null {

@@ -481,8 +481,8 @@ export class WasmCpuBackend extends CpuBackend {
 
   /**
    * The residual add and the norm after it in one pass ([512, 768]: 1.8 → 0.75 ms at 2 threads); null (the
-   * two ops, composed by ops/addNorm) below minAddNormElements, where the TypeScript ops are faster (one decoding row: ~7 µs against ~12 with the
-   * copies in and out of wasm memory).
+   * two ops, composed by ops/addNorm) below minAddNormElements, where the TypeScript ops are faster (one
+   * decoding row: ~7 µs against ~12 with the copies in and out of wasm memory).
    */
   addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } | null {
     const n = a.size;

@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { bindType, loadFn, MAIN_1D, tileProduct, type WeightDType } from "./wgsl.js";
+import { bindType, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -209,8 +209,7 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
       { name: "out", type: "f32", write: true },
       ...(prologue === "add-rms-norm" ? [{ name: "sum_out", type: "vec4<f32>", write: true }] as const : []),
     ],
-    enables: ["subgroups"],
-    directives: ["diagnostic(off, subgroup_uniformity)"],
+    ...SUBGROUP_KERNEL,
     body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
 ${vec4 ? inputAt(prologue) : ""}
 @compute @workgroup_size(256)
@@ -331,7 +330,11 @@ const SPLIT_K_MIN_STEPS = 4;
 export function splitKFor(M: number, N: number, K: number, T: number): { splits: number; kChunk: number } {
   const tiles = Math.ceil(M / (16 * T)) * Math.ceil(N / (16 * T));
   const most = Math.max(1, Math.floor(K / (SPLIT_K_MIN_STEPS * MATMUL_BK)));
-  const wanted = Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles)));
+  return kSlices(K, Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles))));
+}
+
+/** K cut into about `wanted` slices of whole MATMUL_BK steps: { splits, kChunk } (the last slice may be short). */
+export function kSlices(K: number, wanted: number): { splits: number; kChunk: number } {
   const kChunk = Math.ceil(K / wanted / MATMUL_BK) * MATMUL_BK;
   return { splits: Math.ceil(K / kChunk), kChunk };
 }
