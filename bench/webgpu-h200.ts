@@ -27,7 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
+import { kSlices, matmulSpec, matvecBlockColumns, matvecBlockSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -52,6 +52,10 @@ const { values: opts } = parseArgs({
     prefills: { type: "string", default: "512,2048,8192" },
     /** Rows from which the backend's products take the tiled kernel instead of the subgroup matvec. */
     "tiled-min-rows": { type: "string" },
+    /** In-situ kernel costs of decoding at these batch sizes: each kernel dispatched twice in the real step, against once. */
+    ablate: { type: "string" },
+    /** Batched decoding's products as register blocks of rows×columns per subgroup (e.g. 8x4; matvecBlockSpec). */
+    "matvec-block": { type: "string" },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
   },
@@ -64,6 +68,11 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
+if (opts["matvec-block"]) {
+  const [rows, cols] = opts["matvec-block"].split("x").map(Number);
+  if (!(rows > 0 && cols > 0)) throw new Error(`--matvec-block must be ROWSxCOLS, got '${opts["matvec-block"]}'`);
+  gpu.matvecBlock = { rows, cols };
+}
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -81,6 +90,21 @@ async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<n
 // Ceilings.
 
 /** Device-to-device copy bandwidth (bytes read + written per second): copyBufferToBuffer, and a vec4 copy kernel. */
+/**
+ * GPU time of one recorded command, µs: `reps` of them recorded first, then the submit timed to completion
+ * (median of 3 after a warm-up), so the host's recording cost is left out.
+ */
+async function gpuMicroseconds(record: () => void, reps: number): Promise<number> {
+  const times: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    for (let i = 0; i < reps; i++) record();
+    const t0 = performance.now();
+    await gpu.sync();
+    if (r > 0) times.push(((performance.now() - t0) * 1000) / reps);
+  }
+  return median(times);
+}
+
 async function copyBandwidth(): Promise<{ copyBuffer: number; kernel: number }> {
   const bytes = quick ? 64 << 20 : 1 << 30;
   const rt = gpu.rt;
@@ -393,7 +417,7 @@ if (opts["micro-decode"]) {
       const out = gpu.upload(new Float32Array(M * N), [M, N], "f32");
       const reps = quick ? 2 : 100;
       const line: string[] = [];
-      const us = async (record: () => void) => ((await timed(async () => { for (let i = 0; i < reps; i++) record(); await gpu.sync(); }, 3)) / reps) * 1e6;
+      const us = (record: () => void) => gpuMicroseconds(record, reps);
       const t0 = await us(() => gpu.linear(x, w, null).dispose());
       micro[`M${M} N${N} K${K} linear`] = t0;
       line.push(`linear ${t0.toFixed(1)}`);
@@ -405,6 +429,13 @@ if (opts["micro-decode"]) {
         const t = await us(() => gpu.rt.dispatch(k, spec.params.map(([name]) => values[name]), [bufOf(x), bufOf(w), null, bufOf(out)], [Math.ceil(N / matvecColumnsPerWorkgroup()), Math.ceil(M / rows)]));
         micro[`M${M} N${N} K${K} matvec rows ${rows}`] = t;
         line.push(`matvec ×${rows} ${t.toFixed(1)}`);
+      }
+      // Register blocks of rows × columns per subgroup (matvecBlockSpec).
+      for (const [rows, cols] of [[8, 2], [8, 4], [16, 2], [16, 4], [4, 4]].filter(([r]) => r <= M)) {
+        const k = gpu.rt.kernel(matvecBlockSpec("f32", rows, cols));
+        const t = await us(() => gpu.rt.dispatch(k, [N, K, 0, 0, K, M], [bufOf(x), bufOf(w), null, bufOf(out)], [matvecBlockColumns(N, cols), Math.ceil(M / rows)]));
+        micro[`M${M} N${N} K${K} block ${rows}x${cols}`] = t;
+        line.push(`block ${rows}×${cols} ${t.toFixed(1)}`);
       }
       for (const T of [1, 2, 4]) {
         const k = gpu.rt.kernel(matmulSpec("f32", T));
@@ -436,6 +467,14 @@ if (opts["micro-decode"]) {
       for (const t of [x, w, out]) t.dispose();
     }
   }
+  // What a dispatch costs the GPU by itself: a chain of tiny dependent dispatches (each reads the last one's output).
+  const a = gpu.upload(new Float32Array(768).fill(1), [768], "f32");
+  const chain = gpu.upload(new Float32Array(768).fill(1), [768], "f32");
+  const addKernel = gpu.rt.kernel({ key: "micro-add", params: [["n", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "a", type: "f32" }, { name: "y", type: "f32", write: true }],
+    body: "@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < p.n) { y[g.x] = y[g.x] + a[g.x]; } }" });
+  micro["tiny dependent dispatch us (GPU)"] = await gpuMicroseconds(() => gpu.rt.dispatch(addKernel, [768], [bufOf(a), bufOf(chain)], [3]), 400);
+  log(`tiny dependent dispatch: ${micro["tiny dependent dispatch us (GPU)"].toFixed(2)} µs of GPU time each`);
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
   gpu.destroy();
   process.exit(0);
@@ -483,6 +522,45 @@ if (opts.micro) {
   micro["tiny dispatch GPU us (timestamps)"] = (1000 * [...prof.values()][0].ms) / [...prof.values()][0].count;
   for (const [k, v] of Object.entries(micro)) log(`${k}: ${v.toFixed(2)}`);
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
+if (opts.ablate) {
+  // Each kernel of a decode step dispatched twice in the real (replayed) step, against a run just before
+  // with it once: the difference is what that kernel costs in place, launch and barrier included.
+  const ablation: Record<string, unknown> = {};
+  for (const name of opts.models!.split(",")) {
+    const model = await buildModel(name);
+    for (const B of listOf(opts.ablate)) {
+      const counts = new Map<string, number>();
+      let state = model.forward(tensor(randomIds(16 * B, model.vocabSize, 1), [B, 16], { dtype: "i32", backend: gpu }), null, { logits: "none" }).state;
+      gpu.rt.repeatDispatch = (key) => { counts.set(key, (counts.get(key) ?? 0) + 1); return 1; };
+      const next = model.step(tensor(new Int32Array(B).fill(7), [B, 1], { dtype: "i32", backend: gpu }), state);
+      gpu.sampleTokens(next.logits, { temperature: 0, topK: 0, topP: 1, minP: 0 }, new Float32Array(B)).dispose();
+      gpu.rt.repeatDispatch = null;
+      for (const t of [state, next.state]) t.dispose();
+      next.logits.dispose();
+      await gpu.sync();
+      const steps = quick ? 3 : 24;
+      const stepMs = async () => (await benchDecode(name, model, B, 1e12, 1e12, steps)).ms;
+      const base0 = await stepMs();
+      const rows: Record<string, number | string>[] = [];
+      for (const [kernel, count] of [...counts].sort((a, b) => b[1] - a[1])) {
+        const base = await stepMs();
+        gpu.rt.repeatDispatch = (key) => (key === kernel ? 2 : 1);
+        const doubled = await stepMs();
+        gpu.rt.repeatDispatch = null;
+        rows.push({ kernel, per_step: count, base_ms: base, doubled_ms: doubled, marginal_ms: doubled - base, us_each: ((doubled - base) * 1000) / count });
+        log(`${name} b${B} ${kernel} ×${count}: step ${base.toFixed(3)} → ${doubled.toFixed(3)} ms (${(((doubled - base) * 1000) / count).toFixed(1)} µs each)`);
+      }
+      const total = rows.reduce((n, r) => n + (r.marginal_ms as number), 0);
+      log(`${name} b${B}: step ${base0.toFixed(3)} ms, sum of marginal costs ${total.toFixed(3)} ms`);
+      ablation[`${name} b${B}`] = { step_ms: base0, kernels: rows };
+    }
+    model.dispose();
+    gpu.rt.trim();
+  }
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, ablation }, null, 2));
   gpu.destroy();
   process.exit(0);
 }

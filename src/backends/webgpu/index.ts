@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_MIN_COLUMNS, TILED_MIN_ROWS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecBlockColumns, matvecBlockSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_MIN_COLUMNS, TILED_MIN_ROWS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -129,6 +129,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
    * are few) instead of the subgroup matvec, which passes over the weights once per 8 rows.
    */
   tiledMinRows = TILED_MIN_ROWS;
+  /** Register block (rows × columns per subgroup) of batched decoding's products (more than MATVEC_ROWS rows); null: the one-column matvec. */
+  matvecBlock: { rows: number; cols: number } | null = null;
   /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
   splitK = true;
 
@@ -336,7 +338,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
     const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
     const tiled = (M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS) || M >= this.tiledMinRows;
-    if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled) {
+    const block = this.matvecBlock;
+    if (block && this.useSubgroups && vec4 && M > MATVEC_ROWS && M <= MATVEC_SG_ROWS && !tiled && matvecBlockColumns(N, block.cols) <= 65535) {
+      const k = this.kernel(`matvec-block-${dtype}-${block.rows}x${block.cols}`, () => matvecBlockSpec(dtype, block.rows, block.cols));
+      this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)],
+        [matvecBlockColumns(N, block.cols), Math.ceil(M / block.rows)]);
+    } else if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled) {
       const rows = Math.min(M, MATVEC_ROWS);
       const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}`, () => matvecSubgroupSpec(dtype, rows, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);

@@ -391,6 +391,12 @@ export class GpuRuntime {
   /** The one dynamic offset of a dispatch, passed as a typed array (no array built per dispatch). */
   private readonly dynamicOffset = new Uint32Array(1);
   private profiler: DispatchProfiler | null = null;
+  /**
+   * Benchmarks only: how many times to record each dispatch of a kernel (by key; 1 when unset). Running a
+   * kernel twice inside the real step measures what it costs there (bench --ablate), where timestamps
+   * around single dispatches add more than the small kernels take.
+   */
+  repeatDispatch: ((key: string) => number) | null = null;
   /** Commands of the step being captured (null: not capturing); `captureBroken` says why it cannot replay. */
   private captured: CapturedCommand[] | null = null;
   private captureBroken: string | null = null;
@@ -575,7 +581,8 @@ export class GpuRuntime {
         }
         this.dynamicOffset[0] = d * this.uniformAlign;
         pass.setBindGroup(0, bindGroups[d], this.dynamicOffset, 0, 1);
-        pass.dispatchWorkgroups(c.groups[0], c.groups[1], c.groups[2]);
+        const times = this.repeatDispatch?.(c.kernel.spec.key) ?? 1;
+        for (let t = 0; t < times; t++) pass.dispatchWorkgroups(c.groups[0], c.groups[1], c.groups[2]);
         d++;
       } else if (c.kind === "copy") {
         this.copyEncoder().copyBufferToBuffer(c.src, c.srcOffset, c.dst, c.dstOffset, c.bytes);
@@ -759,7 +766,8 @@ export class GpuRuntime {
       }
       this.dynamicOffset[0] = offset;
       pass.setBindGroup(0, bg, this.dynamicOffset, 0, 1);
-      pass.dispatchWorkgroups(gx, gy, gz);
+      const times = this.repeatDispatch?.(spec.key) ?? 1;
+      for (let t = 0; t < times; t++) pass.dispatchWorkgroups(gx, gy, gz);
     }
     this.recorded++;
     this.dispatchCount++;

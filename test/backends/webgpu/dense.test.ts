@@ -54,6 +54,32 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 8+ rows 
   await compareOp("linear with K = 0 gives the bias", (b) => b.linear(empty.on(b), r.f32([5, 0]).on(b), bias.on(b)));
 });
 
+test("linear with register-blocked matvecs (matvecBlock) for batched decoding: ragged rows and columns, f32/f16/bf16, bias, column-slice inputs", { skip: skip || !gpu?.useSubgroups }, async () => {
+  const r = new Inputs(12);
+  const g = gpu!;
+  try {
+    for (const block of [{ rows: 8, cols: 4 }, { rows: 16, cols: 2 }, { rows: 4, cols: 3 }]) {
+      g.matvecBlock = block;
+      for (const [M, K, N] of [[9, 64, 33], [37, 132, 7], [64, 40, 50], [17, 1540, 9]]) {
+        const x = r.f32([M, K]);
+        const bias = r.f32([N]);
+        for (const dtype of ["f32", "f16", "bf16"] as const) {
+          const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
+          const withBias = (M + N + K) % 2 === 1;
+          await compareOp(`linear ${M}×${K}·${N} ${dtype}${withBias ? " +bias" : ""} block ${block.rows}×${block.cols}`,
+            (b) => b.linear(x.on(b), w.on(b), withBias ? bias.on(b) : null), { tol: 1e-4 });
+        }
+      }
+      // The input as a column range of a wider tensor (x_proj reads the conv output; in_proj's halves are read this way).
+      const wide = r.f32([20, 72]);
+      const w = r.f32([11, 32]);
+      await compareOp(`linear of a column slice, block ${block.rows}×${block.cols}`, (b) => b.linear(splitLast(wide.on(b), [40, 32])[1], w.on(b), null), { tol: 1e-4 });
+    }
+  } finally {
+    g.matvecBlock = null;
+  }
+});
+
 test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over groups", { skip }, async () => {
   const r = new Inputs(3);
   for (const D of [1, 7, 64, 300, 1000]) {

@@ -355,3 +355,59 @@ export function splitKSumSpec(): KernelSpec {
 }`,
   };
 }
+
+/**
+ * The subgroup matvec with a register block of `rows` rows of x × `cols` output columns per subgroup (vec4
+ * form, K % 4 = 0): each lane loads `rows` pieces of x and `cols` of weights for rows·cols products, where
+ * the one-column matvec loads rows + 1 pieces for `rows` products. Batched decoding is limited by those
+ * loads, not by its FLOPs. The rows·cols sums are reduced by `subgroupAdd` at the end.
+ */
+export function matvecBlockSpec(dtype: WeightDType, rows: number, cols: number): KernelSpec {
+  const R = rows, C = cols;
+  const each = (n: number, f: (i: number) => string, sep = "\n      ") => Array.from({ length: n }, (_, i) => f(i)).join(sep);
+  return {
+    key: `matvec-block-${dtype}-${R}x${C}`,
+    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "xv", type: "vec4<f32>" },
+      { name: "w4", type: dtype === "f32" ? "vec4<f32>" : "vec2<u32>" },
+      { name: "bias", type: "f32" },
+      { name: "out", type: "f32", write: true },
+    ],
+    ...SUBGROUP_KERNEL,
+    body: `${loadW4(dtype)}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let m0 = wid.y * ${R}u;
+  for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
+    if (!subgroupAny(lid == r * ${256 / GROUPS_PER_WG}u)) { continue; }
+    let n0 = (wid.x * ${GROUPS_PER_WG}u + r) * ${C}u;
+    if (n0 >= p.N) { break; }
+    ${each(R * C, (i) => `var a${i} = 0.0;`, " ")}
+    for (var k = lane * 4u; k < p.K; k = k + sgs * 4u) {
+      ${each(C, (c) => `let w${c} = load_w4(min(n0 + ${c}u, p.N - 1u) * p.K + k);`)}
+      ${each(R, (m) => `let x${m} = xv[(p.x_off + min(m0 + ${m}u, p.M - 1u) * p.x_stride + k) / 4u];`)}
+      ${each(R * C, (i) => `a${i} = a${i} + dot(w${i % C}, x${Math.floor(i / C)});`)}
+    }
+    ${each(R * C, (i) => `let t${i} = subgroupAdd(a${i});`)}
+    if (lane == 0u) {
+      var b = array<f32, ${C}>();
+      if (p.has_bias != 0u) { ${each(C, (c) => `b[${c}] = bias[min(n0 + ${c}u, p.N - 1u)];`, " ")} }
+      let ncols = min(${C}u, p.N - n0);
+      let nrows = min(${R}u, p.M - m0);
+      let t = array<f32, ${R * C}>(${each(R * C, (i) => `t${i}`, ", ")});
+      for (var m = 0u; m < nrows; m = m + 1u) {
+        for (var c = 0u; c < ncols; c = c + 1u) { out[(m0 + m) * p.N + n0 + c] = t[m * ${C}u + c] + b[c]; }
+      }
+    }
+  }
+}`,
+  };
+}
+
+/** Workgroups along x of matvecBlockSpec for N columns. */
+export function matvecBlockColumns(N: number, cols: number): number {
+  return Math.ceil(N / (GROUPS_PER_WG * cols));
+}
