@@ -56,6 +56,8 @@ const { values: opts } = parseArgs({
     ablate: { type: "string" },
     /** Batched decoding's products as register blocks of rows×columns per subgroup (e.g. 8x4; matvecBlockSpec). */
     "matvec-block": { type: "string" },
+    /** Decode Mamba layers with the fused mixer step (mambaMixStepSpec) from this many sequences on. */
+    "mamba-step-min-rows": { type: "string" },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
   },
@@ -68,6 +70,7 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
+if (opts["mamba-step-min-rows"]) gpu.mambaMixStepMinRows = Number(opts["mamba-step-min-rows"]);
 if (opts["matvec-block"]) {
   const [rows, cols] = opts["matvec-block"].split("x").map(Number);
   if (!(rows > 0 && cols > 0)) throw new Error(`--matvec-block must be ROWSxCOLS, got '${opts["matvec-block"]}'`);
@@ -404,7 +407,10 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK };
+const result: Record<string, unknown> = {
+  adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK, matvec_block: gpu.matvecBlock,
+  mamba_step_min_rows: gpu.mambaMixStepMinRows,
+};
 if (opts["micro-decode"]) {
   // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
@@ -560,7 +566,7 @@ if (opts.ablate) {
     model.dispose();
     gpu.rt.trim();
   }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, ablation }, null, 2));
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, mamba_step_min_rows: gpu.mambaMixStepMinRows, ablation }, null, 2));
   gpu.destroy();
   process.exit(0);
 }

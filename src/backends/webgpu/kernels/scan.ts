@@ -226,3 +226,94 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
   };
 }
+
+/**
+ * One decoding step of a whole Mamba mixer between its two projections, one workgroup per sequence:
+ * the conv step (new conv state written), silu, x_proj into (Δ low rank, B, C), dt_proj with bias and
+ * softplus, the selective scan step (new SSM state written), the D skip and the silu(z) gate. Batched
+ * decoding paid ~6 dispatches per layer, each a launch and a barrier; this is one instead of three, with
+ * the conv output and x_proj's E-long sums kept in workgroup memory.
+ *
+ * `pack` holds the layer's small parameters as f32, cached while they live (the backend's mixPack):
+ * [conv weight E·K | conv bias E | D E | Δ bias E | A E·N | dt_proj E·R | x_proj J·E], J = R + 2N.
+ * Each x_proj output is summed by S = ⌊256 / J⌋ threads over interleaved channels, then their partials.
+ */
+export function mambaMixStepSpec(E: number, J: number): KernelSpec {
+  const S = Math.floor(256 / J);
+  return {
+    key: `mamba-mix-step-${E}-${J}`,
+    params: [["B", "u32"], ["K", "u32"], ["N", "u32"], ["R", "u32"], ["x_off", "u32"], ["z_off", "u32"], ["xz_stride", "u32"]],
+    workgroupSize: 256,
+    bindings: [
+      { name: "xz", type: "f32" }, { name: "pack", type: "f32" }, { name: "conv_state", type: "f32" }, { name: "ssm_state", type: "f32" },
+      { name: "y", type: "f32", write: true }, { name: "conv_state_out", type: "f32", write: true }, { name: "ssm_state_out", type: "f32", write: true },
+    ],
+    body: `
+${SOFTPLUS}
+const E: u32 = ${E}u;
+const J: u32 = ${J}u;
+const S: u32 = ${S}u;
+var<workgroup> us: array<f32, ${E}>;
+var<workgroup> part: array<f32, 256>;
+var<workgroup> dbc: array<f32, ${J}>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = wid.y * nwg.x + wid.x;
+  if (b >= p.B) { return; }
+  let W = p.K - 1u;
+  let o_cb = E * p.K;
+  let o_d = o_cb + E;
+  let o_db = o_d + E;
+  let o_a = o_db + E;
+  let o_dt = o_a + E * p.N;
+  let o_xp = o_dt + E * p.R;
+  // The conv step: the window is the carried K−1 inputs, then this token's x.
+  for (var e = lid; e < E; e = e + 256u) {
+    let xe = xz[p.x_off + b * p.xz_stride + e];
+    var acc = pack[o_cb + e];
+    for (var j = 0u; j < W; j = j + 1u) {
+      let v = conv_state[(b * W + j) * E + e];
+      acc = acc + pack[e * p.K + j] * v;
+      if (j > 0u) { conv_state_out[(b * W + j - 1u) * E + e] = v; }
+    }
+    acc = acc + pack[e * p.K + W] * xe;
+    conv_state_out[(b * W + W - 1u) * E + e] = xe;
+    us[e] = acc / (1.0 + exp(-acc));
+  }
+  workgroupBarrier();
+  // x_proj: output j summed by S threads over channels s, s + S, ...
+  let j = lid / S;
+  let s = lid % S;
+  var acc = 0.0;
+  if (j < J) {
+    for (var e = s; e < E; e = e + S) { acc = acc + pack[o_xp + j * E + e] * us[e]; }
+  }
+  part[lid] = acc;
+  workgroupBarrier();
+  if (lid < J) {
+    var t = 0.0;
+    for (var q = 0u; q < S; q = q + 1u) { t = t + part[lid * S + q]; }
+    dbc[lid] = t;
+  }
+  workgroupBarrier();
+  // dt_proj, softplus, the scan step, D skip, silu(z) gate.
+  for (var e = lid; e < E; e = e + 256u) {
+    var d = pack[o_db + e];
+    for (var r = 0u; r < p.R; r = r + 1u) { d = d + dbc[r] * pack[o_dt + e * p.R + r]; }
+    d = softplus(d);
+    let u = us[e];
+    let du = d * u;
+    var acc_y = 0.0;
+    let base = (b * E + e) * p.N;
+    for (var n = 0u; n < p.N; n = n + 1u) {
+      let h = exp(d * pack[o_a + e * p.N + n]) * ssm_state[base + n] + du * dbc[p.R + n];
+      ssm_state_out[base + n] = h;
+      acc_y = acc_y + h * dbc[p.R + p.N + n];
+    }
+    acc_y = acc_y + pack[o_d + e] * u;
+    let zz = xz[p.z_off + b * p.xz_stride + e];
+    y[b * E + e] = acc_y * (zz / (1.0 + exp(-zz)));
+  }
+}`,
+  };
+}
