@@ -225,6 +225,8 @@ export interface Backend {
    * composed by ops/addNorm.
    */
   addNorm?(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } | null;
+  /** Optional fusion of an activation after a product, op(linear(x, weight, bias)) in one pass; null where declined. */
+  linearActivation?(x: Tensor, weight: Tensor, bias: Tensor | null, op: UnaryOp): Tensor | null;
   /** y·silu(z), RMS-normalised over groups of `groupSize` channels, times weight (gated RMSNorm). */
   gatedRmsNorm(y: Tensor, z: Tensor, weight: Tensor, groupSize: number, eps: number): Tensor;
   /**

@@ -1,5 +1,5 @@
 import type { Tensor } from "../tensor/tensor.js";
-import { gelu, geluTanh, linear, mul, relu2, silu, splitLast } from "../ops/index.js";
+import { gelu, geluTanh, linear, linearActivation, mul, relu2, silu, splitLast } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
 import { type SequenceLayer } from "./layer.js";
 
@@ -49,8 +49,9 @@ export class Mlp implements SequenceLayer {
 
   forward(x: Tensor, _state: LayerState | null): { y: Tensor; state: LayerState } {
     let hidden: Tensor;
-    if (!this.gated) hidden = this.act(linear(x, this.w.up, this.w.upBias));
-    else if (this.w.gate) hidden = mul(this.act(linear(x, this.w.gate, this.w.gateBias)), linear(x, this.w.up, this.w.upBias));
+    // MlpActivation names are unary ops: the activation may run inside the product (linearActivation).
+    if (!this.gated) hidden = linearActivation(x, this.w.up, this.w.upBias, this.activation);
+    else if (this.w.gate) hidden = mul(linearActivation(x, this.w.gate, this.w.gateBias, this.activation), linear(x, this.w.up, this.w.upBias));
     else {
       const width = this.w.up.shape[0] / 2;
       const [value, gate] = splitLast(linear(x, this.w.up, this.w.upBias), [width, width]);

@@ -1,5 +1,5 @@
 import { check, HippoError, shapeString } from "../errors.js";
-import type { NormSpec } from "../backends/backend.js";
+import type { NormSpec, UnaryOp } from "../backends/backend.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { add } from "./elementwise.js";
 import { backendOf, expectFloat, expectShape } from "./validate.js";
@@ -15,16 +15,29 @@ export function embedding(table: Tensor, ids: Tensor): Tensor {
 
 /** x [..., K] · weight[N, K]ᵀ + bias → [..., N] (torch.nn.Linear). */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  const b = backendOf("linear", x, weight, bias);
-  expectFloat("linear", "input", x);
-  expectFloat("linear", "weight", weight);
-  check(weight.rank === 2, () => `linear: weight must be [out, in], got ${shapeString(weight.shape)}`);
+  return checkedLinear("linear", x, weight, bias).linear(x, weight, bias);
+}
+
+/**
+ * op(linear(x, weight, bias)): an activation after a projection (an MLP's first layer), one kernel on
+ * backends with linearActivation where they take it, the two ops otherwise.
+ */
+export function linearActivation(x: Tensor, weight: Tensor, bias: Tensor | null, op: UnaryOp): Tensor {
+  const b = checkedLinear("linearActivation", x, weight, bias);
+  return b.linearActivation?.(x, weight, bias, op) ?? b.unary(op, b.linear(x, weight, bias));
+}
+
+function checkedLinear(op: string, x: Tensor, weight: Tensor, bias: Tensor | null) {
+  const b = backendOf(op, x, weight, bias);
+  expectFloat(op, "input", x);
+  expectFloat(op, "weight", weight);
+  check(weight.rank === 2, () => `${op}: weight must be [out, in], got ${shapeString(weight.shape)}`);
   const K = weight.shape[1];
   if (x.shape[x.rank - 1] !== K) {
-    throw new HippoError(`linear: input ${shapeString(x.shape)} does not match weight ${shapeString(weight.shape)} (last dim must be ${K})`);
+    throw new HippoError(`${op}: input ${shapeString(x.shape)} does not match weight ${shapeString(weight.shape)} (last dim must be ${K})`);
   }
-  if (bias) expectShape("linear", "bias", bias, [weight.shape[0]]);
-  return b.linear(x, weight, bias);
+  if (bias) expectShape(op, "bias", bias, [weight.shape[0]]);
+  return b;
 }
 
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {

@@ -326,27 +326,41 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   }
 
   linear(x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+    return this.product(x, weight, bias, null)!;
+  }
+
+  /** The activation inside batched or single-row decoding's products (subgroup matvecs); declined elsewhere. */
+  linearActivation(x: Tensor, weight: Tensor, bias: Tensor | null, op: UnaryOp): Tensor | null {
+    return this.product(x, weight, bias, op);
+  }
+
+  /** linear, then `act` when given; null (nothing run) where a kernel with `act` inside does not apply. */
+  private product(x: Tensor, weight: Tensor, bias: Tensor | null, act: UnaryOp | null): Tensor | null {
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const shared = rawStorageOf(x).shared;
+    const pending = shared.pending?.input === shared;
+    const dtype = weight.dtype as WeightDType;
+    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
+    const tiled = (M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS) || M >= this.tiledMinRows;
+    const subgroupMatvec = this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled;
+    if (act && (pending || !subgroupMatvec || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
-    const shared = rawStorageOf(x).shared;
-    if (shared.pending?.input === shared && shared.pending.fuseLinear(M, weight, bias, out)) return out;
+    if (pending && shared.pending!.fuseLinear(M, weight, bias, out)) return out;
     const temps: Tensor[] = [];
     const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
     const bb = this.opt(bias, temps);
-    const dtype = weight.dtype as WeightDType;
     const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
-    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    const tiled = (M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS) || M >= this.tiledMinRows;
     const block = this.matvecBlock;
-    if (block && this.useSubgroups && vec4 && M > MATVEC_ROWS && M <= MATVEC_SG_ROWS && !tiled && matvecBlockColumns(N, block.cols) <= 65535) {
-      const k = this.kernel(`matvec-block-${dtype}-${block.rows}x${block.cols}`, () => matvecBlockSpec(dtype, block.rows, block.cols));
+    const tail = act ? `-${act}` : "";
+    if (block && subgroupMatvec && vec4 && M > MATVEC_ROWS && matvecBlockColumns(N, block.cols) <= 65535) {
+      const k = this.kernel(`matvec-block-${dtype}-${block.rows}x${block.cols}${tail}`, () => matvecBlockSpec(dtype, block.rows, block.cols, act));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)],
         [matvecBlockColumns(N, block.cols), Math.ceil(M / block.rows)]);
-    } else if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled) {
+    } else if (subgroupMatvec) {
       const rows = Math.min(M, MATVEC_ROWS);
-      const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}`, () => matvecSubgroupSpec(dtype, rows, vec4));
+      const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}${tail}`, () => matvecSubgroupSpec(dtype, rows, vec4, "none", act));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
     } else if (M <= MATVEC_ROWS && !tiled) {
       const k = this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Backend, NormSpec, UnaryOp } from "../../../src/backends/backend.js";
-import { addNorm, gatedNormLinear, splitLast, tidy } from "../../../src/ops/index.js";
+import { addNorm, gatedNormLinear, linearActivation, splitLast, tidy } from "../../../src/ops/index.js";
 import { compareOp, type Input, Inputs } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 import { splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
@@ -76,6 +76,32 @@ test("linear with register-blocked matvecs (matvecBlock) for batched decoding: r
       await compareOp(`linear of a column slice, block ${block.rows}×${block.cols}`, (b) => b.linear(splitLast(wide.on(b), [40, 32])[1], w.on(b), null), { tol: 1e-4 });
     }
   } finally {
+    g.matvecBlock = null;
+  }
+});
+
+test("linearActivation: the activation inside decoding's matvecs (one row, batched, register blocks), composed for tiled products", { skip }, async () => {
+  const r = new Inputs(14);
+  const g = gpu!;
+  try {
+    for (const block of [null, { rows: 8, cols: 4 }]) {
+      g.matvecBlock = block;
+      for (const [M, K, N, op] of [[1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"], [100, 24, 30, "gelu_tanh"]] as const) {
+        const x = r.f32([M, K], -2, 2);
+        const w = r.f32([N, K]);
+        const bias = r.f32([N]);
+        const kernels: string[] = [];
+        g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
+        await compareOp(`linearActivation ${M}×${K}·${N} ${op}${block ? " block" : ""}`, (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
+        g.rt.repeatDispatch = null;
+        const fusedInto = kernels.filter((k) => k.startsWith("matvec") && k.endsWith(`-${op}`));
+        const fused = g.useSubgroups && M <= 64;
+        assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
+        if (fused) assert.ok(!kernels.includes(`unary-${op}`), "no separate activation kernel");
+      }
+    }
+  } finally {
+    g.rt.repeatDispatch = null;
     g.matvecBlock = null;
   }
 });

@@ -1,5 +1,6 @@
 import type { KernelSpec } from "../runtime.js";
-import { bindType, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, type WeightDType } from "./wgsl.js";
+import type { UnaryOp } from "../../backend.js";
+import { ACTIVATIONS, bindType, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, UNARY_EXPR, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -150,7 +151,7 @@ function writeOutputs(prologue: MatvecPrologue, M: number): string {
  * The matvec with subgroup reductions (feature `subgroups`): each subgroup takes the output columns whose
  * marker invocation it holds (so no assumption about how invocations form subgroups), its lanes stream the weight row in 16- or 8-byte pieces and `subgroupAdd` sums them: no barriers.
  */
-export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, prologue: MatvecPrologue = "none"): KernelSpec {
+export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boolean, prologue: MatvecPrologue = "none", act: UnaryOp | null = null): KernelSpec {
   const M = rows;
   const normed = prologue === "gated-norm" || prologue === "add-rms-norm";
   if (prologue !== "none" && !vec4) throw new Error(`matvecSubgroupSpec: the ${prologue} prologue needs the vec4 form`);
@@ -192,7 +193,7 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
       }`;
   const total = normed ? "subgroupAdd(acc[m]) * inverseSqrt(subgroupAdd(ss[m]) / f32(p.K) + p.eps)" : "subgroupAdd(acc[m])";
   return {
-    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${prologue !== "none" ? `-${prologue}` : ""}`,
+    key: `matvec-sg-${dtype}-${M}-${vec4 ? "v4" : "s"}${prologue !== "none" ? `-${prologue}` : ""}${act ? `-${act}` : ""}`,
     params: [
       ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"],
       ...(prologue === "gated-norm" ? [["z_off", "u32"], ["z_stride", "u32"]] as const : []),
@@ -212,6 +213,7 @@ export function matvecSubgroupSpec(dtype: WeightDType, rows: number, vec4: boole
     ...SUBGROUP_KERNEL,
     body: `${vec4 ? loadW4(dtype) : loadFn("load_w", "w", dtype)}
 ${vec4 ? inputAt(prologue) : ""}
+${activation(act)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -230,7 +232,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (p.has_bias != 0u) { b = bias[n]; }
     for (var m = 0u; m < ${M}u; m = m + 1u) {
       let total = ${total};
-      if (lane == 0u && m0 + m < p.M) { out[(m0 + m) * p.N + n] = total + b; }
+      if (lane == 0u && m0 + m < p.M) { out[(m0 + m) * p.N + n] = act(total + b); }
     }
   }
 }`,
@@ -362,11 +364,11 @@ export function splitKSumSpec(): KernelSpec {
  * the one-column matvec loads rows + 1 pieces for `rows` products. Batched decoding is limited by those
  * loads, not by its FLOPs. The rows·cols sums are reduced by `subgroupAdd` at the end.
  */
-export function matvecBlockSpec(dtype: WeightDType, rows: number, cols: number): KernelSpec {
+export function matvecBlockSpec(dtype: WeightDType, rows: number, cols: number, act: UnaryOp | null = null): KernelSpec {
   const R = rows, C = cols;
   const each = (n: number, f: (i: number) => string, sep = "\n      ") => Array.from({ length: n }, (_, i) => f(i)).join(sep);
   return {
-    key: `matvec-block-${dtype}-${R}x${C}`,
+    key: `matvec-block-${dtype}-${R}x${C}${act ? `-${act}` : ""}`,
     params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"]],
     workgroupSize: 256,
     bindings: [
@@ -377,6 +379,7 @@ export function matvecBlockSpec(dtype: WeightDType, rows: number, cols: number):
     ],
     ...SUBGROUP_KERNEL,
     body: `${loadW4(dtype)}
+${activation(act)}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -399,12 +402,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let nrows = min(${R}u, p.M - m0);
       let t = array<f32, ${R * C}>(${each(R * C, (i) => `t${i}`, ", ")});
       for (var m = 0u; m < nrows; m = m + 1u) {
-        for (var c = 0u; c < ncols; c = c + 1u) { out[(m0 + m) * p.N + n0 + c] = t[m * ${C}u + c] + b[c]; }
+        for (var c = 0u; c < ncols; c = c + 1u) { out[(m0 + m) * p.N + n0 + c] = act(t[m * ${C}u + c] + b[c]); }
       }
     }
   }
 }`,
   };
+}
+
+/** WGSL `fn act(x: f32) -> f32`: the unary op a product ends with (identity for none). */
+function activation(op: UnaryOp | null): string {
+  return op ? `${ACTIVATIONS}\nfn act(x: f32) -> f32 { return ${UNARY_EXPR[op]}; }` : "fn act(x: f32) -> f32 { return x; }";
 }
 
 /** Workgroups along x of matvecBlockSpec for N columns. */
