@@ -58,6 +58,13 @@ const { values: opts } = parseArgs({
     "matvec-block": { type: "string" },
     /** Decode Mamba layers with the fused mixer step (mambaMixStepSpec) from this many sequences on. */
     "mamba-step-min-rows": { type: "string" },
+    /**
+     * Decode only, the models built once and each batch size run under each of these backend settings in
+     * turn (';'-separated; each a '+'-joined list of: base, fused (the fused Mamba mixer step from 1 row),
+     * block8x4 (batched products as 8×4 register blocks; any RxC)). Rows alternate variants, so drift in
+     * the GPU's clocks falls on all of them.
+     */
+    variants: { type: "string" },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
   },
@@ -528,6 +535,46 @@ if (opts.micro) {
   micro["tiny dispatch GPU us (timestamps)"] = (1000 * [...prof.values()][0].ms) / [...prof.values()][0].count;
   for (const [k, v] of Object.entries(micro)) log(`${k}: ${v.toFixed(2)}`);
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
+if (opts.variants) {
+  const defaults = { block: gpu.matvecBlock, fusedFrom: gpu.mambaMixStepMinRows };
+  const apply = (variant: string) => {
+    gpu.matvecBlock = defaults.block;
+    gpu.mambaMixStepMinRows = defaults.fusedFrom;
+    for (const part of variant.split("+")) {
+      const block = /^block(\d+)x(\d+)$/.exec(part);
+      if (part === "base") continue;
+      else if (part === "fused") gpu.mambaMixStepMinRows = 1;
+      else if (block) gpu.matvecBlock = { rows: Number(block[1]), cols: Number(block[2]) };
+      else throw new Error(`--variants: unknown setting '${part}' (base, fused, blockRxC)`);
+    }
+  };
+  const variants = opts.variants.split(";");
+  variants.forEach(apply);
+  const rows: Record<string, unknown>[] = [];
+  for (const name of opts.models!.split(",")) {
+    const model = await buildModel(name);
+    for (const B of listOf(opts.batches!)) {
+      const ms: Record<string, number[]> = {};
+      // Two rounds over the variants; each variant's best of its two runs.
+      for (let round = 0; round < 2; round++) {
+        for (const v of variants) {
+          apply(v);
+          (ms[v] ??= []).push((await benchDecode(name, model, B, 1e12, 1e12, quick ? 3 : B === 64 ? 24 : 48)).ms);
+        }
+      }
+      for (const v of variants) {
+        const best = Math.min(...ms[v]);
+        rows.push({ model: name, batch: B, variant: v, ms_per_step: ms[v], tokens_per_s: (B * 1000) / best });
+        log(`${name} b${B} ${v}: ${ms[v].map((x) => x.toFixed(3)).join(" / ")} ms a step → ${((B * 1000) / best).toFixed(0)} tok/s`);
+      }
+    }
+    model.dispose();
+    gpu.rt.trim();
+  }
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, variants: rows }, null, 2));
   gpu.destroy();
   process.exit(0);
 }
