@@ -284,23 +284,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // x_proj: output j summed by S threads over channels s, s + S, ...
   let j = lid / S;
   let s = lid % S;
-  // Four independent sums: a chain of E / S dependent loads and adds per thread otherwise.
-  var a0 = 0.0;
-  var a1 = 0.0;
-  var a2 = 0.0;
-  var a3 = 0.0;
+  var acc = 0.0;
   if (j < J) {
-    let row = o_xp + j * E;
-    var e = s;
-    for (; e + 3u * S < E; e = e + 4u * S) {
-      a0 = a0 + pack[row + e] * us[e];
-      a1 = a1 + pack[row + e + S] * us[e + S];
-      a2 = a2 + pack[row + e + 2u * S] * us[e + 2u * S];
-      a3 = a3 + pack[row + e + 3u * S] * us[e + 3u * S];
-    }
-    for (; e < E; e = e + S) { a0 = a0 + pack[row + e] * us[e]; }
+    for (var e = s; e < E; e = e + S) { acc = acc + pack[o_xp + j * E + e] * us[e]; }
   }
-  part[lid] = (a0 + a1) + (a2 + a3);
+  part[lid] = acc;
   workgroupBarrier();
   if (lid < J) {
     var t = 0.0;
@@ -310,15 +298,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   workgroupBarrier();
   // dt_proj, softplus, the scan step, D skip, silu(z) gate.
   for (var e = lid; e < E; e = e + 256u) {
-    var d0 = 0.0;
-    var d1 = 0.0;
-    var r = 0u;
-    for (; r + 1u < p.R; r = r + 2u) {
-      d0 = d0 + dbc[r] * pack[o_dt + e * p.R + r];
-      d1 = d1 + dbc[r + 1u] * pack[o_dt + e * p.R + r + 1u];
-    }
-    if (r < p.R) { d0 = d0 + dbc[r] * pack[o_dt + e * p.R + r]; }
-    let d = softplus(pack[o_db + e] + d0 + d1);
+    var d = pack[o_db + e];
+    for (var r = 0u; r < p.R; r = r + 1u) { d = d + dbc[r] * pack[o_dt + e * p.R + r]; }
+    d = softplus(d);
     let u = us[e];
     let du = d * u;
     var acc_y = 0.0;
