@@ -40,15 +40,3 @@ test("decoding: 5 dispatches per Mamba layer and 4 per Mamba-2 layer and token (
     assert.equal(two - 2 * perLayer, 4, `'${letter}': ${two - 2 * perLayer} dispatches per token outside the layers`);
   }
 });
-
-test("decoding with the fused Mamba mixer step (mambaMixStepMinRows): 3 dispatches per Mamba layer and token", { skip }, async () => {
-  const g = gpu!;
-  const before = g.mambaMixStepMinRows;
-  g.mambaMixStepMinRows = 1;
-  try {
-    const two = await dispatchesPerToken("mm"), three = await dispatchesPerToken("mmm");
-    assert.equal(three - two, 3, `${three - two} dispatches per layer and token: in_proj (with the pending norm), the mixer step, out_proj`);
-  } finally {
-    g.mambaMixStepMinRows = before;
-  }
-});
