@@ -77,7 +77,6 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
-if (opts["mamba-step-min-rows"]) gpu.mambaMixStepMinRows = Number(opts["mamba-step-min-rows"]);
 if (opts["matvec-block"]) {
   const [rows, cols] = opts["matvec-block"].split("x").map(Number);
   if (!(rows > 0 && cols > 0)) throw new Error(`--matvec-block must be ROWSxCOLS, got '${opts["matvec-block"]}'`);
@@ -414,10 +413,7 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = {
-  adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK, matvec_block: gpu.matvecBlock,
-  mamba_step_min_rows: gpu.mambaMixStepMinRows,
-};
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK };
 if (opts["micro-decode"]) {
   // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
@@ -613,7 +609,7 @@ if (opts.ablate) {
     model.dispose();
     gpu.rt.trim();
   }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, mamba_step_min_rows: gpu.mambaMixStepMinRows, ablation }, null, 2));
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, ablation }, null, 2));
   gpu.destroy();
   process.exit(0);
 }

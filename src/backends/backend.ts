@@ -5,26 +5,6 @@ export type UnaryOp = "silu" | "softplus" | "exp" | "neg" | "gelu" | "relu" | "r
 export type BinaryOp = "add" | "mul" | "sub";
 
 /** Parameters of the selective scan (Mamba's S6), mamba_ssm's selective_scan_fn semantics. */
-/** One decoding step of a Mamba mixer between in_proj and out_proj (see Backend.mambaMixStep). */
-export interface MambaMixStepArgs {
-  /** [B, 1, E] the conv's input and the gate: in_proj's two halves. */
-  x: Tensor;
-  z: Tensor;
-  /** [E, K] depthwise conv weight, [E] bias or null, [B, K-1, E] carried inputs. */
-  convWeight: Tensor;
-  convBias: Tensor | null;
-  convState: Tensor;
-  /** [R + 2N, E] x_proj: low-rank time step, B, C. */
-  xProj: Tensor;
-  /** [E, R] dt_proj and its [E] bias (softplus after). */
-  dtProj: Tensor;
-  dtBias: Tensor;
-  /** [E, N] state matrix (negative), [E] skip, [B, E, N] carried state. */
-  A: Tensor;
-  D: Tensor;
-  ssmState: Tensor;
-}
-
 export interface SelectiveScanArgs {
   /** [B, L, E] input to the SSM (after the causal conv). */
   u: Tensor;
@@ -243,12 +223,6 @@ export interface Backend {
   readonly fusesDeltaProjection?: boolean;
   /** One decoding step: the same recurrence for L = 1, state in, state out. */
   selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; state: Tensor };
-  /**
-   * Optional fusion of a Mamba mixer's decoding step from the conv to the gated scan output (conv, silu,
-   * x_proj, dt_proj, scan step, D skip, gate) → y [B, 1, E] and the new states; null where declined.
-   * ops/mambaMixStep composes the ops otherwise.
-   */
-  mambaMixStep?(args: MambaMixStepArgs): { y: Tensor; convState: Tensor; ssmState: Tensor } | null;
   /** Mamba-2 SSD over a sequence by the chunked algorithm: matrix products within chunks, state passed between them. */
   ssdChunked(args: SsdArgs): { y: Tensor; state: Tensor };
   /** One recurrent Mamba-2 step (L = 1). */

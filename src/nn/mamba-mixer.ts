@@ -1,5 +1,5 @@
 import type { Tensor } from "../tensor/tensor.js";
-import { causalConv1d, linear, mambaMixStep, selectiveScan, splitLast } from "../ops/index.js";
+import { causalConv1d, linear, selectiveScan, selectiveStateUpdate, splitLast } from "../ops/index.js";
 import type { LayerState } from "../models/state.js";
 import type { LayerContext, SequenceLayer } from "./layer.js";
 
@@ -60,13 +60,6 @@ export class MambaMixer implements SequenceLayer {
     const { w } = this;
     const { dInner, dState, dtRank } = this.shape;
     const [x, z] = splitLast(linear(hidden, w.inProj, w.inProjBias), [dInner, dInner]);
-    if (single && state) {
-      const step = mambaMixStep({
-        x, z, convWeight: w.convWeight, convBias: w.convBias, convState: state.conv, xProj: w.xProj, dtProj: w.dtProj, dtBias: w.dtProjBias,
-        A: w.A, D: w.D, ssmState: state.ssm,
-      });
-      return { y: linear(step.y, w.outProj, w.outProjBias), state: { conv: step.convState, ssm: step.ssmState } };
-    }
     const conv = causalConv1d({ x, weight: w.convWeight, bias: w.convBias, state: state?.conv ?? null, activation: "silu" });
     const [dtLow, B, C] = splitLast(linear(conv.y, w.xProj), [dtRank, dState, dState]);
     // dt_proj goes into the scan: a backend may fuse it into its recurrent step (the ops compose it otherwise).
@@ -74,7 +67,7 @@ export class MambaMixer implements SequenceLayer {
       u: conv.y, delta: dtLow, deltaProj: w.dtProj, A: w.A, B, C, D: w.D, z, deltaBias: w.dtProjBias, deltaSoftplus: true,
       state: state?.ssm ?? null,
     };
-    const scan = selectiveScan(args);
+    const scan = single ? selectiveStateUpdate(args) : selectiveScan(args);
     return { y: linear(scan.y, w.outProj, w.outProjBias), state: { conv: conv.state, ssm: scan.state } };
   }
 }

@@ -1,8 +1,7 @@
 import { check, shapeString } from "../errors.js";
-import type { CausalConv1dArgs, MambaMixStepArgs, SelectiveScanArgs, SsdArgs } from "../backends/backend.js";
+import type { CausalConv1dArgs, SelectiveScanArgs, SsdArgs } from "../backends/backend.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { linear } from "./nn.js";
-import { splitLast } from "./shape.js";
 import { backendOf, expectShape } from "./validate.js";
 
 /** Depthwise causal conv1d over [B, L, C] with a carried state of the K-1 previous inputs. */
@@ -60,37 +59,6 @@ export function selectiveStateUpdate(args: SelectiveScanArgs): { y: Tensor; stat
   checkScanArgs("selectiveStateUpdate", args);
   check(args.u.shape[1] === 1, `selectiveStateUpdate: one step takes length 1, got ${args.u.shape[1]}`);
   return b.selectiveStateUpdate(b.fusesDeltaProjection ? args : projected(args));
-}
-
-/**
- * A Mamba mixer's decoding step between its projections: causal conv step with silu, x_proj into (Δ low
- * rank, B, C), the selective scan step with dt_proj, softplus, D and the silu(z) gate. One fused kernel on
- * backends with mambaMixStep (where they take it), the ops composed otherwise.
- */
-export function mambaMixStep(a: MambaMixStepArgs): { y: Tensor; convState: Tensor; ssmState: Tensor } {
-  const b = backendOf("mambaMixStep", a.x, a.z, a.convWeight, a.convBias, a.convState, a.xProj, a.dtProj, a.dtBias, a.A, a.D, a.ssmState);
-  check(a.x.rank === 3 && a.x.shape[1] === 1, `mambaMixStep: x must be [batch, 1, channels], got ${shapeString(a.x.shape)}`);
-  const [B, , E] = a.x.shape;
-  check(a.convWeight.rank === 2 && a.convWeight.shape[0] === E, `mambaMixStep: conv weight has shape ${shapeString(a.convWeight.shape)}, expected [${E}, kernel]`);
-  const K = a.convWeight.shape[1];
-  check(a.A.rank === 2 && a.A.shape[0] === E, `mambaMixStep: A has shape ${shapeString(a.A.shape)}, expected [${E}, d_state]`);
-  check(a.dtProj.rank === 2 && a.dtProj.shape[0] === E, `mambaMixStep: dt_proj has shape ${shapeString(a.dtProj.shape)}, expected [${E}, rank]`);
-  const [N, R] = [a.A.shape[1], a.dtProj.shape[1]];
-  expectShape("mambaMixStep", "z", a.z, [B, 1, E]);
-  if (a.convBias) expectShape("mambaMixStep", "conv bias", a.convBias, [E]);
-  expectShape("mambaMixStep", "conv state", a.convState, [B, K - 1, E]);
-  expectShape("mambaMixStep", "x_proj", a.xProj, [R + 2 * N, E]);
-  expectShape("mambaMixStep", "dt bias", a.dtBias, [E]);
-  expectShape("mambaMixStep", "D", a.D, [E]);
-  expectShape("mambaMixStep", "ssm state", a.ssmState, [B, E, N]);
-  const fused = b.mambaMixStep?.(a);
-  if (fused) return fused;
-  const conv = causalConv1d({ x: a.x, weight: a.convWeight, bias: a.convBias, state: a.convState, activation: "silu" });
-  const [dtLow, Bm, Cm] = splitLast(linear(conv.y, a.xProj), [R, N, N]);
-  const scan = selectiveStateUpdate({
-    u: conv.y, delta: dtLow, deltaProj: a.dtProj, A: a.A, B: Bm, C: Cm, D: a.D, z: a.z, deltaBias: a.dtBias, deltaSoftplus: true, state: a.ssmState,
-  });
-  return { y: scan.y, convState: conv.state, ssmState: scan.state };
 }
 
 function checkSsdArgs(op: string, a: SsdArgs): void {

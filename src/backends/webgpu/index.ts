@@ -6,7 +6,7 @@ import { untrack } from "../../tensor/scope.js";
 import { Tensor } from "../../tensor/tensor.js";
 import type {
   AttentionArgs, Backend, BinaryOp, CausalConv1dArgs, DiagSsmConvArgs, DiagSsmParams, FftConvArgs, NormSpec, RopeArgs,
-  MambaMixStepArgs, SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp,
+  SelectiveScanArgs, ShiftSsmArgs, SsdArgs, UnaryOp,
 } from "../backend.js";
 import type { TokenSampler, TokenSamplingOptions } from "../sampling.js";
 import type { CapturedStep, StepCapture, StepGraphHandle } from "../step-capture.js";
@@ -31,7 +31,7 @@ import {
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
-import { mambaMixStepSpec, scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
+import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec, ssdStepSubgroupSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
@@ -119,7 +119,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   readonly name = "webgpu";
   readonly rt: GpuRuntime;
   private readonly packed = new WeakMap<Tensor, { other: Tensor | null; buffer: GPUBuffer }>();
-  private readonly mixPacks = new WeakMap<Tensor, { parts: (Tensor | null)[]; buffer: GPUBuffer }>();
   private readonly discretized = new WeakMap<Tensor, { p: DiagSsmParams; buffer: GPUBuffer }>();
   private readonly invFreqs = new Map<string, GPUBuffer>();
 
@@ -751,58 +750,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   }
 
   readonly fusesDeltaProjection = true;
-
-  /**
-   * A Mamba mixer's decoding step as one kernel per layer (mambaMixStepSpec) from this many sequences on;
-   * Infinity: never (the conv, x_proj and scan-step kernels instead).
-   */
-  mambaMixStepMinRows = Infinity;
-
-  mambaMixStep(a: MambaMixStepArgs): { y: Tensor; convState: Tensor; ssmState: Tensor } | null {
-    const [B, , E] = a.x.shape;
-    const K = a.convWeight.shape[1];
-    const [N, R] = [a.A.shape[1], a.dtProj.shape[1]];
-    const J = R + 2 * N;
-    const workgroupBytes = 4 * (E + 256 + J);
-    if (B < this.mambaMixStepMinRows || K < 2 || J > 256 || workgroupBytes > this.rt.device.limits.maxComputeWorkgroupStorageSize || B > 65535) return null;
-    const temps: Tensor[] = [];
-    const x = this.strided(a.x, E, temps), z = this.strided(a.z, E, temps);
-    if (x.buf !== z.buf || x.stride !== z.stride) {
-      this.done(temps);
-      return null;
-    }
-    const y = this.make([B, 1, E]);
-    const convState = this.make([B, K - 1, E]);
-    const ssmState = this.make([B, E, N]);
-    this.run(this.kernel(`mamba-mix-step-${E}-${J}`, () => mambaMixStepSpec(E, J)),
-      { B, K, N, R, x_off: x.off, z_off: z.off, xz_stride: x.stride },
-      [x.buf, this.mixPack(a), this.f32(a.convState, temps), this.f32(a.ssmState, temps), this.buf(y), this.buf(convState), this.buf(ssmState)], [B]);
-    this.done(temps);
-    return { y, convState, ssmState };
-  }
-
-  /** A Mamba layer's small parameters as one f32 buffer in mambaMixStepSpec's order, cached while they live. */
-  private mixPack(a: MambaMixStepArgs): GPUBuffer {
-    const parts = [a.convWeight, a.convBias, a.D, a.dtBias, a.A, a.dtProj, a.xProj];
-    const hit = this.mixPacks.get(a.xProj);
-    if (hit && hit.parts.every((t, i) => t === parts[i] && !t?.isDisposed)) return hit.buffer;
-    const E = a.x.shape[2];
-    const words = parts.map((t, i) => (t ? t.size : i === 1 ? E : 0));
-    const total = words.reduce((n, w) => n + w, 0);
-    const buffer = this.rt.alloc(4 * total);
-    // Zeros first: an absent conv bias is a zero one.
-    this.run(this.kernel("fill", fillSpec), { n: total, value: 0 }, [buffer], grid(total));
-    const temps: Tensor[] = [];
-    let at = 0;
-    parts.forEach((t, i) => {
-      if (t) this.copyWords(this.f32(t, temps), 0, buffer, at, words[i]);
-      at += words[i];
-    });
-    this.done(temps);
-    if (hit) this.rt.releaseBuffer(hit.buffer);
-    this.mixPacks.set(a.xProj, { parts, buffer });
-    return buffer;
-  }
 
   /**
    * A decoding step with dt_proj fused (scan-step-proj) when delta, B and C are column ranges of one f32
