@@ -27,7 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { kSlices, matmulSpec, matvecBlockColumns, matvecBlockSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
+import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -50,19 +50,14 @@ const { values: opts } = parseArgs({
     /** Decode batch sizes and prefill lengths of the table (comma-separated; "none" for no prefills). */
     batches: { type: "string", default: "1,8,64" },
     prefills: { type: "string", default: "512,2048,8192" },
-    /** Rows from which the backend's products take the tiled kernel instead of the subgroup matvec. */
+    /** Rows from which the backend's products of 512+ columns take the tiled kernel instead of the subgroup matvec. */
     "tiled-min-rows": { type: "string" },
     /** In-situ kernel costs of decoding at these batch sizes: each kernel dispatched twice in the real step, against once. */
     ablate: { type: "string" },
-    /** Batched decoding's products as register blocks of rows×columns per subgroup (e.g. 8x4; matvecBlockSpec). */
-    "matvec-block": { type: "string" },
-    /** Decode Mamba layers with the fused mixer step (mambaMixStepSpec) from this many sequences on. */
-    "mamba-step-min-rows": { type: "string" },
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
-     * turn (';'-separated; each a '+'-joined list of: base, fused (the fused Mamba mixer step from 1 row),
-     * block8x4 (batched products as 8×4 register blocks; any RxC)). Rows alternate variants, so drift in
-     * the GPU's clocks falls on all of them.
+     * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
+     * (tiledWideMinRows N)). Runs alternate variants, so drift in the GPU's clocks falls on all of them.
      */
     variants: { type: "string" },
     /** Never split a tiled product's K across workgroups. */
@@ -77,11 +72,6 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
-if (opts["matvec-block"]) {
-  const [rows, cols] = opts["matvec-block"].split("x").map(Number);
-  if (!(rows > 0 && cols > 0)) throw new Error(`--matvec-block must be ROWSxCOLS, got '${opts["matvec-block"]}'`);
-  gpu.matvecBlock = { rows, cols };
-}
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -413,7 +403,7 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, split_k: gpu.splitK };
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK };
 if (opts["micro-decode"]) {
   // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
@@ -438,13 +428,6 @@ if (opts["micro-decode"]) {
         const t = await us(() => gpu.rt.dispatch(k, spec.params.map(([name]) => values[name]), [bufOf(x), bufOf(w), null, bufOf(out)], [Math.ceil(N / matvecColumnsPerWorkgroup()), Math.ceil(M / rows)]));
         micro[`M${M} N${N} K${K} matvec rows ${rows}`] = t;
         line.push(`matvec ×${rows} ${t.toFixed(1)}`);
-      }
-      // Register blocks of rows × columns per subgroup (matvecBlockSpec).
-      for (const [rows, cols] of [[8, 2], [8, 4], [16, 2], [16, 4], [4, 4]].filter(([r]) => r <= M)) {
-        const k = gpu.rt.kernel(matvecBlockSpec("f32", rows, cols));
-        const t = await us(() => gpu.rt.dispatch(k, [N, K, 0, 0, K, M], [bufOf(x), bufOf(w), null, bufOf(out)], [matvecBlockColumns(N, cols), Math.ceil(M / rows)]));
-        micro[`M${M} N${N} K${K} block ${rows}x${cols}`] = t;
-        line.push(`block ${rows}×${cols} ${t.toFixed(1)}`);
       }
       for (const T of [1, 2, 4]) {
         const k = gpu.rt.kernel(matmulSpec("f32", T));
@@ -535,16 +518,16 @@ if (opts.micro) {
   process.exit(0);
 }
 if (opts.variants) {
-  const defaults = { block: gpu.matvecBlock, fusedFrom: gpu.mambaMixStepMinRows };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows };
   const apply = (variant: string) => {
-    gpu.matvecBlock = defaults.block;
-    gpu.mambaMixStepMinRows = defaults.fusedFrom;
+    gpu.tiledMinRows = defaults.tiled;
+    gpu.tiledWideMinRows = defaults.wide;
     for (const part of variant.split("+")) {
-      const block = /^block(\d+)x(\d+)$/.exec(part);
+      const setting = /^(tiled|wide)(\d+)$/.exec(part);
       if (part === "base") continue;
-      else if (part === "fused") gpu.mambaMixStepMinRows = 1;
-      else if (block) gpu.matvecBlock = { rows: Number(block[1]), cols: Number(block[2]) };
-      else throw new Error(`--variants: unknown setting '${part}' (base, fused, blockRxC)`);
+      else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
+      else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN)`);
     }
   };
   const variants = opts.variants.split(";");
@@ -609,7 +592,7 @@ if (opts.ablate) {
     model.dispose();
     gpu.rt.trim();
   }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, matvec_block: gpu.matvecBlock, tiled_min_rows: gpu.tiledMinRows, ablation }, null, 2));
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, ablation }, null, 2));
   gpu.destroy();
   process.exit(0);
 }

@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecBlockColumns, matvecBlockSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_MIN_COLUMNS, TILED_MIN_ROWS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -125,12 +125,13 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   /** Use subgroup operations where kernels have such a variant (when the device offers them). */
   useSubgroups: boolean;
   /**
-   * Rows of x from which every product takes the tiled kernel (K split across workgroups where its tiles
-   * are few) instead of the subgroup matvec, which passes over the weights once per 8 rows.
+   * Rows of x from which products of TILED_BATCHED_MIN_COLUMNS columns or more take the tiled kernel (K
+   * split across workgroups where its tiles are few) instead of the subgroup matvec, which passes over
+   * the weights once per 8 rows; and from which the widest products (TILED_MIN_COLUMNS, the LM head) do.
+   * Every product of more than MATVEC_SG_ROWS rows is tiled.
    */
   tiledMinRows = TILED_MIN_ROWS;
-  /** Register block (rows × columns per subgroup) of batched decoding's products (more than MATVEC_ROWS rows); null: the one-column matvec. */
-  matvecBlock: { rows: number; cols: number } | null = null;
+  tiledWideMinRows = TILED_WIDE_MIN_ROWS;
   /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
   splitK = true;
 
@@ -341,7 +342,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const pending = shared.pending?.input === shared;
     const dtype = weight.dtype as WeightDType;
     const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    const tiled = (M >= MATVEC_ROWS && N >= TILED_MIN_COLUMNS) || M >= this.tiledMinRows;
+    const tiled = M > MATVEC_SG_ROWS || (M >= this.tiledWideMinRows && N >= TILED_MIN_COLUMNS) ||
+      (M >= this.tiledMinRows && N >= TILED_BATCHED_MIN_COLUMNS);
     const subgroupMatvec = this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled;
     if (act && (pending || !subgroupMatvec || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
@@ -351,13 +353,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const { buf: xb, off: x_off, stride: x_stride } = this.strided(x, K, temps);
     const bb = this.opt(bias, temps);
     const vec4 = K % 4 === 0 && x_off % 4 === 0 && x_stride % 4 === 0;
-    const block = this.matvecBlock;
     const tail = act ? `-${act}` : "";
-    if (block && subgroupMatvec && vec4 && M > MATVEC_ROWS && matvecBlockColumns(N, block.cols) <= 65535) {
-      const k = this.kernel(`matvec-block-${dtype}-${block.rows}x${block.cols}${tail}`, () => matvecBlockSpec(dtype, block.rows, block.cols, act));
-      this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)],
-        [matvecBlockColumns(N, block.cols), Math.ceil(M / block.rows)]);
-    } else if (subgroupMatvec) {
+    if (subgroupMatvec) {
       const rows = Math.min(M, MATVEC_ROWS);
       const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}${tail}`, () => matvecSubgroupSpec(dtype, rows, vec4, "none", act));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);

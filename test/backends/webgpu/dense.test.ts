@@ -16,19 +16,21 @@ test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async ()
   }
 });
 
-test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 8+ rows of 16K+ columns) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
+test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 32+ rows of 16K+ columns or 64 rows of 512+) and tiled paths, f32/f16/bf16 weights, bias, K not a multiple of 4", { skip }, async () => {
   const r = new Inputs(2);
   const hasSubgroups = gpu!.useSubgroups;
   const cases: [number, number, number][] = [
     [1, 13, 7], [1, 64, 100], [3, 64, 257], [8, 32, 33], [9, 17, 70], [37, 64, 129], [64, 48, 33], [65, 32, 20], [130, 100, 300], [300, 260, 270], [2, 768, 40],
     // Long rows whose length is no multiple of the matvec's unrolled step (4 loads per lane), f32 and half weights.
     [3, 1540, 9], [1, 2052, 5],
-    // Wide products of 8+ rows (batched decoding's LM head) take the tiled kernel: 32×32 tiles below 64 rows, 64×64 from there.
-    [8, 40, 16390], [64, 24, 16400],
+    // Wide products (batched decoding's LM head): a matvec at 8 rows, the tiled kernel from 32 (32×32 tiles below 64 rows, 64×64 from there).
+    [8, 40, 16390], [32, 24, 16400], [64, 24, 16400],
+    // 64 rows of 512+ columns (batched decoding's projections): tiled, K split in ragged slices.
+    [64, 300, 520],
     // Few output tiles over a long K: split across workgroups (splitKFor), slices ragged at the end of K.
     [100, 1000, 50], [70, 777, 33],
   ];
-  for (const [M, K, N] of [[100, 1000, 50], [70, 777, 33], [300, 260, 270]]) {
+  for (const [M, K, N] of [[100, 1000, 50], [70, 777, 33], [300, 260, 270], [64, 300, 520]]) {
     assert.ok(splitKFor(M, N, K, tileFor(M, N)).splits > 1, `${M}×${K}·${N} should split K`);
   }
   for (const [M, K, N] of cases) {
@@ -54,55 +56,26 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 8+ rows 
   await compareOp("linear with K = 0 gives the bias", (b) => b.linear(empty.on(b), r.f32([5, 0]).on(b), bias.on(b)));
 });
 
-test("linear with register-blocked matvecs (matvecBlock) for batched decoding: ragged rows and columns, f32/f16/bf16, bias, column-slice inputs", { skip: skip || !gpu?.useSubgroups }, async () => {
-  const r = new Inputs(12);
-  const g = gpu!;
-  try {
-    for (const block of [{ rows: 8, cols: 4 }, { rows: 16, cols: 2 }, { rows: 4, cols: 3 }]) {
-      g.matvecBlock = block;
-      for (const [M, K, N] of [[9, 64, 33], [37, 132, 7], [64, 40, 50], [17, 1540, 9]]) {
-        const x = r.f32([M, K]);
-        const bias = r.f32([N]);
-        for (const dtype of ["f32", "f16", "bf16"] as const) {
-          const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
-          const withBias = (M + N + K) % 2 === 1;
-          await compareOp(`linear ${M}×${K}·${N} ${dtype}${withBias ? " +bias" : ""} block ${block.rows}×${block.cols}`,
-            (b) => b.linear(x.on(b), w.on(b), withBias ? bias.on(b) : null), { tol: 1e-4 });
-        }
-      }
-      // The input as a column range of a wider tensor (x_proj reads the conv output; in_proj's halves are read this way).
-      const wide = r.f32([20, 72]);
-      const w = r.f32([11, 32]);
-      await compareOp(`linear of a column slice, block ${block.rows}×${block.cols}`, (b) => b.linear(splitLast(wide.on(b), [40, 32])[1], w.on(b), null), { tol: 1e-4 });
-    }
-  } finally {
-    g.matvecBlock = null;
-  }
-});
-
-test("linearActivation: the activation inside decoding's matvecs (one row, batched, register blocks), composed for tiled products", { skip }, async () => {
+test("linearActivation: the activation inside decoding's subgroup matvecs (one row, batched), composed for tiled products", { skip }, async () => {
   const r = new Inputs(14);
   const g = gpu!;
   try {
-    for (const block of [null, { rows: 8, cols: 4 }]) {
-      g.matvecBlock = block;
-      for (const [M, K, N, op] of [[1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"], [100, 24, 30, "gelu_tanh"]] as const) {
-        const x = r.f32([M, K], -2, 2);
-        const w = r.f32([N, K]);
-        const bias = r.f32([N]);
-        const kernels: string[] = [];
-        g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
-        await compareOp(`linearActivation ${M}×${K}·${N} ${op}${block ? " block" : ""}`, (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
-        g.rt.repeatDispatch = null;
-        const fusedInto = kernels.filter((k) => k.startsWith("matvec") && k.endsWith(`-${op}`));
-        const fused = g.useSubgroups && M <= 64;
-        assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
-        if (fused) assert.ok(!kernels.includes(`unary-${op}`), "no separate activation kernel");
-      }
+    for (const [M, K, N, op] of [[1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"], [64, 20, 600, "gelu_tanh"], [100, 24, 30, "gelu_tanh"]] as const) {
+      const x = r.f32([M, K], -2, 2);
+      const w = r.f32([N, K]);
+      const bias = r.f32([N]);
+      const kernels: string[] = [];
+      g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
+      await compareOp(`linearActivation ${M}×${K}·${N} ${op}`, (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
+      g.rt.repeatDispatch = null;
+      const fusedInto = kernels.filter((k) => k.startsWith("matvec") && k.endsWith(`-${op}`));
+      // 64 rows of 512+ columns and more than 64 rows are tiled products: the activation runs after them.
+      const fused = g.useSubgroups && M <= 64 && N < 512;
+      assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
+      if (fused) assert.ok(!kernels.includes(`unary-${op}`), "no separate activation kernel");
     }
   } finally {
     g.rt.repeatDispatch = null;
-    g.matvecBlock = null;
   }
 });
 

@@ -95,19 +95,23 @@ export function tileFor(M: number, N: number): number {
 }
 
 /**
- * From this many output columns, products of MATVEC_ROWS rows or more take the tiled kernel instead of the
- * subgroup matvec, whose every column re-reads all rows of x: mamba-130m's LM head (50,280 × 768) on an
- * H100 took 470–710 µs as a matvec at 8–64 rows, 190–235 µs tiled (bench --micro-decode). Narrower
- * products (the layers' projections) stay matvecs, which were as fast or faster there.
+ * Products this wide (the LM head) take the tiled kernel from TILED_WIDE_MIN_ROWS rows: the subgroup
+ * matvec re-reads the weights once per 8 rows. GPU-only times on an H100 (session 11, `--micro-decode`,
+ * 50,280 × 768): at 8 rows matvec 92 µs, tiled 212; 16 rows 176 / 222; 32 rows 335 / 216; 64 rows 657 / 229.
+ * (Session 9 put the switch at 8 rows from timings that included recording each product on the host.)
  */
 export const TILED_MIN_COLUMNS = 16384;
+export const TILED_WIDE_MIN_ROWS = 32;
 
 /**
- * Rows from which every product takes the tiled kernel (see the backend's tiledMinRows): above the subgroup
- * matvec's 64. From 16 rows (split-K where tiles are few) an H100 decoded mamba2-130m at batch 64 8% faster
- * and H3-125M 13% slower, mamba-130m the same (session 10): no clear gain, so batched decoding stays on the matvec.
+ * Products of TILED_MIN_ROWS rows (batched decoding at 64 sequences) with TILED_BATCHED_MIN_COLUMNS
+ * columns or more take the tiled kernel, K split where its tiles are few; narrower ones (x_proj's 80)
+ * stay matvecs, and every product of more rows is tiled. H100, GPU-only, 64 rows (session 11): 3072 × 768
+ * matvec 45 µs, split tiled 27–31; 768 × 1536 26 / 22.5; 80 × 1536 12.7 / 14–18. At 32 rows the two were
+ * within 1 µs, so the switch is at 64.
  */
-export const TILED_MIN_ROWS = MATVEC_SG_ROWS + 1;
+export const TILED_MIN_ROWS = MATVEC_SG_ROWS;
+export const TILED_BATCHED_MIN_COLUMNS = 512;
 
 /**
  * What the subgroup matvec computes its input from, on the fly (decoding; vec4 form only):
@@ -358,64 +362,8 @@ export function splitKSumSpec(): KernelSpec {
   };
 }
 
-/**
- * The subgroup matvec with a register block of `rows` rows of x × `cols` output columns per subgroup (vec4
- * form, K % 4 = 0): each lane loads `rows` pieces of x and `cols` of weights for rows·cols products, where
- * the one-column matvec loads rows + 1 pieces for `rows` products. Batched decoding is limited by those
- * loads, not by its FLOPs. The rows·cols sums are reduced by `subgroupAdd` at the end.
- */
-export function matvecBlockSpec(dtype: WeightDType, rows: number, cols: number, act: UnaryOp | null = null): KernelSpec {
-  const R = rows, C = cols;
-  const each = (n: number, f: (i: number) => string, sep = "\n      ") => Array.from({ length: n }, (_, i) => f(i)).join(sep);
-  return {
-    key: `matvec-block-${dtype}-${R}x${C}${act ? `-${act}` : ""}`,
-    params: [["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ["M", "u32"]],
-    workgroupSize: 256,
-    bindings: [
-      { name: "xv", type: "vec4<f32>" },
-      { name: "w4", type: dtype === "f32" ? "vec4<f32>" : "vec2<u32>" },
-      { name: "bias", type: "f32" },
-      { name: "out", type: "f32", write: true },
-    ],
-    ...SUBGROUP_KERNEL,
-    body: `${loadW4(dtype)}
-${activation(act)}
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let m0 = wid.y * ${R}u;
-  for (var r = 0u; r < ${GROUPS_PER_WG}u; r = r + 1u) {
-    if (!subgroupAny(lid == r * ${256 / GROUPS_PER_WG}u)) { continue; }
-    let n0 = (wid.x * ${GROUPS_PER_WG}u + r) * ${C}u;
-    if (n0 >= p.N) { break; }
-    ${each(R * C, (i) => `var a${i} = 0.0;`, " ")}
-    for (var k = lane * 4u; k < p.K; k = k + sgs * 4u) {
-      ${each(C, (c) => `let w${c} = load_w4(min(n0 + ${c}u, p.N - 1u) * p.K + k);`)}
-      ${each(R, (m) => `let x${m} = xv[(p.x_off + min(m0 + ${m}u, p.M - 1u) * p.x_stride + k) / 4u];`)}
-      ${each(R * C, (i) => `a${i} = a${i} + dot(w${i % C}, x${Math.floor(i / C)});`)}
-    }
-    ${each(R * C, (i) => `let t${i} = subgroupAdd(a${i});`)}
-    if (lane == 0u) {
-      var b = array<f32, ${C}>();
-      if (p.has_bias != 0u) { ${each(C, (c) => `b[${c}] = bias[min(n0 + ${c}u, p.N - 1u)];`, " ")} }
-      let ncols = min(${C}u, p.N - n0);
-      let nrows = min(${R}u, p.M - m0);
-      let t = array<f32, ${R * C}>(${each(R * C, (i) => `t${i}`, ", ")});
-      for (var m = 0u; m < nrows; m = m + 1u) {
-        for (var c = 0u; c < ncols; c = c + 1u) { out[(m0 + m) * p.N + n0 + c] = act(t[m * ${C}u + c] + b[c]); }
-      }
-    }
-  }
-}`,
-  };
-}
-
 /** WGSL `fn act(x: f32) -> f32`: the unary op a product ends with (identity for none). */
 function activation(op: UnaryOp | null): string {
   return op ? `${ACTIVATIONS}\nfn act(x: f32) -> f32 { return ${UNARY_EXPR[op]}; }` : "fn act(x: f32) -> f32 { return x; }";
 }
 
-/** Workgroups along x of matvecBlockSpec for N columns. */
-export function matvecBlockColumns(N: number, cols: number): number {
-  return Math.ceil(N / (GROUPS_PER_WG * cols));
-}
