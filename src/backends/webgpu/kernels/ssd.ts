@@ -14,6 +14,17 @@ import { each4, LANES, MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } f
 
 export const SSD_CHUNK = 64;
 
+/**
+ * WGSL: the time step of head h at dt row `row` (batch·L + t) as the recurrence uses it: the raw value
+ * plus bias, softplus, clamped to [dt_min, dt_max]. Kernels binding dt and bias with those params.
+ */
+const EFFECTIVE_DT = `fn effective_dt(row: u32, h: u32) -> f32 {
+  var d = dt[p.dt_off + row * p.dt_stride + h];
+  if (p.has_bias != 0u) { d = d + bias[h]; }
+  if (p.softplus != 0u) { d = softplus(d); }
+  return min(max(d, p.dt_min), p.dt_max);
+}`;
+
 export function ssdDtSpec(): KernelSpec {
   return {
     key: "ssd-dt",
@@ -23,6 +34,7 @@ export function ssdDtSpec(): KernelSpec {
     bindings: [{ name: "dt", type: "f32" }, { name: "A", type: "f32" }, { name: "bias", type: "f32" }, { name: "dt_eff", type: "f32", write: true }, { name: "S", type: "f32", write: true }],
     body: `
 ${SOFTPLUS}
+${EFFECTIVE_DT}
 ${MAIN_1D}
   if (i >= p.B * p.n_chunks * p.H) { return; }
   let h = i % p.H;
@@ -33,10 +45,7 @@ ${MAIN_1D}
   let t1 = min(p.L, (c + 1u) * p.chunk);
   for (var t = c * p.chunk; t < t1; t = t + 1u) {
     let idx = (b * p.L + t) * p.H + h;
-    var d = dt[p.dt_off + (b * p.L + t) * p.dt_stride + h];
-    if (p.has_bias != 0u) { d = d + bias[h]; }
-    if (p.softplus != 0u) { d = softplus(d); }
-    d = min(max(d, p.dt_min), p.dt_max);
+    let d = effective_dt(b * p.L + t, h);
     dt_eff[idx] = d;
     run = run + d * a;
     S[idx] = run;
@@ -210,6 +219,7 @@ export function ssdStepSpec(): KernelSpec {
     ],
     body: `
 ${SOFTPLUS}
+${EFFECTIVE_DT}
 ${D_SKIP}
 var<workgroup> part: array<f32, 256>;
 @compute @workgroup_size(256)
@@ -224,10 +234,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var acc = 0.0;
   var xv = 0.0;
   if (live) {
-    var d = dt[p.dt_off + b * p.dt_stride + h];
-    if (p.has_bias != 0u) { d = d + bias[h]; }
-    if (p.softplus != 0u) { d = softplus(d); }
-    d = min(max(d, p.dt_min), p.dt_max);
+    let d = effective_dt(b, h);
     let decay = exp(d * A[h]);
     xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
     let bo = p.b_off + b * p.b_stride + g * p.N;
@@ -265,16 +272,14 @@ export function ssdStepSubgroupSpec(): KernelSpec {
     ...SUBGROUP_KERNEL,
     body: `
 ${SOFTPLUS}
+${EFFECTIVE_DT}
 ${D_SKIP}
 ${subgroupSlotsMain(8, "p.B * p.H * p.P")}
     let pp = i % p.P;
     let h = (i / p.P) % p.H;
     let b = i / (p.P * p.H);
     let g = h / (p.H / p.G);
-    var d = dt[p.dt_off + b * p.dt_stride + h];
-    if (p.has_bias != 0u) { d = d + bias[h]; }
-    if (p.softplus != 0u) { d = softplus(d); }
-    d = min(max(d, p.dt_min), p.dt_max);
+    let d = effective_dt(b, h);
     let decay = exp(d * A[h]);
     let xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
     let dx = d * xv;
