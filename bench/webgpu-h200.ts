@@ -404,6 +404,23 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
 }
 
 const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK };
+/** Ends a single-purpose mode: its results (with the adapter) to --out, the device released. */
+function finishMode(results: Record<string, unknown>): never {
+  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, ...results }, null, 2));
+  gpu.destroy();
+  process.exit(0);
+}
+
+/** Runs `work` on each of --models, built one at a time and released after. */
+async function eachModel(work: (name: string, model: SequenceLM) => Promise<void>): Promise<void> {
+  for (const name of opts.models!.split(",")) {
+    const model = await buildModel(name);
+    await work(name, model);
+    model.dispose();
+    gpu.rt.trim();
+  }
+}
+
 if (opts["micro-decode"]) {
   // Batched-decoding products (M rows of x): the subgroup matvec (rows in blocks of 8) that linear picks,
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
@@ -467,9 +484,7 @@ if (opts["micro-decode"]) {
     body: "@compute @workgroup_size(256)\nfn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < p.n) { y[g.x] = y[g.x] + a[g.x]; } }" });
   micro["tiny dependent dispatch us (GPU)"] = await gpuMicroseconds(() => gpu.rt.dispatch(addKernel, [768], [bufOf(a), bufOf(chain)], [3]), 400);
   log(`tiny dependent dispatch: ${micro["tiny dependent dispatch us (GPU)"].toFixed(2)} µs of GPU time each`);
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
-  gpu.destroy();
-  process.exit(0);
+  finishMode({ micro });
 }
 if (opts["decode-only"]) {
   // For a CPU profile (node --cpu-prof): mamba-130m, batch 1, recording and running steps only.
@@ -513,9 +528,7 @@ if (opts.micro) {
   const prof = await gpu.rt.stopProfile();
   micro["tiny dispatch GPU us (timestamps)"] = (1000 * [...prof.values()][0].ms) / [...prof.values()][0].count;
   for (const [k, v] of Object.entries(micro)) log(`${k}: ${v.toFixed(2)}`);
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, micro }, null, 2));
-  gpu.destroy();
-  process.exit(0);
+  finishMode({ micro });
 }
 if (opts.variants) {
   const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows };
@@ -531,10 +544,9 @@ if (opts.variants) {
     }
   };
   const variants = opts.variants.split(";");
-  variants.forEach(apply);
+  variants.forEach(apply); // unknown settings fail before any model is built
   const rows: Record<string, unknown>[] = [];
-  for (const name of opts.models!.split(",")) {
-    const model = await buildModel(name);
+  await eachModel(async (name, model) => {
     for (const B of listOf(opts.batches!)) {
       const ms: Record<string, number[]> = {};
       // Two rounds over the variants; each variant's best of its two runs.
@@ -550,20 +562,15 @@ if (opts.variants) {
         log(`${name} b${B} ${v}: ${ms[v].map((x) => x.toFixed(3)).join(" / ")} ms a step → ${((B * 1000) / best).toFixed(0)} tok/s`);
       }
     }
-    model.dispose();
-    gpu.rt.trim();
-  }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, variants: rows }, null, 2));
-  gpu.destroy();
-  process.exit(0);
+  });
+  finishMode({ variants: rows });
 }
 if (opts.ablate) {
   // Each kernel of a decode step dispatched twice in the real (replayed) step, against a run just before
   // with it once: the difference is what that kernel costs in place, launch and barrier included.
   const ablation: Record<string, unknown> = {};
-  for (const name of opts.models!.split(",")) {
-    const model = await buildModel(name);
-    for (const B of listOf(opts.ablate)) {
+  await eachModel(async (name, model) => {
+    for (const B of listOf(opts.ablate!)) {
       const counts = new Map<string, number>();
       let state = model.forward(tensor(randomIds(16 * B, model.vocabSize, 1), [B, 16], { dtype: "i32", backend: gpu }), null, { logits: "none" }).state;
       gpu.rt.repeatDispatch = (key) => { counts.set(key, (counts.get(key) ?? 0) + 1); return 1; };
@@ -594,24 +601,13 @@ if (opts.ablate) {
       log(`${name} b${B}: step ${base0.toFixed(3)} ms, sum of marginal costs ${total.toFixed(3)} ms`);
       ablation[`${name} b${B}`] = { step_ms: base0, kernels: rows };
     }
-    model.dispose();
-    gpu.rt.trim();
-  }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, ablation }, null, 2));
-  gpu.destroy();
-  process.exit(0);
+  });
+  finishMode({ tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, ablation });
 }
 if (opts.profile) {
   const profiles: Record<string, unknown> = {};
-  for (const name of opts.models!.split(",")) {
-    const model = await buildModel(name);
-    profiles[name] = await profileModel(name, model, quick ? 200 : 8192);
-    model.dispose();
-    gpu.rt.trim();
-  }
-  writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, profiles }, null, 2));
-  gpu.destroy();
-  process.exit(0);
+  await eachModel(async (name, model) => { profiles[name] = await profileModel(name, model, quick ? 200 : 8192); });
+  finishMode({ profiles });
 }
 const bws = await copyBandwidth();
 const bw = Math.max(bws.copyBuffer, bws.kernel);
