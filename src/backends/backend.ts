@@ -195,8 +195,10 @@ export interface Backend {
   /** Zero-pads or truncates axis 1 to `length` (KV caches of rows stacked into one batch). */
   resizeAxis1(x: Tensor, length: number): Tensor;
   /**
-   * Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]); the result has
-   * max(offset) + L rows on axis 1 (KV-cache append).
+   * Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]) (KV-cache append). The
+   * result has at least max(offset) + L entries on axis 1; a backend may give it more (spare capacity it
+   * appends into later: WebGPU), whose values past a row's offset + L are unspecified (zeros or stale) —
+   * readers bound each row by its position. The cache keeps its values up to each row's offset.
    */
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor;
   /**

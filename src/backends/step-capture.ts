@@ -28,14 +28,17 @@ export interface CapturedStep {
    * The step as a replayable graph. The captured step read each pair's first tensor and wrote its second
    * (ids and state in, next ids and next state out); replays alternate directions: odd replays read the
    * second tensors and write the first, even ones the captured way — so the newest values are always on
-   * one side and the ones before them on the other, with no copies. Null when that cannot be done (a view,
-   * sizes that differ, a step that writes one of its inputs). Every buffer the step touched is kept for
-   * the graph until disposed.
+   * one side and the ones before them on the other, with no copies. A pair of two tensors of one buffer
+   * is a KV cache the step appended to in place (see Backend.writeAxis1): every replay appends to it, at
+   * the positions it is given. Null when that cannot be done (a view, sizes that differ, a step that
+   * writes one of its other inputs). Every buffer the step touched is kept for the graph until disposed.
    */
   toGraph(pairs: readonly (readonly [input: Tensor, output: Tensor])[]): StepGraphHandle | null;
 }
 
 export interface StepGraphHandle {
+  /** Per pair given to toGraph: whether it is a cache appended in place (then its axis 1 bounds the replays). */
+  readonly inPlace: readonly boolean[];
   /** Records one replay (see toGraph for its direction); `writes` replace the captured host data, in order. */
   replay(writes: readonly ArrayBufferView[]): void;
   dispose(): void;

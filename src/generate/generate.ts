@@ -28,7 +28,8 @@ export interface GenerateOptions {
   state?: InferenceState;
   /**
    * Replay a captured decode step instead of running the model's code for each token, where the backend
-   * can (WebGPU) and the step does not depend on the position. Same tokens either way; default true.
+   * can (WebGPU): consecutive steps record the same commands (attention's KV caches appended in place, the
+   * positions uploaded per replay). Same tokens either way; default true.
    */
   replay?: boolean;
 }
@@ -130,7 +131,7 @@ export async function* generate(
   const sampler = sampling.repetitionPenalty === 1 ? tokenSamplerOf(model.backend) : null;
   // Such a backend may also replay a captured step instead of running the model's code (replay.ts).
   const capture = sampler && options.replay !== false ? stepCaptureOf(model.backend) : null;
-  const capturer = capture ? new StepCapturer(capture) : null;
+  const capturer = capture ? new StepCapturer(capture, model.usesPositions === true) : null;
   let replay: ReplayedDecoding | null = null;
   const draw = (n: number) => Float32Array.from({ length: n }, () => (sampling.temperature > 0 ? rng.nextFloat() : 0));
   let chosen: Tensor | null = null;
@@ -152,6 +153,12 @@ export async function* generate(
         chosenRead = null;
         if (step + 1 < maxNewTokens) {
           const rngState = rng.getState();
+          if (replay && !replay.canAdvance()) {
+            // A cache appended in place is full: step the model from the newest state (the cache grows).
+            ({ state, ids: chosen } = replay.finish());
+            replay = null;
+            capturer?.reset();
+          }
           if (replay) {
             ahead = { replayed: true, rng: rngState, read: replay.advance(draw(active.length)) };
           } else {

@@ -5,11 +5,13 @@ import type { Tensor } from "../tensor/tensor.js";
 /**
  * Decoding by replaying one captured step (backends with StepCapture: WebGPU). generate records the
  * first steps through the model as usual while capturing their device commands; once two consecutive
- * steps match (same kernels, parameters and sizes: the step does not depend on the position — no
- * attention layer, whose key count grows), the second becomes a graph from (ids, state) to (next ids,
- * next state) that replays in alternating directions: the newest ids and state are on one side and the
- * ones before them on the other. When a row finishes, generate drops the step it ran ahead, so it needs
- * exactly that older state — which the other side holds.
+ * steps match (same kernels, parameters and sizes: the step does not depend on the position), the second
+ * becomes a graph from (ids, state) to (next ids, next state) that replays in alternating directions: the
+ * newest ids and state are on one side and the ones before them on the other. When a row finishes,
+ * generate drops the step it ran ahead, so it needs exactly that older state — which the other side holds.
+ * KV caches the backend appends to in place (attention) are one buffer on both sides: a replay writes the
+ * rows' positions (when the model reads them) and appends at them; an older state ignores the entry the
+ * dropped step appended. Replays stop where such a cache is full (canAdvance).
  */
 export class ReplayedDecoding {
   /** Replays run so far: odd → the newest values are on the input side. */
@@ -20,15 +22,26 @@ export class ReplayedDecoding {
     /** The captured step's inputs and outputs. */
     private readonly input: { state: InferenceState; ids: Tensor },
     private readonly output: { state: InferenceState; ids: Tensor },
+    /** Whether each replay writes the rows' positions before the sampler's uniforms. */
+    private readonly writesPositions: boolean,
+    /** Entries on axis 1 of the smallest cache appended in place (Infinity: none). */
+    private readonly capacity: number,
   ) {}
 
   private get newest(): { state: InferenceState; ids: Tensor } {
     return this.replays % 2 === 1 ? this.input : this.output;
   }
 
+  /** Whether one more replay fits: its tokens' cache entries (at the newest positions) within capacity. */
+  canAdvance(): boolean {
+    return Math.max(...this.input.state.positions) + this.replays + 2 <= this.capacity;
+  }
+
   /** Records one replay that reads the newest ids and state and samples with `uniforms`; returns the read of its ids. */
   advance(uniforms: Float32Array): Promise<Float32Array | Int32Array> {
-    this.graph.replay([uniforms]);
+    if (!this.canAdvance()) throw new Error("ReplayedDecoding: a cache appended in place is full");
+    const positions = Int32Array.from(this.input.state.positions, (p) => p + this.replays + 1);
+    this.graph.replay(this.writesPositions ? [positions, uniforms] : [uniforms]);
     this.replays++;
     return this.newest.ids.read();
   }
@@ -38,16 +51,27 @@ export class ReplayedDecoding {
    * `latest` the newest state, else the one before it (the last replay is dropped).
    */
   release(latest: boolean): InferenceState {
+    return this.end(latest, false).state;
+  }
+
+  /** Ends replaying and hands back the newest state and the ids it was sampled with (to step the model from there). */
+  finish(): { state: InferenceState; ids: Tensor } {
+    const { state, ids } = this.end(true, true);
+    return { state, ids: ids! };
+  }
+
+  private end(latest: boolean, keepIds: boolean): { state: InferenceState; ids: Tensor | null } {
     this.graph.dispose();
     const newest = this.newest;
     const older = newest === this.input ? this.output : this.input;
     const [keep, drop] = latest ? [newest, older] : [older, newest];
     drop.state.dispose();
     drop.ids.dispose();
-    keep.ids.dispose();
+    if (!keepIds) keep.ids.dispose();
     // The captured step started at the input's positions; each replay moved one token on.
     const advanced = this.replays + (latest ? 1 : 0);
-    return new InferenceState(keep.state.layers, this.input.state.positions.map((p) => p + advanced), keep.state.modelKey);
+    const state = new InferenceState(keep.state.layers, this.input.state.positions.map((p) => p + advanced), keep.state.modelKey);
+    return { state, ids: keepIds ? keep.ids : null };
   }
 
   dispose(): void {
@@ -60,9 +84,12 @@ export class ReplayedDecoding {
 
   /**
    * Makes the graph of a captured step from (ids, state) to (next ids, next state) and takes those four;
-   * null when the backend cannot (the caller keeps them).
+   * null when the backend cannot (the caller keeps them). `writesPositions`: the step's first host write
+   * is the rows' positions.
    */
-  static from(step: CapturedStep, input: { state: InferenceState; ids: Tensor }, output: { state: InferenceState; ids: Tensor }): ReplayedDecoding | null {
+  static from(
+    step: CapturedStep, input: { state: InferenceState; ids: Tensor }, output: { state: InferenceState; ids: Tensor }, writesPositions: boolean,
+  ): ReplayedDecoding | null {
     const pairs: [Tensor, Tensor][] = [[input.ids, output.ids]];
     const layers = input.state.layers;
     if (output.state.layers.length !== layers.length) return null;
@@ -76,7 +103,9 @@ export class ReplayedDecoding {
       }
     }
     const graph = step.toGraph(pairs);
-    return graph ? new ReplayedDecoding(graph, input, output) : null;
+    if (!graph) return null;
+    const capacity = Math.min(...pairs.filter((_, i) => graph.inPlace[i]).map(([t]) => (t.rank >= 2 ? t.shape[1] : 0)));
+    return new ReplayedDecoding(graph, input, output, writesPositions, capacity);
   }
 }
 
@@ -86,7 +115,8 @@ export class StepCapturer {
   private misses = 0;
   private capturing = false;
 
-  constructor(private readonly backend: StepCapture) {}
+  /** `writesPositions`: the model uploads the rows' positions at the start of each step (CausalLM.usesPositions). */
+  constructor(private readonly backend: StepCapture, private readonly writesPositions = false) {}
 
   /** Whether steps are still worth capturing (a step that depends on the position never matches). */
   get active(): boolean {
@@ -107,7 +137,9 @@ export class StepCapturer {
     if (!this.capturing) return null;
     this.capturing = false;
     const step = this.backend.endStepCapture([output.ids, ...output.state.layers.flatMap((l) => Object.values(l))]);
-    const usable = step !== null && step.writeBytes.length === 1 && step.writeBytes[0] === writeBytes;
+    // The host data a replay can supply: the positions (i32 per row) if the model reads them, then the uniforms.
+    const expected = this.writesPositions ? [input.state.batch * 4, writeBytes] : [writeBytes];
+    const usable = step !== null && step.writeBytes.length === expected.length && step.writeBytes.every((n, i) => n === expected[i]);
     if (!usable) {
       this.previous = null;
       this.misses++;
@@ -121,7 +153,7 @@ export class StepCapturer {
       return null;
     }
     this.previous = null;
-    const replay = ReplayedDecoding.from(step, input, output);
+    const replay = ReplayedDecoding.from(step, input, output, this.writesPositions);
     if (!replay) this.misses = Infinity;
     return replay;
   }
@@ -133,8 +165,12 @@ export class StepCapturer {
     this.backend.endStepCapture([]);
   }
 
-  /** Starts over (the batch changed: the next steps differ from the captured ones). */
+  /**
+   * Starts over (the batch changed, or a full cache grew: the next steps differ from the captured ones,
+   * and the first of them — a cache copied into a larger one — matches none).
+   */
   reset(): void {
     this.previous = null;
+    if (Number.isFinite(this.misses)) this.misses = 0;
   }
 }

@@ -27,6 +27,11 @@ export interface CausalLM {
   readonly vocabSize: number;
   readonly eosTokenId?: number;
   readonly bosTokenId?: number;
+  /**
+   * Whether forward and step read the rows' positions (attention): each call then uploads them (i32
+   * [batch]) as its first host data, which a replayed decode step supplies anew (generate/replay.ts).
+   */
+  readonly usesPositions?: boolean;
   /** Parallel mode over whole sequences (i32 ids [B, L]), continuing from `state` when given. */
   forward(ids: Tensor, state?: InferenceState | null, options?: ForwardOptions): ForwardResult;
   /** Recurrent mode: one token per row (i32 ids [B, 1]) → logits [B, V] and the advanced state. */

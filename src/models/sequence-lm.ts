@@ -44,7 +44,7 @@ export class SequenceLM implements CausalLM {
   readonly bosTokenId?: number;
 
   /** Whether any layer reads the positions tensor (then each call uploads it; see SequenceLayer.usesPositions). */
-  private readonly usesPositions: boolean;
+  readonly usesPositions: boolean;
 
   constructor(readonly parts: SequenceLMParts) {
     this.usesPositions = parts.layers.some(({ layer }) => layer.usesPositions);

@@ -72,7 +72,10 @@ export function resizeAxis1(x: Tensor, length: number): Tensor {
   return b.resizeAxis1(x, length);
 }
 
-/** Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]) → [B, max(offset) + L, ...]. */
+/**
+ * Writes fresh [B, L, ...] into cache [B, T, ...] at per-row offsets (i32 [B]) → [B, T', ...] with
+ * T' ≥ max(offset) + L: entries past a row's offset + L are unspecified (see Backend.writeAxis1).
+ */
 export function writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
   const b = backendOf("writeAxis1", cache, fresh, offsets);
   check(cache.rank >= 2 && fresh.rank === cache.rank && fresh.shape[0] === cache.shape[0] &&

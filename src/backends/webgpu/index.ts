@@ -20,7 +20,7 @@ import {
 import { causalConv1dSpec } from "./kernels/conv.js";
 import {
   binarySpec, copySpec, embeddingSpec, fillSpec, gatherViewSpec, resizeAxis1Spec, selectPositionsSpec, sliceLastSpec, unarySpec, widenSpec,
-  writeAxis1Spec,
+  writeAxis1Spec, appendAxis1Spec,
 } from "./kernels/elementwise.js";
 import {
   DIAG_CHUNK, diagCarrySpec, diagDiscretizeSpec, diagKernelSpec, diagLocalSpec, diagOutputSpec, diagStepSpec, directConvSpec, shiftSsmSpec,
@@ -70,6 +70,11 @@ interface PendingOp {
 interface GpuShared {
   refs: number;
   pending?: PendingOp;
+  /**
+   * A KV cache with spare capacity (see writeAxis1): per batch row, how many entries on axis 1 hold
+   * values some tensor of this buffer may rely on. Absent: unknown (the next append copies).
+   */
+  kvFill?: Int32Array;
 }
 
 /** A tensor's GPU storage. Reshapes and slices share the buffer; `shared.refs` counts the tensors using it. */
@@ -90,6 +95,8 @@ const HOST_SHADOW_LIMIT = 1 << 16;
 const SCAN_CHUNK = 64;
 /** From this length on the shift SSM's outputs go through the tiled kernel (32 steps per workgroup). */
 const SHIFT_TILED_MIN_LENGTH = 32;
+/** Entries a KV cache gets beyond what it needs when a decoding append must copy it (see writeAxis1). */
+const KV_RESERVE_ROWS = 256;
 
 function bytesFor(n: number, dtype: DType): number {
   return dtype === "f16" || dtype === "bf16" ? Math.ceil(n / 2) * 4 : n * 4;
@@ -134,6 +141,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   tiledWideMinRows = TILED_WIDE_MIN_ROWS;
   /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
   splitK = true;
+  /** Spare entries a KV cache is given when a one-token append copies it (tests lower it). */
+  kvReserveRows = KV_RESERVE_ROWS;
 
   constructor(readonly handle: GpuHandle) {
     this.rt = new GpuRuntime(handle.device);
@@ -679,24 +688,47 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     return out;
   }
 
+  /**
+   * The KV-cache append, made for decoding: the result may be longer on axis 1 than max(offset) + L (the
+   * entries past a row's offset + L are zeros or stale). A one-token append that has to copy the cache
+   * gives it `kvReserveRows` spare entries; later appends write into them in place and return a tensor of
+   * the same buffer and shape — a step costs its own entries instead of a copy of the cache, and decoding
+   * steps keep one shape (so a captured step can be replayed, see toGraph). In place only where no tensor
+   * of that buffer may rely on the entries written (kvFill: a step redone from an older state copies).
+   */
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
     const [B, T] = cache.shape;
     const L = fresh.shape[1];
     const inner = fresh.shape.slice(2).reduce((a, b) => a * b, 1);
     const off = this.hostInts(offsets);
     if (!off) throw new HippoError("writeAxis1: the webgpu backend needs offsets uploaded from the host (their values set the output length)");
-    let length = 0;
+    let need = 0;
     for (let b = 0; b < B; b++) {
       check(off[b] >= 0 && off[b] <= T, `writeAxis1: offset ${off[b]} outside [0, ${T}]`);
-      length = Math.max(length, off[b] + L);
+      need = Math.max(need, off[b] + L);
     }
-    const out = this.make([B, length, ...cache.shape.slice(2)]);
     const temps: Tensor[] = [];
+    const s = storageOf(cache);
+    const fill = s.shared.kvFill;
+    if (cache.dtype === "f32" && !s.view && need <= T && fill && fill.length === B && fill.every((f, b) => f <= off[b])) {
+      const n = B * L * inner;
+      if (n > 0) {
+        this.run(this.kernel("append-axis1", appendAxis1Spec), { n, t_cache: T, l_fresh: L, inner },
+          [this.f32(fresh, temps), this.buf(offsets), s.buffer], grid(n));
+      }
+      for (let b = 0; b < B; b++) fill[b] = off[b] + L;
+      this.done(temps);
+      s.shared.refs++;
+      return new Tensor(this, [...cache.shape], "f32", { ...s } satisfies GpuStorage);
+    }
+    const length = L === 1 ? need + this.kvReserveRows : need;
+    const out = this.make([B, length, ...cache.shape.slice(2)]);
     const n = out.size;
     if (n > 0) {
       this.run(this.kernel("write-axis1", writeAxis1Spec), { n, t_cache: T, l_fresh: L, t_out: length, inner },
         [this.f32(cache, temps), this.f32(fresh, temps), this.buf(offsets), this.buf(out)], grid(n));
     }
+    storageOf(out).shared.kvFill = Int32Array.from(off, (o) => o + L);
     this.done(temps);
     return out;
   }
@@ -1140,16 +1172,26 @@ class GpuCapturedStep implements CapturedStep {
     // The reversed graph is the captured one with each input buffer and its output buffer swapped. That
     // computes the same thing the other way as long as the step only reads its inputs (they were live all
     // through it, so no intermediate shared their buffers); buffers an output had before it was written
-    // were intermediates, which may as well use the input's buffer.
+    // were intermediates, which may as well use the input's buffer. A pair of one buffer is a KV cache the
+    // step appended to in place (writeAxis1): both directions write it, at the offsets each replay uploads.
     const swap = new Map<GPUBuffer, GPUBuffer>();
+    const inPlace: boolean[] = [];
+    const caches: GpuShared[] = [];
     for (const [input, output] of pairs) {
       const a = storageOf(input), b = storageOf(output);
-      if (a.view || b.view || a.bytes !== b.bytes || a.buffer.size !== b.buffer.size || swap.has(a.buffer) || swap.has(b.buffer) || a.buffer === b.buffer) return null;
+      if (a.view || b.view || a.bytes !== b.bytes || a.buffer.size !== b.buffer.size || swap.has(a.buffer) || swap.has(b.buffer)) return null;
+      if (a.buffer === b.buffer) {
+        if (!a.shared.kvFill || a.shared !== b.shared) return null;
+        inPlace.push(true);
+        caches.push(a.shared);
+        continue;
+      }
       if (this.commands.commands.some((c) => writesBuffer(c, a.buffer))) return null;
       swap.set(a.buffer, b.buffer);
       swap.set(b.buffer, a.buffer);
+      inPlace.push(false);
     }
-    return new AlternatingGraphs(new StepGraph(this.rt, this.commands.commands, swap), new StepGraph(this.rt, this.commands.commands));
+    return new AlternatingGraphs(new StepGraph(this.rt, this.commands.commands, swap), new StepGraph(this.rt, this.commands.commands), inPlace, caches);
   }
 }
 
@@ -1157,7 +1199,10 @@ class GpuCapturedStep implements CapturedStep {
 class AlternatingGraphs implements StepGraphHandle {
   private replays = 0;
 
-  constructor(private readonly reversed: StepGraph, private readonly captured: StepGraph) {}
+  constructor(
+    private readonly reversed: StepGraph, private readonly captured: StepGraph,
+    readonly inPlace: readonly boolean[], private readonly caches: readonly GpuShared[],
+  ) {}
 
   replay(writes: readonly ArrayBufferView[]): void {
     (this.replays % 2 === 0 ? this.reversed : this.captured).replay(writes);
@@ -1167,5 +1212,7 @@ class AlternatingGraphs implements StepGraphHandle {
   dispose(): void {
     this.reversed.dispose();
     this.captured.dispose();
+    // Replays appended to these caches where the host did not see: the next append copies.
+    for (const shared of this.caches) delete shared.kvFill;
   }
 }

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import type { Backend, NormSpec, UnaryOp } from "../../../src/backends/backend.js";
 import { addNorm, gatedNormLinear, linearActivation, splitLast, tidy } from "../../../src/ops/index.js";
 import { compareOp, type Input, Inputs } from "./harness.js";
-import { gpu, skip } from "./setup.js";
+import { cpu, gpu, skip } from "./setup.js";
+import type { Tensor } from "../../../src/tensor/tensor.js";
 import { splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
 
 test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async () => {
@@ -212,6 +213,68 @@ test("shape ops: sliceLast, selectPositions, concat0, slice0, reshape, toFloat32
   await compareOp("writeAxis1", (b) => b.writeAxis1(kv.on(b), fresh.on(b), offsets.on(b)));
   const empty = r.f32([3, 0, 2, 4]);
   await compareOp("writeAxis1 into an empty cache", (b) => b.writeAxis1(empty.on(b), fresh.on(b), r.ints([0, 0, 0]).on(b)));
+});
+
+test("writeAxis1 as a decoding KV cache: spare capacity, appends in place, a branch from an older cache copies", { skip }, async () => {
+  const b = gpu!;
+  const r = new Inputs(17);
+  const inner = [2, 3];
+  const reserve = b.kvReserveRows;
+  b.kvReserveRows = 3;
+  try {
+    // The CPU reference and the GPU cache, advanced together; rows hold 5 and 3 real entries.
+    let want = cpu.upload(r.f32([2, 5, ...inner]).data, [2, 5, ...inner], "f32");
+    let positions = [5, 3];
+    let got = b.upload(await want.readFloat32(), want.shape, "f32");
+    const append = (cache: Tensor, ref: Tensor, at: number[], seed: number) => {
+      const fresh = new Inputs(seed).f32([2, 1, ...inner]);
+      const offsets = Int32Array.from(at);
+      return {
+        got: b.writeAxis1(cache, fresh.on(b), b.upload(offsets, [2], "i32")),
+        want: cpu.writeAxis1(ref, fresh.on(cpu), cpu.upload(offsets, [2], "i32")),
+      };
+    };
+    // Each row's first `positions` entries must match; the rest is spare capacity.
+    const check = async (g: Tensor, w: Tensor, pos: number[], what: string) => {
+      const gv = await g.readFloat32(), wv = await w.readFloat32();
+      const n = inner[0] * inner[1];
+      for (let row = 0; row < 2; row++) {
+        const gRow = gv.subarray(row * g.shape[1] * n, (row * g.shape[1] + pos[row]) * n);
+        const wRow = wv.subarray(row * w.shape[1] * n, (row * w.shape[1] + pos[row]) * n);
+        assert.deepEqual(Array.from(gRow), Array.from(wRow), `${what}: row ${row}`);
+      }
+    };
+    // A one-token append copies into a cache with 3 spare entries: 5 + 1 + 3.
+    const first = append(got, want, positions, 1);
+    assert.deepEqual(first.got.shape, [2, 9, ...inner]);
+    positions = positions.map((p) => p + 1);
+    await check(first.got, first.want, positions, "copied");
+    const dispatches = b.rt.dispatchCount;
+    const second = append(first.got, first.want, positions, 2);
+    assert.deepEqual(second.got.shape, first.got.shape, "appended in place: same capacity");
+    assert.equal(b.rt.dispatchCount - dispatches, 1, "one dispatch: the new entries alone");
+    await check(second.got, second.want, positions.map((p) => p + 1), "in place");
+    // A second step from `first` (a redone step, a branch): it must not overwrite what `second` holds.
+    const branch = append(first.got, first.want, positions, 3);
+    await check(branch.got, branch.want, positions.map((p) => p + 1), "branch");
+    await check(second.got, second.want, positions.map((p) => p + 1), "in place, after the branch");
+    // Appending on until the longer row runs out of room: then the cache is copied into a larger one.
+    got = second.got;
+    want = second.want;
+    positions = positions.map((p) => p + 1);
+    const shapes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const next = append(got, want, positions, 10 + i);
+      got = next.got;
+      want = next.want;
+      positions = positions.map((p) => p + 1);
+      shapes.push(got.shape[1]);
+    }
+    assert.deepEqual(shapes, [9, 9, 13, 13], "in place up to 9 entries, then copied with 3 spare (10 + 3)");
+    await check(got, want, positions, "after growing");
+  } finally {
+    b.kvReserveRows = reserve;
+  }
 });
 
 test("runtime: released buffers are reused safely, reshapes share storage, uploads keep queue order", { skip }, async () => {

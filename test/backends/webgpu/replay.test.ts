@@ -1,7 +1,7 @@
 // Decoding by replaying a captured step (src/generate/replay.ts): the same tokens as stepping the model —
 // the reference fixtures' greedy ids, the CPU backend's batched ids with rows leaving the batch, the same
-// sampled ids for a seed — with the replays actually run; a step that depends on the position (attention)
-// is never replayed; buffers a replay names are not handed out by the pool.
+// sampled ids for a seed — with the replays actually run, attention's included (KV caches appended in
+// place, replays stopping where one is full); buffers a replay names are not handed out by the pool.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { generateAll } from "../../../src/generate/generate.js";
@@ -58,18 +58,52 @@ test("replayed decoding: rows leaving the batch (back to stepping from the right
   gpuModel.dispose();
 });
 
-test("a decoding step with attention (its key count grows) is never replayed", { skip }, async () => {
-  const dir = conformanceDir("h3-lm-tiny");
-  const cpuModel = (await loadModel(dir)).model;
-  const gpuModel = (await loadModel(dir, { backend: gpu! })).model;
-  const before = gpu!.rt.replayCount;
-  const got = await generateAll(gpuModel, [[3, 4, 5]], { ...greedy, maxNewTokens: 10, eosTokenId: null });
-  assert.equal(gpu!.rt.replayCount, before);
-  const want = await generateAll(cpuModel, [[3, 4, 5]], { ...greedy, maxNewTokens: 10, eosTokenId: null });
-  assert.deepEqual(got[0].tokens, want[0].tokens);
-  cpuModel.dispose();
-  gpuModel.dispose();
-});
+// Attention (H3's hybrid, Nemotron-H's GQA layer): its KV cache is appended in place with spare capacity,
+// so its steps match and replay too, each replay uploading the rows' positions.
+for (const name of ["h3-lm-tiny", "hybrid-tiny"]) {
+  test(`${name}: attention steps replay (KV cache appended in place): reference greedy ids, CPU batches, sampling`, { skip }, async () => {
+    const dir = conformanceDir(name);
+    const cpuModel = (await loadModel(dir)).model;
+    const { model } = await loadModel(dir, { backend: gpu! });
+    const io = await readReferenceIo(dir);
+    const expected = io.greedyIds.slice(io.promptIds.length);
+    assert.ok(expected.length >= 6, `${name}: the fixture has ${expected.length} greedy ids`);
+    let before = gpu!.rt.replayCount;
+    const [result] = await generateAll(model, [io.promptIds], { ...greedy, maxNewTokens: expected.length, eosTokenId: null });
+    // The first step copies the prefilled cache into one with room; the next two append in place and match.
+    assert.equal(gpu!.rt.replayCount - before, expected.length - 4, "replays run");
+    assert.deepEqual(result.tokens, expected);
+
+    // Rows of different lengths in one batch, a row leaving it mid-way, against the CPU.
+    const prompts = [[5, 6, 7, 8, 9, 10, 11], [300], [42, 43, 44]];
+    const free = await generateAll(cpuModel, prompts, { ...greedy, maxNewTokens: 20, eosTokenId: null });
+    const eos = free[2].tokens[9];
+    const want = await generateAll(cpuModel, prompts, { ...greedy, maxNewTokens: 20, eosTokenId: eos });
+    before = gpu!.rt.replayCount;
+    const got = await generateAll(model, prompts, { ...greedy, maxNewTokens: 20, eosTokenId: eos });
+    assert.deepEqual(got, want);
+    assert.ok(gpu!.rt.replayCount - before >= 8, `${gpu!.rt.replayCount - before} replays`);
+
+    // Sampling: the same ids replayed as stepped, with caches so small that replays stop where one is
+    // full, the model steps (the cache grows) and replaying starts again.
+    const sampled = { maxNewTokens: 30, sampling: { temperature: 1.3, topK: 40, topP: 0.95 }, seed: 5, eosTokenId: null };
+    const stepped = await generateAll(model, prompts, { ...sampled, replay: false });
+    const reserve = gpu!.kvReserveRows;
+    gpu!.kvReserveRows = 6;
+    try {
+      before = gpu!.rt.replayCount;
+      const replayed = await generateAll(model, prompts, sampled);
+      const replays = gpu!.rt.replayCount - before;
+      // 29 steps: each cache of 6 spare entries takes a copying step and two captured ones, then ≤ 4 replays.
+      assert.ok(replays >= 10 && replays <= 29 - 12, `${replays} replays`);
+      assert.deepEqual(replayed, stepped);
+    } finally {
+      gpu!.kvReserveRows = reserve;
+    }
+    cpuModel.dispose();
+    model.dispose();
+  });
+}
 
 test("buffer pool: a buffer a step graph names is not handed out until the graph is disposed", { skip }, async () => {
   const rt = gpu!.rt;

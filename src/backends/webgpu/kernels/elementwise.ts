@@ -156,3 +156,21 @@ export function writeAxis1Spec(): KernelSpec {
 }`,
   };
 }
+
+/** writeAxis1 in place: fresh [B, L, inner] into the cache's own buffer [B, T, inner] at per-row offsets. */
+export function appendAxis1Spec(): KernelSpec {
+  return {
+    key: "append-axis1",
+    params: [["n", "u32"], ["t_cache", "u32"], ["l_fresh", "u32"], ["inner", "u32"]], workgroupSize: 256,
+    bindings: [{ name: "fresh", type: "f32" }, { name: "offsets", type: "i32" }, { name: "cache", type: "f32", write: true }],
+    body: `${MAIN_1D}
+  if (i >= p.n) { return; }
+  let k = i % p.inner;
+  let l = (i / p.inner) % p.l_fresh;
+  let b = i / (p.inner * p.l_fresh);
+  let t = u32(offsets[b]) + l;
+  // Offsets come from the GPU when a captured step is replayed; one past the capacity writes nothing.
+  if (t < p.t_cache) { cache[(b * p.t_cache + t) * p.inner + k] = fresh[i]; }
+}`,
+  };
+}
