@@ -354,7 +354,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const tiled = M > MATVEC_SG_ROWS || (M >= this.tiledWideMinRows && N >= TILED_MIN_COLUMNS) ||
       (M >= this.tiledMinRows && N >= TILED_BATCHED_MIN_COLUMNS);
     const subgroupMatvec = this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled;
-    if (act && (pending || !subgroupMatvec || M === 0 || N === 0)) return null;
+    const plainMatvec = !subgroupMatvec && M <= MATVEC_ROWS && !tiled;
+    if (act && (pending || plainMatvec || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
     if (pending && shared.pending!.fuseLinear(M, weight, bias, out)) return out;
@@ -367,33 +368,37 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
       const rows = Math.min(M, MATVEC_ROWS);
       const k = this.kernel(`matvec-sg-${dtype}-${rows}-${vec4}${tail}`, () => matvecSubgroupSpec(dtype, rows, vec4, "none", act));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride, M }, [xb, this.buf(weight), bb, this.buf(out)], [columnBlocks, Math.ceil(M / rows)]);
-    } else if (M <= MATVEC_ROWS && !tiled) {
+    } else if (plainMatvec) {
       const k = this.kernel(`matvec-${dtype}-${M}-${vec4}`, () => matvecSpec(dtype, M, vec4));
       this.run(k, { N, K, has_bias: bb !== null, x_off, x_stride }, [xb, this.buf(weight), bb, this.buf(out)], grid(N, matvecColumnsPerWorkgroup()));
     } else {
-      this.tiledLinear(dtype, M, N, K, { has_bias: bb !== null, x_off, x_stride }, xb, this.buf(weight), bb, out);
+      this.tiledLinear(dtype, M, N, K, { has_bias: bb !== null, x_off, x_stride }, xb, this.buf(weight), bb, out, act);
     }
     this.done(temps);
     return out;
   }
 
-  /** The tiled matmul into `out`, its K split across workgroups where the output alone has too few tiles. */
+  /**
+   * The tiled matmul into `out`, its K split across workgroups where the output alone has too few tiles;
+   * `act` applied where the sums end (the tile's store, or the sum of the split partials).
+   */
   private tiledLinear(
     dtype: WeightDType, M: number, N: number, K: number, params: { has_bias: boolean; x_off: number; x_stride: number },
-    xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor,
+    xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor, act: UnaryOp | null = null,
   ): void {
     const T = tileFor(M, N);
     const tiles = [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))];
     const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
+    const tail = act ? `-${act}` : "";
     if (splits === 1) {
-      const k = this.kernel(`matmul-${dtype}-${T}`, () => matmulSpec(dtype, T));
+      const k = this.kernel(`matmul-${dtype}-${T}${tail}`, () => matmulSpec(dtype, T, false, act));
       this.run(k, { M, N, K, ...params }, [xb, wb, bb, this.buf(out)], tiles);
       return;
     }
     const part = this.make([splits, M, N]);
     const k = this.kernel(`matmul-${dtype}-${T}-sk`, () => matmulSpec(dtype, T, true));
     this.run(k, { M, N, K, ...params, k_chunk: kChunk }, [xb, wb, null, this.buf(part)], [...tiles, splits]);
-    this.run(this.kernel("splitk-sum", splitKSumSpec), { n: M * N, N, splits, has_bias: params.has_bias }, [this.buf(part), bb, this.buf(out)], grid(M * N));
+    this.run(this.kernel(`splitk-sum${tail}`, () => splitKSumSpec(act)), { n: M * N, N, splits, has_bias: params.has_bias }, [this.buf(part), bb, this.buf(out)], grid(M * N));
     part.dispose();
   }
 

@@ -57,26 +57,38 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 32+ rows
   await compareOp("linear with K = 0 gives the bias", (b) => b.linear(empty.on(b), r.f32([5, 0]).on(b), bias.on(b)));
 });
 
-test("linearActivation: the activation inside decoding's subgroup matvecs (one row, batched), composed for tiled products", { skip }, async () => {
+test("linearActivation: the activation inside the product's kernel — subgroup matvec, tiled store, split-K sum — composed after the plain matvec", { skip }, async () => {
   const r = new Inputs(14);
   const g = gpu!;
+  const hasSubgroups = g.useSubgroups;
   try {
-    for (const [M, K, N, op] of [[1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"], [64, 20, 600, "gelu_tanh"], [100, 24, 30, "gelu_tanh"]] as const) {
+    const cases = [
+      [1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"],
+      // Tiled: 64 rows of 512+ columns, more than 64 rows; K split (splitKFor) in the last two.
+      [64, 20, 600, "gelu_tanh"], [100, 24, 30, "gelu_tanh"], [64, 300, 520, "gelu"], [100, 1000, 50, "silu"],
+    ] as const;
+    assert.ok(splitKFor(64, 520, 300, tileFor(64, 520)).splits > 1 && splitKFor(100, 50, 1000, tileFor(100, 50)).splits > 1, "split-K cases split");
+    for (const [M, K, N, op] of cases) {
       const x = r.f32([M, K], -2, 2);
       const w = r.f32([N, K]);
       const bias = r.f32([N]);
-      const kernels: string[] = [];
-      g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
-      await compareOp(`linearActivation ${M}×${K}·${N} ${op}`, (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
-      g.rt.repeatDispatch = null;
-      const fusedInto = kernels.filter((k) => k.startsWith("matvec") && k.endsWith(`-${op}`));
-      // 64 rows of 512+ columns and more than 64 rows are tiled products: the activation runs after them.
-      const fused = g.useSubgroups && M <= 64 && N < 512;
-      assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
-      if (fused) assert.ok(!kernels.includes(`unary-${op}`), "no separate activation kernel");
+      for (const subgroups of hasSubgroups ? [true, false] : [false]) {
+        g.useSubgroups = subgroups;
+        const kernels: string[] = [];
+        g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
+        await compareOp(`linearActivation ${M}×${K}·${N} ${op}${subgroups ? " (subgroups)" : ""}`,
+          (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
+        g.rt.repeatDispatch = null;
+        const fusedInto = kernels.filter((k) => /^(matvec|matmul|splitk-sum)/.test(k) && k.endsWith(`-${op}`));
+        // Only the workgroup-memory matvec (no subgroups, 8 rows or fewer) leaves the activation to its own kernel.
+        const fused = subgroups || M > 8;
+        assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
+        assert.equal(kernels.includes(`unary-${op}`), !fused, `${M} rows ${op}: a separate activation kernel only where not fused`);
+      }
     }
   } finally {
     g.rt.repeatDispatch = null;
+    g.useSubgroups = hasSubgroups;
   }
 });
 

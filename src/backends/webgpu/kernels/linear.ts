@@ -251,7 +251,7 @@ export const MATMUL_BK = 16;
  * and writes its partial product, without bias, to out[z] ([splits, M, N]); splitKSumSpec adds the
  * partials. For few rows (batched decoding) the output alone has too few tiles to fill the GPU.
  */
-export function matmulSpec(dtype: WeightDType, T: number, splitK = false): KernelSpec {
+export function matmulSpec(dtype: WeightDType, T: number, splitK = false, act: UnaryOp | null = null): KernelSpec {
   const BM = 16 * T;
   const BK = MATMUL_BK;
   const loads = (BM * BK) / 256;
@@ -264,9 +264,9 @@ export function matmulSpec(dtype: WeightDType, T: number, splitK = false): Kerne
     ? "out[(wid.z * p.M + m) * p.N + n] = acc[i][j];"
     : `var b = 0.0;
         if (p.has_bias != 0u) { b = bias[n]; }
-        out[m * p.N + n] = acc[i][j] + b;`;
+        out[m * p.N + n] = act(acc[i][j] + b);`;
   return {
-    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}`,
+    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}${act && !splitK ? `-${act}` : ""}`,
     params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ...(splitK ? [["k_chunk", "u32"]] as const : [])],
     workgroupSize: 256,
     bindings: [
@@ -276,6 +276,7 @@ export function matmulSpec(dtype: WeightDType, T: number, splitK = false): Kerne
       { name: "out", type: "f32", write: true },
     ],
     body: `${loadFn("load_w", "w", dtype)}
+${splitK ? "" : activation(act)}
 const T: u32 = ${T}u;
 const BM: u32 = ${BM}u;
 const BK: u32 = ${BK}u;
@@ -345,19 +346,20 @@ export function kSlices(K: number, wanted: number): { splits: number; kChunk: nu
   return { splits: Math.ceil(K / kChunk), kChunk };
 }
 
-/** out[m, n] = bias[n] + Σ_z part[z, m, n]: the split-K partials of matmulSpec summed. */
-export function splitKSumSpec(): KernelSpec {
+/** out[m, n] = act(bias[n] + Σ_z part[z, m, n]): the split-K partials of matmulSpec summed. */
+export function splitKSumSpec(act: UnaryOp | null = null): KernelSpec {
   return {
-    key: "splitk-sum",
+    key: `splitk-sum${act ? `-${act}` : ""}`,
     params: [["n", "u32"], ["N", "u32"], ["splits", "u32"], ["has_bias", "u32"]],
     workgroupSize: 256,
     bindings: [{ name: "part", type: "f32" }, { name: "bias", type: "f32" }, { name: "out", type: "f32", write: true }],
-    body: `${MAIN_1D}
+    body: `${activation(act)}
+${MAIN_1D}
   if (i >= p.n) { return; }
   var s = 0.0;
   for (var z = 0u; z < p.splits; z = z + 1u) { s = s + part[z * p.n + i]; }
   if (p.has_bias != 0u) { s = s + bias[i % p.N]; }
-  out[i] = s;
+  out[i] = act(s);
 }`,
   };
 }
