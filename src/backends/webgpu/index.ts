@@ -141,7 +141,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   tiledWideMinRows = TILED_WIDE_MIN_ROWS;
   /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
   splitK = true;
-  /** Spare entries a KV cache is given when a one-token append copies it (tests lower it). */
+  /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 
   constructor(readonly handle: GpuHandle) {
@@ -696,7 +696,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   /**
    * The KV-cache append, made for decoding: the result may be longer on axis 1 than max(offset) + L (the
    * entries past a row's offset + L are zeros or stale). A one-token append that has to copy the cache
-   * gives it `kvReserveRows` spare entries; later appends write into them in place and return a tensor of
+   * gives it spare entries (kvReserveRows, or half its length if more); later appends write into them in place and return a tensor of
    * the same buffer and shape — a step costs its own entries instead of a copy of the cache, and decoding
    * steps keep one shape (so a captured step can be replayed, see toGraph). In place only where no tensor
    * of that buffer may rely on the entries written (kvFill: a step redone from an older state copies).
@@ -726,7 +726,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
       s.shared.refs++;
       return new Tensor(this, [...cache.shape], "f32", { ...s } satisfies GpuStorage);
     }
-    const length = L === 1 ? need + this.kvReserveRows : need;
+    // Room for kvReserveRows more tokens, or half as many as it holds: a long generation copies O(log n) times.
+    const length = L === 1 ? need + Math.max(this.kvReserveRows, need >> 1) : need;
     const out = this.make([B, length, ...cache.shape.slice(2)]);
     const n = out.size;
     if (n > 0) {

@@ -282,7 +282,7 @@ test("writeAxis1 as a decoding KV cache: spare capacity, appends in place, a bra
       positions = positions.map((p) => p + 1);
       shapes.push(got.shape[1]);
     }
-    assert.deepEqual(shapes, [9, 9, 13, 13], "in place up to 9 entries, then copied with 3 spare (10 + 3)");
+    assert.deepEqual(shapes, [9, 9, 15, 15], "in place up to 9 entries, then copied with room for half as many again (10 + 5)");
     await check(got, want, positions, "after growing");
   } finally {
     b.kvReserveRows = reserve;
