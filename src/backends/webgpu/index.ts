@@ -696,10 +696,11 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   /**
    * The KV-cache append, made for decoding: the result may be longer on axis 1 than max(offset) + L (the
    * entries past a row's offset + L are zeros or stale). A one-token append that has to copy the cache
-   * gives it spare entries (kvReserveRows, or half its length if more); later appends write into them in place and return a tensor of
-   * the same buffer and shape — a step costs its own entries instead of a copy of the cache, and decoding
-   * steps keep one shape (so a captured step can be replayed, see toGraph). In place only where no tensor
-   * of that buffer may rely on the entries written (kvFill: a step redone from an older state copies).
+   * gives it spare entries (kvReserveRows, or half its length if more); later appends write into them in
+   * place and return a tensor of the same buffer and shape — a step costs its own entries instead of a
+   * copy of the cache, and decoding steps keep one shape (so a captured step can be replayed, see
+   * toGraph). In place only where no tensor of that buffer may rely on the entries written (kvFill: a
+   * step redone from an older state copies).
    */
   writeAxis1(cache: Tensor, fresh: Tensor, offsets: Tensor): Tensor {
     const [B, T] = cache.shape;
