@@ -24,8 +24,8 @@ export class ReplayedDecoding {
     private readonly output: { state: InferenceState; ids: Tensor },
     /** Whether each replay writes the rows' positions before the sampler's uniforms. */
     private readonly writesPositions: boolean,
-    /** Entries on axis 1 of the smallest cache appended in place (Infinity: none). */
-    private readonly capacity: number,
+    /** Replays that fit before the smallest cache appended in place is full (Infinity: no such cache). */
+    private readonly maxReplays: number,
   ) {}
 
   private get newest(): { state: InferenceState; ids: Tensor } {
@@ -34,7 +34,7 @@ export class ReplayedDecoding {
 
   /** Whether one more replay fits: its tokens' cache entries (at the newest positions) within capacity. */
   canAdvance(): boolean {
-    return Math.max(...this.input.state.positions) + this.replays + 2 <= this.capacity;
+    return this.replays < this.maxReplays;
   }
 
   /** Records one replay that reads the newest ids and state and samples with `uniforms`; returns the read of its ids. */
@@ -104,8 +104,9 @@ export class ReplayedDecoding {
     }
     const graph = step.toGraph(pairs);
     if (!graph) return null;
+    // Replay n appends at the input's positions + n: the entry of the furthest row must lie within axis 1.
     const capacity = Math.min(...pairs.filter((_, i) => graph.inPlace[i]).map(([t]) => (t.rank >= 2 ? t.shape[1] : 0)));
-    return new ReplayedDecoding(graph, input, output, writesPositions, capacity);
+    return new ReplayedDecoding(graph, input, output, writesPositions, capacity - Math.max(...input.state.positions) - 1);
   }
 }
 

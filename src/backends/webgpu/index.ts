@@ -338,7 +338,10 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     return this.product(x, weight, bias, null)!;
   }
 
-  /** The activation inside batched or single-row decoding's products (subgroup matvecs); declined elsewhere. */
+  /**
+   * The activation inside the product's kernel (subgroup matvec, tiled store, split-K sum); declined for
+   * the workgroup-memory matvec and an input with a pending add-norm.
+   */
   linearActivation(x: Tensor, weight: Tensor, bias: Tensor | null, op: UnaryOp): Tensor | null {
     return this.product(x, weight, bias, op);
   }
