@@ -53,7 +53,7 @@ export function syntheticState(model: SequenceLM, batch: number, context: number
     ...Object.fromEntries(Object.entries(layer.stateShapes()).map(([k, s]) => [k, make([batch, ...s])])),
     ...Object.fromEntries(Object.entries(layer.cacheShapesPerToken()).map(([k, s]) => [k, make([batch, context, ...s])])),
   }));
-  return new InferenceState(layers, new Array<number>(batch).fill(context), model.stateKey);
+  return new InferenceState(layers, new Array<number>(batch).fill(context), model.stateKey, model.cacheNames);
 }
 
 function idsTensor(model: SequenceLM, ids: Int32Array, shape: number[]): Tensor {

@@ -70,7 +70,7 @@ export class ReplayedDecoding {
     if (!keepIds) keep.ids.dispose();
     // The captured step started at the input's positions; each replay moved one token on.
     const advanced = this.replays + (latest ? 1 : 0);
-    const state = new InferenceState(keep.state.layers, this.input.state.positions.map((p) => p + advanced), keep.state.modelKey);
+    const state = new InferenceState(keep.state.layers, this.input.state.positions.map((p) => p + advanced), keep.state.modelKey, keep.state.caches);
     return { state, ids: keepIds ? keep.ids : null };
   }
 

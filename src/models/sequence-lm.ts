@@ -46,8 +46,12 @@ export class SequenceLM implements CausalLM {
   /** Whether any layer reads the positions tensor (then each call uploads it; see SequenceLayer.usesPositions). */
   readonly usesPositions: boolean;
 
+  /** Per layer, the names of its KV caches (an InferenceState's `caches`). */
+  readonly cacheNames: readonly (readonly string[])[];
+
   constructor(readonly parts: SequenceLMParts) {
     this.usesPositions = parts.layers.some(({ layer }) => layer.usesPositions);
+    this.cacheNames = parts.layers.map(({ layer }) => Object.keys(layer.cacheShapesPerToken()));
     this.family = parts.family;
     this.backend = parts.backend;
     this.vocabSize = parts.vocabSize;
@@ -66,7 +70,7 @@ export class SequenceLM implements CausalLM {
       ...Object.fromEntries(Object.entries(layer.stateShapes()).map(([k, s]) => [k, this.backend.zeros([batch, ...s])])),
       ...Object.fromEntries(Object.entries(layer.cacheShapesPerToken()).map(([k, s]) => [k, this.backend.zeros([batch, 0, ...s])])),
     }));
-    return new InferenceState(layers, new Array(batch).fill(0), this.stateKey);
+    return new InferenceState(layers, new Array(batch).fill(0), this.stateKey, this.cacheNames);
   }
 
   forward(ids: Tensor, state: InferenceState | null = null, options: ForwardOptions = {}): ForwardResult {
@@ -87,7 +91,7 @@ export class SequenceLM implements CausalLM {
       let logits: Tensor | null = null;
       if (mode === "all") logits = linear(hidden, this.parts.lmHead);
       else if (mode === "last") logits = linear(this.lastPosition(hidden), this.parts.lmHead);
-      return { logits, hidden, state: new InferenceState(layers, positions.map((p) => p + L), this.stateKey) };
+      return { logits, hidden, state: new InferenceState(layers, positions.map((p) => p + L), this.stateKey, this.cacheNames) };
     });
   }
 
@@ -97,7 +101,7 @@ export class SequenceLM implements CausalLM {
     return tidy(() => {
       const { hidden, layers } = this.trunk(ids, state, state.positions, true);
       const logits = linear(this.lastPosition(hidden), this.parts.lmHead);
-      return { logits, state: new InferenceState(layers, state.positions.map((p) => p + 1), this.stateKey) };
+      return { logits, state: new InferenceState(layers, state.positions.map((p) => p + 1), this.stateKey, this.cacheNames) };
     });
   }
 

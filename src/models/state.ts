@@ -24,7 +24,14 @@ export class InferenceState {
     readonly positions: number[],
     /** Identifies the model the state belongs to; restoring into another model is refused. */
     readonly modelKey: string,
-  ) {}
+    /**
+     * Per layer, the names of its KV caches: tensors whose axis 1 is time. A cache may be longer than the
+     * furthest position (a backend's spare capacity); entries past a row's position are not part of the state.
+     */
+    readonly caches: readonly (readonly string[])[],
+  ) {
+    check(caches.length === layers.length, `InferenceState: ${layers.length} layers but cache names for ${caches.length}`);
+  }
 
   get batch(): number {
     return this.positions.length;
@@ -39,7 +46,7 @@ export class InferenceState {
 
   private map(fn: (t: Tensor) => Tensor, positions: number[]): InferenceState {
     const layers = this.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, t]) => [k, fn(t)])));
-    return new InferenceState(layers, positions, this.modelKey);
+    return new InferenceState(layers, positions, this.modelKey, this.caches);
   }
 
   clone(): InferenceState {
@@ -62,24 +69,31 @@ export class InferenceState {
     for (const s of states) check(s.modelKey === first.modelKey, "InferenceState.stack: states come from different models");
     const stackKey = (i: number, k: string): Tensor => {
       const parts = states.map((s) => s.layers[i][k]);
-      const longest = Math.max(...parts.map((t) => t.shape[1] ?? 0));
-      const padded = parts.map((t) => (t.rank >= 2 && t.shape[1] !== longest ? resizeAxis1(t, longest) : t));
-      return concat0(padded);
+      if (!first.caches[i].includes(k)) return concat0(parts);
+      const longest = Math.max(...parts.map((t) => t.shape[1]));
+      return concat0(parts.map((t) => (t.shape[1] !== longest ? resizeAxis1(t, longest) : t)));
     };
     const layers = first.layers.map((l, i) => Object.fromEntries(Object.keys(l).map((k) => [k, stackKey(i, k)])));
-    return new InferenceState(layers, states.flatMap((s) => s.positions), first.modelKey);
+    return new InferenceState(layers, states.flatMap((s) => s.positions), first.modelKey, first.caches);
   }
 
   dispose(): void {
     for (const l of this.layers) for (const t of Object.values(l)) t.dispose();
   }
 
-  /** Safetensors bytes: tensors `layers.<i>.<name>`, metadata with the format, model key and positions. */
+  /**
+   * Safetensors bytes: tensors `layers.<i>.<name>`, metadata with the format, model key and positions.
+   * KV caches are cut to the furthest position: spare entries past it are never read.
+   */
   async serialize(): Promise<Uint8Array> {
     const tensors: Record<string, RawTensor> = {};
+    const furthest = Math.max(0, ...this.positions);
     for (let i = 0; i < this.layers.length; i++) {
       for (const [name, t] of Object.entries(this.layers[i])) {
-        tensors[`layers.${i}.${name}`] = fromFloat32(await t.readFloat32(), [...t.shape], "F32");
+        const trim = this.caches[i].includes(name) && t.shape[1] > furthest;
+        const kept = trim ? resizeAxis1(t, furthest) : t;
+        tensors[`layers.${i}.${name}`] = fromFloat32(await kept.readFloat32(), [...kept.shape], "F32");
+        if (trim) kept.dispose();
       }
     }
     return encodeSafetensors(tensors, {
@@ -101,19 +115,22 @@ export class InferenceState {
       throw new HippoError(`${where}: state belongs to model '${metadata.model}', not '${template.modelKey}'`);
     }
     const positions = JSON.parse(metadata.positions ?? "[]") as number[];
+    const furthest = Math.max(0, ...positions);
     const layers = template.layers.map((l, i) =>
       Object.fromEntries(Object.entries(l).map(([name, t]) => {
         const key = `layers.${i}.${name}`;
         const raw = tensors.get(key);
         if (!raw) throw new HippoError(`${where}: missing tensor '${key}'`);
-        // Cache tensors (time axis 0 in an empty state) may hold any number of tokens.
         const expected = [positions.length, ...t.shape.slice(1)];
-        if (t.rank >= 2 && t.shape[1] === 0 && raw.shape.length === t.rank) expected[1] = raw.shape[1];
+        const isCache = template.caches[i].includes(name);
+        // A cache holds at least the furthest row's tokens; any spare entries after them are ignored.
+        if (isCache && raw.shape.length === t.rank && raw.shape[1] >= furthest) expected[1] = raw.shape[1];
         if (raw.shape.length !== expected.length || raw.shape.some((d, j) => d !== expected[j])) {
-          throw new HippoError(`${where}: tensor '${key}' has shape ${shapeString(raw.shape)}, expected ${shapeString(expected)}`);
+          const want = isCache ? `[${positions.length}, ≥${furthest}, ${t.shape.slice(2).join(", ")}]` : shapeString(expected);
+          throw new HippoError(`${where}: tensor '${key}' has shape ${shapeString(raw.shape)}, expected ${want}`);
         }
         return [name, backend.upload(toFloat32(raw, `${where}: ${key}`), raw.shape, "f32")];
       })));
-    return new InferenceState(layers, positions, template.modelKey);
+    return new InferenceState(layers, positions, template.modelKey, template.caches);
   }
 }
