@@ -57,7 +57,8 @@ const { values: opts } = parseArgs({
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
-     * (tiledWideMinRows N)). Runs alternate variants, so drift in the GPU's clocks falls on all of them.
+     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass)). Runs alternate
+     * variants, so drift in the GPU's clocks falls on all of them.
      */
     variants: { type: "string" },
     /** Never split a tiled product's K across workgroups. */
@@ -531,16 +532,18 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
+    gpu.fuseNormIntoTiled = defaults.fuseNorm;
     for (const part of variant.split("+")) {
       const setting = /^(tiled|wide)(\d+)$/.exec(part);
       if (part === "base") continue;
+      else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN)`);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm)`);
     }
   };
   const variants = opts.variants.split(";");

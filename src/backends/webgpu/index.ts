@@ -117,6 +117,16 @@ function rawStorageOf(t: Tensor): GpuStorage {
 
 type Params = Record<string, number | boolean>;
 
+/** A norm done inside the tiled kernel: its prologue, parameters (eps among them) and extra buffers. */
+interface TiledNorm {
+  prologue: Exclude<MatvecPrologue, "none">;
+  params: Params & { eps: number };
+  /** Bound after x: the gate or the residual's second term, then the norm weight. */
+  before: (GPUBuffer | null)[];
+  /** Bound after out: the residual sum the kernel writes. */
+  after: (GPUBuffer | null)[];
+}
+
 /**
  * The WebGPU backend: the op table as WGSL kernels recorded into one pending command encoder. Ops return at
  * once; `read` submits and maps. Weights stay in their stored dtype (f16/bf16 packed in u32, widened in the
@@ -141,6 +151,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   tiledWideMinRows = TILED_WIDE_MIN_ROWS;
   /** Split K across workgroups where a tiled product has few output tiles (splitKFor). */
   splitK = true;
+  /** Batched decoding's norms (an RMSNorm after a residual add, Mamba-2's gated norm) inside the tiled product that reads them. */
+  fuseNormIntoTiled = true;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 
@@ -347,6 +359,25 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   }
 
   /** linear, then `act` when given; null (nothing run) where a kernel with `act` inside does not apply. */
+  /** Which kernel an M-row product with N output columns takes. */
+  private productKernel(M: number, N: number): "tiled" | "subgroup-matvec" | "matvec" {
+    const tiled = M > MATVEC_SG_ROWS || (M >= this.tiledWideMinRows && N >= TILED_MIN_COLUMNS) ||
+      (M >= this.tiledMinRows && N >= TILED_BATCHED_MIN_COLUMNS);
+    if (tiled) return "tiled";
+    const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
+    if (this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535) return "subgroup-matvec";
+    return M <= MATVEC_ROWS ? "matvec" : "tiled";
+  }
+
+  /**
+   * Whether a norm feeding an M-row product is done inside the tiled kernel (matmulSpec's prologue):
+   * batched decoding's rows only (prefill keeps the norm's own pass), and not for the LM head's 16K+
+   * columns: every column tile computes the norm's input again, and there are hundreds of them.
+   */
+  private tiledNormFuses(M: number, N: number): boolean {
+    return this.fuseNormIntoTiled && M > 1 && M <= MATVEC_SG_ROWS && N < TILED_MIN_COLUMNS && this.productKernel(M, N) === "tiled";
+  }
+
   private product(x: Tensor, weight: Tensor, bias: Tensor | null, act: UnaryOp | null): Tensor | null {
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
@@ -354,10 +385,9 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const pending = shared.pending?.input === shared;
     const dtype = weight.dtype as WeightDType;
     const columnBlocks = Math.ceil(N / matvecColumnsPerWorkgroup());
-    const tiled = M > MATVEC_SG_ROWS || (M >= this.tiledWideMinRows && N >= TILED_MIN_COLUMNS) ||
-      (M >= this.tiledMinRows && N >= TILED_BATCHED_MIN_COLUMNS);
-    const subgroupMatvec = this.useSubgroups && M <= MATVEC_SG_ROWS && columnBlocks <= 65535 && !tiled;
-    const plainMatvec = !subgroupMatvec && M <= MATVEC_ROWS && !tiled;
+    const kernel = this.productKernel(M, N);
+    const subgroupMatvec = kernel === "subgroup-matvec";
+    const plainMatvec = kernel === "matvec";
     if (act && (pending || plainMatvec || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
@@ -383,26 +413,35 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
 
   /**
    * The tiled matmul into `out`, its K split across workgroups where the output alone has too few tiles;
-   * `act` applied where the sums end (the tile's store, or the sum of the split partials).
+   * `act` applied where the sums end (the tile's store, or the sum of the split partials). With `norm`,
+   * x is the un-normed input of a norm done inside the kernel (matmulSpec's prologue): its parameters,
+   * the buffers bound after x and after out.
    */
   private tiledLinear(
     dtype: WeightDType, M: number, N: number, K: number, params: { has_bias: boolean; x_off: number; x_stride: number },
-    xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor, act: UnaryOp | null = null,
+    xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor, act: UnaryOp | null = null, norm?: TiledNorm,
   ): void {
     const T = tileFor(M, N);
     const tiles = [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))];
     const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
     const tail = act ? `-${act}` : "";
+    const prologue = norm?.prologue ?? "none";
+    const normTail = norm ? `-${prologue}` : "";
+    const before = norm?.before ?? [], after = norm?.after ?? [];
     if (splits === 1) {
-      const k = this.kernel(`matmul-${dtype}-${T}${tail}`, () => matmulSpec(dtype, T, false, act));
-      this.run(k, { M, N, K, ...params }, [xb, wb, bb, this.buf(out)], tiles);
+      const k = this.kernel(`matmul-${dtype}-${T}${tail}${normTail}`, () => matmulSpec(dtype, T, false, act, prologue));
+      this.run(k, { M, N, K, ...params, ...norm?.params }, [xb, ...before, wb, bb, this.buf(out), ...after], tiles);
       return;
     }
     const part = this.make([splits, M, N]);
-    const k = this.kernel(`matmul-${dtype}-${T}-sk`, () => matmulSpec(dtype, T, true));
-    this.run(k, { M, N, K, ...params, k_chunk: kChunk }, [xb, wb, null, this.buf(part)], [...tiles, splits]);
-    this.run(this.kernel(`splitk-sum${tail}`, () => splitKSumSpec(act)), { n: M * N, N, splits, has_bias: params.has_bias }, [this.buf(part), bb, this.buf(out)], grid(M * N));
+    const ss = norm ? this.make([splits, M]) : null;
+    const k = this.kernel(`matmul-${dtype}-${T}-sk${normTail}`, () => matmulSpec(dtype, T, true, null, prologue));
+    this.run(k, { M, N, K, ...params, k_chunk: kChunk, ...norm?.params }, [xb, ...before, wb, null, this.buf(part), ...after, ...(ss ? [this.buf(ss)] : [])], [...tiles, splits]);
+    this.run(this.kernel(`splitk-sum${tail}${norm ? "-normed" : ""}`, () => splitKSumSpec(act, norm !== undefined)),
+      { n: M * N, N, splits, has_bias: params.has_bias, ...(norm ? { K, eps: norm.params.eps } : {}) },
+      [this.buf(part), bb, ...(ss ? [this.buf(ss)] : []), this.buf(out)], grid(M * N));
     part.dispose();
+    ss?.dispose();
   }
 
   addNorm(a: Tensor, b: Tensor, norm: NormSpec): { sum: Tensor; normed: Tensor } {
@@ -410,10 +449,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const rows = a.size / Math.max(1, D);
     const sum = this.make(a.shape);
     const normed = this.make(a.shape);
-    // Decoding one sequence: an RMSNorm is left pending for the linear layer that reads `normed` (one
-    // dispatch per layer fewer). Not for more rows or a LayerNorm: there the fused matvec costs more than
-    // the dispatch it saves (H100: 64 µs against 39 + ~15 for in_proj at 8 rows; see MatvecPrologue).
-    const deferrable = this.useSubgroups && rows === 1 && norm.kind === "rms" && D % 4 === 0 &&
+    // Decoding: an RMSNorm is left pending for the linear layer that reads `normed` (one dispatch and a
+    // pass per layer fewer): one sequence's in the subgroup matvec, a batch's in the tiled product (see
+    // deferAddNorm). Not a LayerNorm, nor a few rows into the matvec: there the fused matvec costs more
+    // than the dispatch it saves (H100: 64 µs against 39 + ~15 for in_proj at 8 rows; see MatvecPrologue).
+    const oneRow = this.useSubgroups && rows === 1 && D % 4 === 0;
+    const deferrable = (oneRow || (this.fuseNormIntoTiled && rows > 1 && rows <= MATVEC_SG_ROWS)) && norm.kind === "rms" &&
       [a, b, norm.weight].every((t) => t.dtype === "f32" && !rawStorageOf(t).view);
     if (deferrable) {
       this.deferAddNorm(a, b, norm.weight, norm.eps, sum, normed);
@@ -475,7 +516,21 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     return true;
   }
 
-  /** An RMSNorm's addNorm left pending (one row, D % 4 = 0, dense f32 inputs). */
+  /** The tiled product of `weight` over x with a norm prologue (tiledLinear with `norm`); true once run. */
+  private normedTiled(weight: Tensor, bias: Tensor | null, out: Tensor, M: number, x: { buf: GPUBuffer; off: number; stride: number }, norm: TiledNorm): true {
+    const [N, K] = weight.shape;
+    const temps: Tensor[] = [];
+    const bb = this.opt(bias, temps);
+    this.tiledLinear(weight.dtype as WeightDType, M, N, K, { has_bias: bb !== null, x_off: x.off, x_stride: x.stride }, x.buf, this.buf(weight), bb, out, null, norm);
+    this.done(temps);
+    return true;
+  }
+
+  /**
+   * An RMSNorm's addNorm left pending (dense f32 inputs): the linear layer reading `normed` computes it as
+   * it reads, in the subgroup matvec for one row (D % 4 = 0) or the tiled kernel for a batch taking it
+   * (tiledNormFuses); anything else reading either output first runs the add-norm kernel.
+   */
   private deferAddNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, sum: Tensor, normed: Tensor): void {
     const D = weight.size;
     const rows = a.size / D;
@@ -486,7 +541,11 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
       input: normedShared,
       fuseLinear: (M, w, bias, out) => {
         const inputs = [this.buf(ha), this.buf(hb), this.buf(hw)];
-        const ok = this.prologueMatvec("add-rms-norm", M, w, bias, out, { x_off: 0, x_stride: D, eps }, inputs, [rawStorageOf(hsum).buffer]);
+        const sumBuffer = rawStorageOf(hsum).buffer;
+        const ok = this.tiledNormFuses(M, w.shape[0])
+          ? this.normedTiled(w, bias, out, M, { buf: inputs[0], off: 0, stride: D },
+            { prologue: "add-rms-norm", params: { eps }, before: inputs.slice(1), after: [sumBuffer] })
+          : M === 1 && this.prologueMatvec("add-rms-norm", M, w, bias, out, { x_off: 0, x_stride: D, eps }, inputs, [sumBuffer]);
         if (ok && !sumWritten) {
           sumWritten = true;
           delete sumShared.pending;
@@ -561,6 +620,16 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   gatedNormLinear(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor {
     const K = weight.shape[1];
     const M = y.size / Math.max(1, K);
+    if (groupSize === K && this.tiledNormFuses(M, weight.shape[0])) {
+      // Batched decoding: the norm inside the tiled product (matmulSpec's gated-norm prologue).
+      const temps: Tensor[] = [];
+      const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
+      const out = this.make([...y.shape.slice(0, -1), weight.shape[0]]);
+      this.normedTiled(weight, bias, out, M, ys,
+        { prologue: "gated-norm", params: { z_off: zs.off, z_stride: zs.stride, eps }, before: [zs.buf, this.f32(normWeight, temps)], after: [] });
+      this.done(temps);
+      return out;
+    }
     if (this.useSubgroups && groupSize === K && M === 1 && K % 4 === 0) {
       const temps: Tensor[] = [];
       const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);

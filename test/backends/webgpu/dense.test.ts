@@ -118,7 +118,7 @@ test("norms: RMSNorm, LayerNorm (with and without bias), gated RMSNorm over grou
   }
 });
 
-test("addNorm while decoding: one row of RMSNorm deferred into the linear layer that reads it and run whenever anything else needs it; more rows and LayerNorm run at once", { skip }, async () => {
+test("addNorm while decoding: RMSNorm deferred into the linear layer that reads it (one row: the matvec) and run whenever anything else needs it or the product cannot take it; LayerNorm runs at once", { skip }, async () => {
   const r = new Inputs(32);
   for (const [M, D, N, dtype] of [[1, 64, 24, "f32"], [3, 768, 40, "f16"], [9, 128, 17, "f32"], [64, 32, 5, "bf16"]] as const) {
     const h = r.f32([M, D], -2, 2), y = r.f32([M, D], -2, 2), y2 = r.f32([M, D], 1, 5);
@@ -184,6 +184,72 @@ test("gatedNormLinear: the fused matvec decoding one row against gatedRmsNorm th
       }, { tol: 2e-5 });
     }
   }
+});
+
+/** The kernel keys `run` dispatches on the GPU (through the runtime's benchmark hook). */
+async function kernelsOf(run: () => Promise<void>): Promise<string[]> {
+  const keys: string[] = [];
+  gpu!.rt.repeatDispatch = (key) => { keys.push(key); return 1; };
+  try {
+    await run();
+  } finally {
+    gpu!.rt.repeatDispatch = null;
+  }
+  return keys;
+}
+
+test("batched decoding's norms inside the tiled product: residual add + RMSNorm and the gated RMSNorm, K split or not, against norm then linear", { skip }, async () => {
+  const r = new Inputs(33);
+  // 1/rms scales the sum over K instead of each input: the rounding differs from norm-then-product's.
+  const TILED_NORM_TOL = 5e-5;
+  // [rows, K, N, weight dtype, split]: 64 rows of 512+ columns, K split in ragged slices or too short to split.
+  const cases = [[64, 768, 600, "f32", true], [64, 200, 520, "bf16", true], [64, 64, 530, "f16", false], [64, 40, 1100, "f32", false]] as const;
+  for (const [M, K, N, dtype, split] of cases) {
+    assert.equal(splitKFor(M, N, K, tileFor(M, N)).splits > 1, split, `${M}×${K}·${N} split`);
+    const h = r.f32([M, K], -2, 2), y = r.f32([M, K], -2, 2), y2 = r.f32([M, K], 1, 3);
+    const g = r.f32([K]), g2 = r.f32([K]);
+    const w = dtype === "f32" ? r.f32([N, K], -0.3, 0.3) : r.half([N, K], dtype, -0.3, 0.3);
+    const bias = r.f32([N]);
+    const rms = (b: Backend, weight: Input): NormSpec => ({ kind: "rms", weight: weight.on(b), bias: null, eps: 1e-5 });
+    const keys = await kernelsOf(() => compareOp(`addNorm → linear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
+      const first = addNorm(h.on(b), y.on(b), rms(b, g));
+      const out = b.linear(first.normed, w.on(b), bias.on(b));
+      first.normed.dispose();
+      // The residual sum the product wrote feeds the next add-norm and product.
+      const second = addNorm(first.sum, y2.on(b), rms(b, g2));
+      return [out, b.linear(second.normed, w.on(b), null), second.sum];
+    }, { tol: TILED_NORM_TOL }));
+    assert.ok(!keys.includes("add-norm"), `no add-norm pass: ${keys.join(", ")}`);
+    assert.ok(keys.some((k) => k.endsWith("-add-rms-norm")), `the tiled prologue ran: ${keys.join(", ")}`);
+    // Read before and beside the product: the normed values themselves; the sum first.
+    await compareOp(`addNorm read around the tiled product M=${M} K=${K} N=${N}`, (b) => {
+      const a = addNorm(h.on(b), y.on(b), rms(b, g));
+      const out = b.linear(a.normed, w.on(b), null);
+      const c = addNorm(h.on(b), y2.on(b), rms(b, g2));
+      const sumFirst = b.binary("mul", c.sum, c.sum);
+      return [out, a.normed, a.sum, sumFirst, b.linear(c.normed, w.on(b), bias.on(b))];
+    }, { tol: TILED_NORM_TOL });
+
+    // The gated norm over one group, z a column slice of a wider tensor (Mamba-2's in_proj output).
+    const zWide = r.f32([M, K + 12], -4, 4);
+    const gated = await kernelsOf(() => compareOp(`gatedNormLinear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
+      const [, z] = splitLast(zWide.on(b), [12, K]);
+      return gatedNormLinear(y.on(b), z, g.on(b), K, 1e-5, w.on(b), bias.on(b));
+    }, { tol: TILED_NORM_TOL }));
+    assert.ok(!gated.includes("gated-rms-norm") && gated.some((k) => k.endsWith("-gated-norm")), `the tiled prologue ran: ${gated.join(", ")}`);
+  }
+  // Several norm groups: the norm's own pass, then the product.
+  const [M, K, N] = [64, 128, 520];
+  const y = r.f32([M, K], -2, 2), z = r.f32([M, K], -4, 4), g = r.f32([K]), w = r.f32([N, K], -0.3, 0.3);
+  const keys = await kernelsOf(() => compareOp("gatedNormLinear (tiled) over 4 groups", (b) => gatedNormLinear(y.on(b), z.on(b), g.on(b), 32, 1e-5, w.on(b), null), { tol: TILED_NORM_TOL }));
+  assert.ok(keys.includes("gated-rms-norm"), keys.join(", "));
+  // The LM head's width (tiled from 32 rows): the norm's own pass, then the product.
+  const h = r.f32([40, 48], -2, 2), y2 = r.f32([40, 48], -2, 2), g2 = r.f32([48]), head = r.f32([16400, 48], -0.3, 0.3);
+  const headKeys = await kernelsOf(() => compareOp("addNorm → LM head", (b) => {
+    const a = addNorm(h.on(b), y2.on(b), { kind: "rms", weight: g2.on(b), bias: null, eps: 1e-5 });
+    return [b.linear(a.normed, head.on(b), null), a.sum];
+  }, { tol: TILED_NORM_TOL }));
+  assert.ok(headKeys.includes("add-norm") && !headKeys.some((k) => k.endsWith("-add-rms-norm")), headKeys.join(", "));
 });
 
 test("elementwise: every unary op over a wide range, binary ops with broadcasting", { skip }, async () => {

@@ -250,33 +250,71 @@ export const MATMUL_BK = 16;
  * The tiled kernel. With `splitK`, workgroup z of the grid sums only K slice [z·k_chunk, (z + 1)·k_chunk)
  * and writes its partial product, without bias, to out[z] ([splits, M, N]); splitKSumSpec adds the
  * partials. For few rows (batched decoding) the output alone has too few tiles to fill the GPU.
+ *
+ * With a norm `prologue` (see MatvecPrologue) the kernel reads the norm's inputs and stages g·v, v the
+ * un-normed row (y·silu(z), or the residual sum a + b, which the workgroups of tile column 0 also write
+ * to sum_out). A row's 1/rms is a scale of the whole row, so it comes out of the sum over K: each
+ * workgroup also sums v² over its rows and K range, and the tile's store (or, split, the sum of the
+ * partials, from the rows' Σv² partials in ss[z, m]) multiplies by 1/rms. The norm needs no pass of its
+ * own and its output is never written.
  */
-export function matmulSpec(dtype: WeightDType, T: number, splitK = false, act: UnaryOp | null = null): KernelSpec {
+export function matmulSpec(dtype: WeightDType, T: number, splitK = false, act: UnaryOp | null = null, prologue: MatvecPrologue = "none"): KernelSpec {
   const BM = 16 * T;
   const BK = MATMUL_BK;
   const loads = (BM * BK) / 256;
+  const normed = prologue !== "none";
   const kRange = splitK
     ? `let k_begin = wid.z * p.k_chunk;
   let k_end = min(p.K, k_begin + p.k_chunk);`
     : `let k_begin = 0u;
   let k_end = p.K;`;
+  const scaled = normed ? "acc[i][j] * rstd[i]" : "acc[i][j]";
   const store = splitK
     ? "out[(wid.z * p.M + m) * p.N + n] = acc[i][j];"
     : `var b = 0.0;
         if (p.has_bias != 0u) { b = bias[n]; }
-        out[m * p.N + n] = act(acc[i][j] + b);`;
+        out[m * p.N + n] = act(${scaled} + b);`;
+  const x = "xv[p.x_off + row * p.x_stride + k]";
+  const staged = prologue === "none" ? `a = ${x};`
+    : `let v = ${prologue === "gated-norm" ? `silu_gate(${x}, zv[p.z_off + row * p.z_stride + k])` : `${x} + bv[row * p.K + k]`};${
+      prologue === "add-rms-norm" ? "\n        if (wid.x == 0u) { sum_out[row * p.K + k] = v; }" : ""}
+        ssq[l] = ssq[l] + v * v;
+        a = gv[k] * v;`;
+  // Σv² of each row: thread lid summed rows lid/16 + 16·l over columns k ≡ lid (mod 16) of each slice;
+  // As is free once the K loop has ended (its last barrier).
+  const rowNorms = normed ? `
+  for (var l = 0u; l < ${loads}u; l = l + 1u) { As[(lid / 16u + 16u * l) * 16u + lid % 16u] = ssq[l]; }
+  workgroupBarrier();
+  var rstd: array<f32, ${T}>;
+  for (var i = 0u; i < T; i = i + 1u) {
+    var t = 0.0;
+    for (var c = 0u; c < 16u; c = c + 1u) { t = t + As[(ty + 16u * i) * 16u + c]; }
+    ${splitK ? `let m = m0 + ty + 16u * i;
+    if (wid.x == 0u && tx == 0u && m < p.M) { ss[wid.z * p.M + m] = t; }` : "rstd[i] = inverseSqrt(t / f32(p.K) + p.eps);"}
+  }` : "";
   return {
-    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}${act && !splitK ? `-${act}` : ""}`,
-    params: [["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"], ...(splitK ? [["k_chunk", "u32"]] as const : [])],
+    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}${act && !splitK ? `-${act}` : ""}${normed ? `-${prologue}` : ""}`,
+    params: [
+      ["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"],
+      ...(splitK ? [["k_chunk", "u32"]] as const : []),
+      ...(prologue === "gated-norm" ? [["z_off", "u32"], ["z_stride", "u32"]] as const : []),
+      ...(normed ? [["eps", "f32"]] as const : []),
+    ],
     workgroupSize: 256,
     bindings: [
       { name: "xv", type: "f32" },
+      ...(prologue === "gated-norm" ? [{ name: "zv", type: "f32" }] as const : []),
+      ...(prologue === "add-rms-norm" ? [{ name: "bv", type: "f32" }] as const : []),
+      ...(normed ? [{ name: "gv", type: "f32" }] as const : []),
       { name: "w", type: bindType(dtype) },
       { name: "bias", type: "f32" },
       { name: "out", type: "f32", write: true },
+      ...(prologue === "add-rms-norm" ? [{ name: "sum_out", type: "f32", write: true }] as const : []),
+      ...(normed && splitK ? [{ name: "ss", type: "f32", write: true }] as const : []),
     ],
     body: `${loadFn("load_w", "w", dtype)}
 ${splitK ? "" : activation(act)}
+${prologue === "gated-norm" ? "fn silu_gate(y: f32, z: f32) -> f32 { return y * z / (1.0 + exp(-z)); }" : ""}
 const T: u32 = ${T}u;
 const BM: u32 = ${BM}u;
 const BK: u32 = ${BK}u;
@@ -290,7 +328,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let tx = lid % 16u;
   let ty = lid / 16u;
   var acc: array<array<f32, ${T}>, ${T}>;
-  for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }
+  for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }${normed ? `
+  var ssq: array<f32, ${loads}>;` : ""}
   ${kRange}
   for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
     for (var l = 0u; l < ${loads}u; l = l + 1u) {
@@ -299,7 +338,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let c = idx % BK;
       let k = k0 + c;
       var a = 0.0;
-      if (m0 + r < p.M && k < k_end) { a = xv[p.x_off + (m0 + r) * p.x_stride + k]; }
+      if (m0 + r < p.M && k < k_end) {
+        let row = m0 + r;
+        ${staged}
+      }
       As[c * BMP + r] = a;
       var b = 0.0;
       if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
@@ -308,7 +350,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     ${tileProduct(T)}
     workgroupBarrier();
-  }
+  }${rowNorms}
   for (var i = 0u; i < T; i = i + 1u) {
     let m = m0 + ty + 16u * i;
     if (m >= p.M) { continue; }
@@ -346,18 +388,30 @@ export function kSlices(K: number, wanted: number): { splits: number; kChunk: nu
   return { splits: Math.ceil(K / kChunk), kChunk };
 }
 
-/** out[m, n] = act(bias[n] + Σ_z part[z, m, n]): the split-K partials of matmulSpec summed. */
-export function splitKSumSpec(act: UnaryOp | null = null): KernelSpec {
+/**
+ * out[m, n] = act(bias[n] + Σ_z part[z, m, n]): the split-K partials of matmulSpec summed; `normed`, the
+ * sum scaled by row m's 1/rms from its Σv² partials ss[z, m] (a norm prologue's).
+ */
+export function splitKSumSpec(act: UnaryOp | null = null, normed = false): KernelSpec {
   return {
-    key: `splitk-sum${act ? `-${act}` : ""}`,
-    params: [["n", "u32"], ["N", "u32"], ["splits", "u32"], ["has_bias", "u32"]],
+    key: `splitk-sum${act ? `-${act}` : ""}${normed ? "-normed" : ""}`,
+    params: [["n", "u32"], ["N", "u32"], ["splits", "u32"], ["has_bias", "u32"], ...(normed ? [["K", "u32"], ["eps", "f32"]] as const : [])],
     workgroupSize: 256,
-    bindings: [{ name: "part", type: "f32" }, { name: "bias", type: "f32" }, { name: "out", type: "f32", write: true }],
+    bindings: [
+      { name: "part", type: "f32" }, { name: "bias", type: "f32" },
+      ...(normed ? [{ name: "ss", type: "f32" }] as const : []),
+      { name: "out", type: "f32", write: true },
+    ],
     body: `${activation(act)}
 ${MAIN_1D}
   if (i >= p.n) { return; }
   var s = 0.0;
-  for (var z = 0u; z < p.splits; z = z + 1u) { s = s + part[z * p.n + i]; }
+  for (var z = 0u; z < p.splits; z = z + 1u) { s = s + part[z * p.n + i]; }${normed ? `
+  let M = p.n / p.N;
+  let m = i / p.N;
+  var t = 0.0;
+  for (var z = 0u; z < p.splits; z = z + 1u) { t = t + ss[z * M + m]; }
+  s = s * inverseSqrt(t / f32(p.K) + p.eps);` : ""}
   if (p.has_bias != 0u) { s = s + bias[i % p.N]; }
   out[i] = act(s);
 }`,
