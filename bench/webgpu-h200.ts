@@ -57,12 +57,15 @@ const { values: opts } = parseArgs({
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
-     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass)). Runs alternate
+     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), prefetch (tiled
+     * products load the next K slice while multiplying)). Runs alternate
      * variants, so drift in the GPU's clocks falls on all of them.
      */
     variants: { type: "string" },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
+    /** Tiled products load the next K slice into registers while multiplying the current one. */
+    prefetch: { type: "boolean", default: false },
   },
 });
 const quick = opts.quick!;
@@ -73,6 +76,7 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
+if (opts.prefetch) gpu.prefetchTiles = true;
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -404,7 +408,7 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK };
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK, prefetch_tiles: gpu.prefetchTiles, fuse_norm_into_tiled: gpu.fuseNormIntoTiled };
 /** Ends a single-purpose mode: its results (with the adapter) to --out, the device released. */
 function finishMode(results: Record<string, unknown>): never {
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, ...results }, null, 2));
@@ -457,7 +461,7 @@ if (opts["micro-decode"]) {
       // `auto` is splitKFor's choice; the others fixed slice counts.
       const sum = gpu.rt.kernel(splitKSumSpec());
       for (const T of [2, 4]) {
-        const k = gpu.rt.kernel(matmulSpec("f32", T, true));
+        const k = gpu.rt.kernel(matmulSpec("f32", T, { splitK: true }));
         const auto = splitKFor(M, N, K, T).splits;
         for (const wanted of [auto, 2, 4, 8, 16, 32]) {
           const { splits, kChunk } = kSlices(K, wanted);
@@ -532,18 +536,20 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, prefetch: gpu.prefetchTiles };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
     gpu.fuseNormIntoTiled = defaults.fuseNorm;
+    gpu.prefetchTiles = defaults.prefetch;
     for (const part of variant.split("+")) {
       const setting = /^(tiled|wide)(\d+)$/.exec(part);
       if (part === "base") continue;
       else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
+      else if (part === "prefetch") gpu.prefetchTiles = true;
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm)`);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, prefetch)`);
     }
   };
   const variants = opts.variants.split(";");

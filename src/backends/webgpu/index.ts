@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulSpec, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -153,6 +153,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   splitK = true;
   /** Batched decoding's norms (an RMSNorm after a residual add, Mamba-2's gated norm) inside the tiled product that reads them. */
   fuseNormIntoTiled = true;
+  /** The tiled kernel loads the next K slice while multiplying the current one (matmulSpec's prefetch). */
+  prefetchTiles = false;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 
@@ -426,16 +428,17 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
     const tail = act ? `-${act}` : "";
     const prologue = norm?.prologue ?? "none";
-    const normTail = norm ? `-${prologue}` : "";
     const before = norm?.before ?? [], after = norm?.after ?? [];
+    const kernelOf = (o: MatmulOptions) => this.kernel(matmulKey(dtype, T, o), () => matmulSpec(dtype, T, o));
+    const prefetch = this.prefetchTiles;
     if (splits === 1) {
-      const k = this.kernel(`matmul-${dtype}-${T}${tail}${normTail}`, () => matmulSpec(dtype, T, false, act, prologue));
+      const k = kernelOf({ act, prologue, prefetch });
       this.run(k, { M, N, K, ...params, ...norm?.params }, [xb, ...before, wb, bb, this.buf(out), ...after], tiles);
       return;
     }
     const part = this.make([splits, M, N]);
     const ss = norm ? this.make([splits, M]) : null;
-    const k = this.kernel(`matmul-${dtype}-${T}-sk${normTail}`, () => matmulSpec(dtype, T, true, null, prologue));
+    const k = kernelOf({ splitK: true, prologue, prefetch });
     this.run(k, { M, N, K, ...params, k_chunk: kChunk, ...norm?.params }, [xb, ...before, wb, null, this.buf(part), ...after, ...(ss ? [this.buf(ss)] : [])], [...tiles, splits]);
     this.run(this.kernel(`splitk-sum${tail}${norm ? "-normed" : ""}`, () => splitKSumSpec(act, norm !== undefined)),
       { n: M * N, N, splits, has_bias: params.has_bias, ...(norm ? { K, eps: norm.params.eps } : {}) },

@@ -258,7 +258,30 @@ export const MATMUL_BK = 16;
  * partials, from the rows' Σv² partials in ss[z, m]) multiplies by 1/rms. The norm needs no pass of its
  * own and its output is never written.
  */
-export function matmulSpec(dtype: WeightDType, T: number, splitK = false, act: UnaryOp | null = null, prologue: MatvecPrologue = "none"): KernelSpec {
+export interface MatmulOptions {
+  /** Sum one K slice per workgroup z into partials (splitKSumSpec adds them). */
+  splitK?: boolean;
+  /** The unary op applied where the sum ends (not with splitK: the sum kernel applies it). */
+  act?: UnaryOp | null;
+  prologue?: MatvecPrologue;
+  /**
+   * Load the next K slice into registers before multiplying the staged one, so its memory latency
+   * overlaps the products (a workgroup of few-row products has few K slices and no other workgroup on
+   * its multiprocessor to hide them behind).
+   */
+  prefetch?: boolean;
+}
+
+/** The kernel key of matmulSpec(dtype, T, options). */
+export function matmulKey(dtype: WeightDType, T: number, o: MatmulOptions = {}): string {
+  const prologue = o.prologue ?? "none";
+  return `matmul-${dtype}-${T}${o.splitK ? "-sk" : ""}${o.act && !o.splitK ? `-${o.act}` : ""}${prologue !== "none" ? `-${prologue}` : ""}${o.prefetch ? "-pf" : ""}`;
+}
+
+export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {}): KernelSpec {
+  const splitK = o.splitK ?? false;
+  const act = splitK ? null : o.act ?? null;
+  const prologue = o.prologue ?? "none";
   const BM = 16 * T;
   const BK = MATMUL_BK;
   const loads = (BM * BK) / 256;
@@ -292,8 +315,25 @@ export function matmulSpec(dtype: WeightDType, T: number, splitK = false, act: U
     ${splitK ? `let m = m0 + ty + 16u * i;
     if (wid.x == 0u && tx == 0u && m < p.M) { ss[wid.z * p.M + m] = t; }` : "rstd[i] = inverseSqrt(t / f32(p.K) + p.eps);"}
   }` : "";
+  // WGSL: one K slice from k0 on; each of the thread's `loads` elements of x (through the prologue) and of
+  // w is handed to storeA / storeB as a and b.
+  const loadSlice = (k0: string, storeA: string, storeB: string) => `for (var l = 0u; l < ${loads}u; l = l + 1u) {
+      let idx = lid + l * 256u;
+      let r = idx / BK;
+      let c = idx % BK;
+      let k = ${k0} + c;
+      var a = 0.0;
+      if (m0 + r < p.M && k < k_end) {
+        let row = m0 + r;
+        ${staged}
+      }
+      ${storeA}
+      var b = 0.0;
+      if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
+      ${storeB}
+    }`;
   return {
-    key: `matmul-${dtype}-${T}${splitK ? "-sk" : ""}${act && !splitK ? `-${act}` : ""}${normed ? `-${prologue}` : ""}`,
+    key: matmulKey(dtype, T, o),
     params: [
       ["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"],
       ...(splitK ? [["k_chunk", "u32"]] as const : []),
@@ -331,26 +371,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }${normed ? `
   var ssq: array<f32, ${loads}>;` : ""}
   ${kRange}
+  ${o.prefetch ? `// Slice k0 waits in registers (ra, rb) while the previous one is multiplied.
+  var ra: array<f32, ${loads}>;
+  var rb: array<f32, ${loads}>;
+  ${loadSlice("k_begin", "ra[l] = a;", "rb[l] = b;")}
   for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
     for (var l = 0u; l < ${loads}u; l = l + 1u) {
       let idx = lid + l * 256u;
-      let r = idx / BK;
-      let c = idx % BK;
-      let k = k0 + c;
-      var a = 0.0;
-      if (m0 + r < p.M && k < k_end) {
-        let row = m0 + r;
-        ${staged}
-      }
-      As[c * BMP + r] = a;
-      var b = 0.0;
-      if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
-      Bs[c * BMP + r] = b;
+      As[(idx % BK) * BMP + idx / BK] = ra[l];
+      Bs[(idx % BK) * BMP + idx / BK] = rb[l];
     }
+    workgroupBarrier();
+    if (k0 + BK < k_end) {
+      ${loadSlice("k0 + BK", "ra[l] = a;", "rb[l] = b;")}
+    }
+    ${tileProduct(T)}
+    workgroupBarrier();
+  }` : `for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
+    ${loadSlice("k0", "As[c * BMP + r] = a;", "Bs[c * BMP + r] = b;")}
     workgroupBarrier();
     ${tileProduct(T)}
     workgroupBarrier();
-  }${rowNorms}
+  }`}${rowNorms}
   for (var i = 0u; i < T; i = i + 1u) {
     let m = m0 + ty + 16u * i;
     if (m >= p.M) { continue; }
