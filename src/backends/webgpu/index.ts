@@ -360,7 +360,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     return this.product(x, weight, bias, op);
   }
 
-  /** linear, then `act` when given; null (nothing run) where a kernel with `act` inside does not apply. */
   /** Which kernel an M-row product with N output columns takes. */
   private productKernel(M: number, N: number): "tiled" | "subgroup-matvec" | "matvec" {
     const tiled = M > MATVEC_SG_ROWS || (M >= this.tiledWideMinRows && N >= TILED_MIN_COLUMNS) ||
@@ -373,13 +372,14 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
 
   /**
    * Whether a norm feeding an M-row product is done inside the tiled kernel (matmulSpec's prologue):
-   * batched decoding's rows only (prefill keeps the norm's own pass), and not for the LM head's 16K+
-   * columns: every column tile computes the norm's input again, and there are hundreds of them.
+   * batched decoding's rows only (in prefill the norm's pass is small beside its products), and not for
+   * the LM head's 16K+ columns: every column tile computes the norm's input again, and there are hundreds.
    */
   private tiledNormFuses(M: number, N: number): boolean {
     return this.fuseNormIntoTiled && M > 1 && M <= MATVEC_SG_ROWS && N < TILED_MIN_COLUMNS && this.productKernel(M, N) === "tiled";
   }
 
+  /** linear, then `act` when given; null (nothing run) where a kernel with `act` inside does not apply. */
   private product(x: Tensor, weight: Tensor, bias: Tensor | null, act: UnaryOp | null): Tensor | null {
     const [N, K] = weight.shape;
     const M = x.shape.slice(0, -1).reduce((a, b) => a * b, 1);
@@ -616,9 +616,10 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   }
 
   /**
-   * Decoding one sequence (one norm group, subgroups, 16-byte aligned rows): the subgroup matvec with the
-   * gated norm computed as it reads its input; otherwise the two ops (H100, mamba2-130m at 64 rows: 10.8K
-   * tok/s unfused against 5.9K fused, each column recomputing silu of every input; even at 8 rows).
+   * One norm group: a batch whose product is tiled computes the norm in the tiled kernel (tiledNormFuses);
+   * one sequence (subgroups, 16-byte aligned rows) in the subgroup matvec as it reads its input. Otherwise
+   * the two ops: the matvec over several rows lost (H100, mamba2-130m at 64 rows: 10.8K tok/s unfused
+   * against 5.9K fused, each column recomputing silu of every input; even at 8 rows).
    */
   gatedNormLinear(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor {
     const K = weight.shape[1];
