@@ -246,18 +246,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /** Depth of the K slices the tiled kernel stages in workgroup memory. */
 export const MATMUL_BK = 16;
 
-/**
- * The tiled kernel. With `splitK`, workgroup z of the grid sums only K slice [z·k_chunk, (z + 1)·k_chunk)
- * and writes its partial product, without bias, to out[z] ([splits, M, N]); splitKSumSpec adds the
- * partials. For few rows (batched decoding) the output alone has too few tiles to fill the GPU.
- *
- * With a norm `prologue` (see MatvecPrologue) the kernel reads the norm's inputs and stages g·v, v the
- * un-normed row (y·silu(z), or the residual sum a + b, which the workgroups of tile column 0 also write
- * to sum_out). A row's 1/rms is a scale of the whole row, so it comes out of the sum over K: each
- * workgroup also sums v² over its rows and K range, and the tile's store (or, split, the sum of the
- * partials, from the rows' Σv² partials in ss[z, m]) multiplies by 1/rms. The norm needs no pass of its
- * own and its output is never written.
- */
+/** What a tiled kernel (matmulSpec) does besides the product. */
 export interface MatmulOptions {
   /** Sum one K slice per workgroup z into partials (splitKSumSpec adds them). */
   splitK?: boolean;
@@ -278,6 +267,18 @@ export function matmulKey(dtype: WeightDType, T: number, o: MatmulOptions = {}):
   return `matmul-${dtype}-${T}${o.splitK ? "-sk" : ""}${o.act && !o.splitK ? `-${o.act}` : ""}${prologue !== "none" ? `-${prologue}` : ""}${o.prefetch ? "-pf" : ""}`;
 }
 
+/**
+ * The tiled kernel. With `splitK`, workgroup z of the grid sums only K slice [z·k_chunk, (z + 1)·k_chunk)
+ * and writes its partial product, without bias, to out[z] ([splits, M, N]); splitKSumSpec adds the
+ * partials. For few rows (batched decoding) the output alone has too few tiles to fill the GPU.
+ *
+ * With a norm `prologue` (see MatvecPrologue) the kernel reads the norm's inputs and stages g·v, v the
+ * un-normed row (y·silu(z), or the residual sum a + b, which the workgroups of tile column 0 also write
+ * to sum_out). A row's 1/rms is a scale of the whole row, so it comes out of the sum over K: each
+ * workgroup also sums v² over its rows and K range, and the tile's store (or, split, the sum of the
+ * partials, from the rows' Σv² partials in ss[z, m]) multiplies by 1/rms. The norm needs no pass of its
+ * own and its output is never written.
+ */
 export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {}): KernelSpec {
   const splitK = o.splitK ?? false;
   const act = splitK ? null : o.act ?? null;
