@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumKey, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -426,7 +426,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const T = tileFor(M, N);
     const tiles = [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))];
     const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
-    const tail = act ? `-${act}` : "";
     const prologue = norm?.prologue ?? "none";
     const before = norm?.before ?? [], after = norm?.after ?? [];
     const kernelOf = (o: MatmulOptions) => this.kernel(matmulKey(dtype, T, o), () => matmulSpec(dtype, T, o));
@@ -440,7 +439,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const ss = norm ? this.make([splits, M]) : null;
     const k = kernelOf({ splitK: true, prologue, prefetch });
     this.run(k, { M, N, K, ...params, k_chunk: kChunk, ...norm?.params }, [xb, ...before, wb, null, this.buf(part), ...after, ...(ss ? [this.buf(ss)] : [])], [...tiles, splits]);
-    this.run(this.kernel(`splitk-sum${tail}${norm ? "-normed" : ""}`, () => splitKSumSpec(act, norm !== undefined)),
+    this.run(this.kernel(splitKSumKey(act, norm !== undefined), () => splitKSumSpec(act, norm !== undefined)),
       { n: M * N, N, splits, has_bias: params.has_bias, ...(norm ? { K, eps: norm.params.eps } : {}) },
       [this.buf(part), bb, ...(ss ? [this.buf(ss)] : []), this.buf(out)], grid(M * N));
     part.dispose();
@@ -624,23 +623,17 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   gatedNormLinear(y: Tensor, z: Tensor, normWeight: Tensor, groupSize: number, eps: number, weight: Tensor, bias: Tensor | null): Tensor {
     const K = weight.shape[1];
     const M = y.size / Math.max(1, K);
-    if (groupSize === K && this.tiledNormFuses(M, weight.shape[0])) {
-      // Batched decoding: the norm inside the tiled product (matmulSpec's gated-norm prologue).
+    const tiled = groupSize === K && this.tiledNormFuses(M, weight.shape[0]);
+    if (tiled || (this.useSubgroups && groupSize === K && M === 1 && K % 4 === 0)) {
       const temps: Tensor[] = [];
       const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
+      const gb = this.f32(normWeight, temps);
       const out = this.make([...y.shape.slice(0, -1), weight.shape[0]]);
-      this.normedTiled(weight, bias, out, M, ys,
-        { prologue: "gated-norm", params: { z_off: zs.off, z_stride: zs.stride, eps }, before: [zs.buf, this.f32(normWeight, temps)], after: [] });
-      this.done(temps);
-      return out;
-    }
-    if (this.useSubgroups && groupSize === K && M === 1 && K % 4 === 0) {
-      const temps: Tensor[] = [];
-      const ys = this.strided(y, K, temps), zs = this.strided(z, K, temps);
-      const out = this.make([...y.shape.slice(0, -1), weight.shape[0]]);
+      const params = { z_off: zs.off, z_stride: zs.stride, eps };
       const aligned = [ys.off, ys.stride, zs.off, zs.stride].every((v) => v % 4 === 0);
-      const params = { x_off: ys.off, x_stride: ys.stride, z_off: zs.off, z_stride: zs.stride, eps };
-      const fused = aligned && this.prologueMatvec("gated-norm", M, weight, bias, out, params, [ys.buf, zs.buf, this.f32(normWeight, temps)], []);
+      const fused = tiled
+        ? this.normedTiled(weight, bias, out, M, ys, { prologue: "gated-norm", params, before: [zs.buf, gb], after: [] })
+        : aligned && this.prologueMatvec("gated-norm", M, weight, bias, out, { x_off: ys.off, x_stride: ys.stride, ...params }, [ys.buf, zs.buf, gb], []);
       this.done(temps);
       if (fused) return out;
       out.dispose();

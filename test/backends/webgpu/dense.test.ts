@@ -104,11 +104,8 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
       const bias = r.f32([N]);
       for (const subgroups of hasSubgroups ? [true, false] : [false]) {
         g.useSubgroups = subgroups;
-        const kernels: string[] = [];
-        g.rt.repeatDispatch = (key) => { kernels.push(key); return 1; };
-        await compareOp(`linearActivation ${M}×${K}·${N} ${op}${subgroups ? " (subgroups)" : ""}`,
-          (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 });
-        g.rt.repeatDispatch = null;
+        const kernels = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${op}${subgroups ? " (subgroups)" : ""}`,
+          (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 }));
         const fusedInto = kernels.filter((k) => /^(matvec|matmul|splitk-sum)/.test(k) && k.endsWith(`-${op}`));
         // Only the workgroup-memory matvec (no subgroups, 8 rows or fewer) leaves the activation to its own kernel.
         const fused = subgroups || M > 8;
@@ -117,7 +114,6 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
       }
     }
   } finally {
-    g.rt.repeatDispatch = null;
     g.useSubgroups = hasSubgroups;
   }
 });

@@ -431,13 +431,18 @@ export function kSlices(K: number, wanted: number): { splits: number; kChunk: nu
   return { splits: Math.ceil(K / kChunk), kChunk };
 }
 
+/** The kernel key of splitKSumSpec(act, normed). */
+export function splitKSumKey(act: UnaryOp | null = null, normed = false): string {
+  return `splitk-sum${act ? `-${act}` : ""}${normed ? "-normed" : ""}`;
+}
+
 /**
  * out[m, n] = act(bias[n] + Σ_z part[z, m, n]): the split-K partials of matmulSpec summed; `normed`, the
  * sum scaled by row m's 1/rms from its Σv² partials ss[z, m] (a norm prologue's).
  */
 export function splitKSumSpec(act: UnaryOp | null = null, normed = false): KernelSpec {
   return {
-    key: `splitk-sum${act ? `-${act}` : ""}${normed ? "-normed" : ""}`,
+    key: splitKSumKey(act, normed),
     params: [["n", "u32"], ["N", "u32"], ["splits", "u32"], ["has_bias", "u32"], ...(normed ? [["K", "u32"], ["eps", "f32"]] as const : [])],
     workgroupSize: 256,
     bindings: [
