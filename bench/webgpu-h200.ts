@@ -57,15 +57,12 @@ const { values: opts } = parseArgs({
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
-     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), prefetch (tiled
-     * products load the next K slice while multiplying)). Runs alternate
+     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass)). Runs alternate
      * variants, so drift in the GPU's clocks falls on all of them.
      */
     variants: { type: "string" },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
-    /** Tiled products load the next K slice into registers while multiplying the current one. */
-    prefetch: { type: "boolean", default: false },
   },
 });
 const quick = opts.quick!;
@@ -76,7 +73,6 @@ const gpu = (await createBackend("webgpu")) as WebGpuBackend;
 log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
-if (opts.prefetch) gpu.prefetchTiles = true;
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -408,7 +404,7 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK, prefetch_tiles: gpu.prefetchTiles, fuse_norm_into_tiled: gpu.fuseNormIntoTiled };
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK, fuse_norm_into_tiled: gpu.fuseNormIntoTiled };
 /** Ends a single-purpose mode: its results (with the adapter) to --out, the device released. */
 function finishMode(results: Record<string, unknown>): never {
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, ...results }, null, 2));
@@ -536,20 +532,18 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, prefetch: gpu.prefetchTiles };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
     gpu.fuseNormIntoTiled = defaults.fuseNorm;
-    gpu.prefetchTiles = defaults.prefetch;
     for (const part of variant.split("+")) {
       const setting = /^(tiled|wide)(\d+)$/.exec(part);
       if (part === "base") continue;
       else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
-      else if (part === "prefetch") gpu.prefetchTiles = true;
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, prefetch)`);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm)`);
     }
   };
   const variants = opts.variants.split(";");

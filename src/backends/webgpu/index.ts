@@ -153,8 +153,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   splitK = true;
   /** Batched decoding's norms (an RMSNorm after a residual add, Mamba-2's gated norm) inside the tiled product that reads them. */
   fuseNormIntoTiled = true;
-  /** The tiled kernel loads the next K slice while multiplying the current one (matmulSpec's prefetch). */
-  prefetchTiles = false;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 
@@ -429,15 +427,14 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const prologue = norm?.prologue ?? "none";
     const before = norm?.before ?? [], after = norm?.after ?? [];
     const kernelOf = (o: MatmulOptions) => this.kernel(matmulKey(dtype, T, o), () => matmulSpec(dtype, T, o));
-    const prefetch = this.prefetchTiles;
     if (splits === 1) {
-      const k = kernelOf({ act, prologue, prefetch });
+      const k = kernelOf({ act, prologue });
       this.run(k, { M, N, K, ...params, ...norm?.params }, [xb, ...before, wb, bb, this.buf(out), ...after], tiles);
       return;
     }
     const part = this.make([splits, M, N]);
     const ss = norm ? this.make([splits, M]) : null;
-    const k = kernelOf({ splitK: true, prologue, prefetch });
+    const k = kernelOf({ splitK: true, prologue });
     this.run(k, { M, N, K, ...params, k_chunk: kChunk, ...norm?.params }, [xb, ...before, wb, null, this.buf(part), ...after, ...(ss ? [this.buf(ss)] : [])], [...tiles, splits]);
     this.run(this.kernel(splitKSumKey(act, norm !== undefined), () => splitKSumSpec(act, norm !== undefined)),
       { n: M * N, N, splits, has_bias: params.has_bias, ...(norm ? { K, eps: norm.params.eps } : {}) },

@@ -69,21 +69,17 @@ async function kernelsOf(run: () => Promise<void>): Promise<string[]> {
   return keys;
 }
 
-test("tiled products with the next K slice prefetched into registers: 16×16, 32×32 and 128×128 tiles, K split or not, ragged K, half weights, activation", { skip }, async () => {
+test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, ragged K, half weights, with an activation in the tile's store", { skip }, async () => {
   const r = new Inputs(15);
-  const g = gpu!;
-  g.prefetchTiles = true;
-  try {
-    for (const [M, K, N, dtype] of [[65, 32, 20, "f32"], [130, 100, 300, "bf16"], [300, 260, 270, "f32"], [64, 300, 520, "f16"], [100, 1000, 50, "f32"], [70, 777, 33, "f32"], [64, 8, 600, "f32"]] as const) {
-      const x = r.f32([M, K]);
-      const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
-      const bias = r.f32([N]);
-      const keys = await kernelsOf(() => compareOp(`linear ${M}×${K}·${N} ${dtype} (prefetch)`, (b) => b.linear(x.on(b), w.on(b), bias.on(b)), { tol: 1e-4 }));
-      assert.ok(keys.some((k) => k.startsWith("matmul-") && k.endsWith("-pf")), keys.join(", "));
-      await compareOp(`linearActivation ${M}×${K}·${N} (prefetch)`, (b) => linearActivation(x.on(b), w.on(b), null, "silu"), { tol: 1e-4 });
+  for (const [M, K, N, dtype] of [[65, 32, 20, "f32"], [130, 100, 300, "bf16"], [300, 260, 270, "f32"], [64, 300, 520, "f16"], [100, 1000, 50, "f32"], [70, 777, 33, "f32"], [64, 8, 600, "f32"]] as const) {
+    const x = r.f32([M, K]);
+    const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
+    const bias = r.f32([N]);
+    await compareOp(`linear ${M}×${K}·${N} ${dtype}`, (b) => b.linear(x.on(b), w.on(b), bias.on(b)), { tol: 1e-4 });
+    for (const act of ["silu", "gelu_tanh"] as const) {
+      const keys = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${dtype} ${act}`, (b) => linearActivation(x.on(b), w.on(b), bias.on(b), act), { tol: 1e-4 }));
+      assert.ok(keys.some((k) => k.startsWith("matmul-") || k.startsWith("splitk-sum")) && keys.some((k) => k.endsWith(`-${act}`)), keys.join(", "));
     }
-  } finally {
-    g.prefetchTiles = false;
   }
 });
 
@@ -218,8 +214,7 @@ test("batched decoding's norms inside the tiled product: residual add + RMSNorm 
   const TILED_NORM_TOL = 5e-5;
   // [rows, K, N, weight dtype, split]: 64 rows of 512+ columns, K split in ragged slices or too short to split.
   const cases = [[64, 768, 600, "f32", true], [64, 200, 520, "bf16", true], [64, 64, 530, "f16", false], [64, 40, 1100, "f32", false]] as const;
-  for (const [M, K, N, dtype, split] of cases) for (const prefetch of [false, true]) {
-    gpu!.prefetchTiles = prefetch;
+  for (const [M, K, N, dtype, split] of cases) {
     assert.equal(splitKFor(M, N, K, tileFor(M, N)).splits > 1, split, `${M}×${K}·${N} split`);
     const h = r.f32([M, K], -2, 2), y = r.f32([M, K], -2, 2), y2 = r.f32([M, K], 1, 3);
     const g = r.f32([K]), g2 = r.f32([K]);
@@ -253,7 +248,6 @@ test("batched decoding's norms inside the tiled product: residual add + RMSNorm 
     }, { tol: TILED_NORM_TOL }));
     assert.ok(!gated.includes("gated-rms-norm") && gated.some((k) => k.includes("-gated-norm")), `the tiled prologue ran: ${gated.join(", ")}`);
   }
-  gpu!.prefetchTiles = false;
   // Several norm groups: the norm's own pass, then the product.
   const [M, K, N] = [64, 128, 520];
   const y = r.f32([M, K], -2, 2), z = r.f32([M, K], -4, 4), g = r.f32([K]), w = r.f32([N, K], -0.3, 0.3);
