@@ -57,7 +57,8 @@ const { values: opts } = parseArgs({
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
-     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass)). Runs alternate
+     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), ssdrowsN (ssdStepRows
+     * N: rows a subgroup of Mamba-2's decoding step takes)). Runs alternate
      * variants, so drift in the GPU's clocks falls on all of them.
      */
     variants: { type: "string" },
@@ -532,18 +533,20 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, ssdRows: gpu.ssdStepRows };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
     gpu.fuseNormIntoTiled = defaults.fuseNorm;
+    gpu.ssdStepRows = defaults.ssdRows;
     for (const part of variant.split("+")) {
-      const setting = /^(tiled|wide)(\d+)$/.exec(part);
+      const setting = /^(tiled|wide|ssdrows)(\d+)$/.exec(part);
       if (part === "base") continue;
       else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm)`);
+      else if (setting?.[1] === "ssdrows") gpu.ssdStepRows = Number(setting[2]);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, ssdrowsN)`);
     }
   };
   const variants = opts.variants.split(";");

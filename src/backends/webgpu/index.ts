@@ -32,7 +32,7 @@ import {
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
 import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
-import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec, ssdStepSubgroupSpec } from "./kernels/ssd.js";
+import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec, ssdStepSubgroupKey, ssdStepSubgroupSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
 /**
@@ -153,6 +153,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   splitK = true;
   /** Batched decoding's norms (an RMSNorm after a residual add, Mamba-2's gated norm) inside the tiled product that reads them. */
   fuseNormIntoTiled = true;
+  /** (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P). */
+  ssdStepRows = 1;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 
@@ -990,11 +992,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const n = B * H * P;
     if (n > 0) {
       const sg = this.useSubgroups && N % 4 === 0;
-      this.run(sg ? this.kernel("ssd-step-sg", ssdStepSubgroupSpec) : this.kernel("ssd-step", ssdStepSpec), {
+      const rows = sg && P % this.ssdStepRows === 0 ? this.ssdStepRows : 1;
+      this.run(sg ? this.kernel(ssdStepSubgroupKey(rows), () => ssdStepSubgroupSpec(rows)) : this.kernel("ssd-step", ssdStepSpec), {
         B, H, P, G, N, has_bias: bias !== null, softplus: a.dtSoftplus, dt_min: a.dtMin, dt_max: Math.min(a.dtMax, 3.4e38),
         has_state: st !== null, has_d: D !== null, d_per_p: a.D !== null && a.D.size !== H, dt_off: dt.off, dt_stride: dt.stride,
         x_off: x.off, x_stride: x.stride, b_off: Bm.off, b_stride: Bm.stride, c_off: Cm.off, c_stride: Cm.stride,
-      }, [x.buf, dt.buf, this.f32(a.A, temps), Bm.buf, Cm.buf, D, bias, st, this.buf(y), this.buf(state)], grid(n, 8));
+      }, [x.buf, dt.buf, this.f32(a.A, temps), Bm.buf, Cm.buf, D, bias, st, this.buf(y), this.buf(state)], grid(n / rows, 8));
     }
     this.done(temps);
     return { y, state };

@@ -139,12 +139,17 @@ test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths 
         return [out.y, out.state];
       };
       await compareOp(`ssdChunked B${B} L${L} H${H} P${P} G${G} N${N} variant ${variant}`, (b) => run(b, false), { tol: 2e-4 });
-      // The step with and without the subgroup kernel (which takes 4 state entries a lane when N % 4 = 0).
+      // The step with and without the subgroup kernel (which takes 4 state entries a lane when N % 4 = 0),
+      // the subgroup kernel over 1, 2 or 4 rows a subgroup (one where that does not divide P).
       for (const subgroups of L === 1 ? (hasSubgroups ? [true, false] : [false]) : []) {
         gpu!.useSubgroups = subgroups;
-        await compareOp(`ssdStep B${B} H${H} P${P} G${G} N${N} variant ${variant}${subgroups ? " (subgroups)" : ""}`, (b) => run(b, true), { tol: 1e-4 });
+        for (const rows of subgroups ? [1, 2, 4] : [1]) {
+          gpu!.ssdStepRows = rows;
+          await compareOp(`ssdStep B${B} H${H} P${P} G${G} N${N} variant ${variant}${subgroups ? ` (subgroups, ${rows} rows)` : ""}`, (b) => run(b, true), { tol: 1e-4 });
+        }
       }
       gpu!.useSubgroups = hasSubgroups;
+      gpu!.ssdStepRows = 1;
     }
   }
 });

@@ -260,46 +260,58 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * ssd-step with subgroup sums and 16-byte state accesses (N % 4 = 0): one subgroup per (b, h, p) row
- * (subgroupSlotsMain), its lanes taking every sgs-th group of 4 state entries; no barriers.
+ * ssd-step with subgroup sums and 16-byte state accesses (N % 4 = 0): one subgroup per `rows` consecutive
+ * (b, h, p) rows (subgroupSlotsMain; rows divides P), its lanes taking every sgs-th group of 4 state
+ * entries; no barriers. Several rows a subgroup put that many independent state loads in flight per lane
+ * and read B and C once for them.
  */
-export function ssdStepSubgroupSpec(): KernelSpec {
+export function ssdStepSubgroupSpec(rows = 1): KernelSpec {
   const spec = ssdStepSpec();
+  const each = (line: (r: number) => string) => Array.from({ length: rows }, (_, r) => line(r)).join("\n");
   return {
     ...spec,
-    key: "ssd-step-sg",
+    key: ssdStepSubgroupKey(rows),
     bindings: spec.bindings.map((b) => (b.name === "state" || b.name === "state_out" ? { ...b, type: "vec4<f32>" } : b)),
     ...SUBGROUP_KERNEL,
     body: `
 ${SOFTPLUS}
 ${EFFECTIVE_DT}
 ${D_SKIP}
-${subgroupSlotsMain(8, "p.B * p.H * p.P")}
-    let pp = i % p.P;
-    let h = (i / p.P) % p.H;
-    let b = i / (p.P * p.H);
+${subgroupSlotsMain(8, `p.B * p.H * p.P / ${rows}u`)}
+    let r0 = i * ${rows}u;
+    let pp = r0 % p.P;
+    let h = (r0 / p.P) % p.H;
+    let b = r0 / (p.P * p.H);
     let g = h / (p.H / p.G);
     let d = effective_dt(b, h);
     let decay = exp(d * A[h]);
-    let xv = x[p.x_off + b * p.x_stride + h * p.P + pp];
-    let dx = d * xv;
+    let xo = p.x_off + b * p.x_stride + h * p.P + pp;
+${each((r) => `    let xv${r} = x[xo + ${r}u];
+    var acc${r} = 0.0;`)}
     let bo = p.b_off + b * p.b_stride + g * p.N;
     let co = p.c_off + b * p.c_stride + g * p.N;
-    let so = i * p.N / 4u;
-    var acc = 0.0;
-    for (var n4 = lane; n4 < p.N / 4u; n4 = n4 + sgs) {
+    let so = r0 * p.N / 4u;
+    let row4 = p.N / 4u;
+    for (var n4 = lane; n4 < row4; n4 = n4 + sgs) {
       let n = 4u * n4;
-      var s = vec4<f32>(0.0);
-      if (p.has_state != 0u) { s = state[so + n4]; }
-      let v = s * decay + dx * vec4<f32>(Bm[bo + n], Bm[bo + n + 1u], Bm[bo + n + 2u], Bm[bo + n + 3u]);
-      state_out[so + n4] = v;
-      acc = acc + dot(v, vec4<f32>(Cm[co + n], Cm[co + n + 1u], Cm[co + n + 2u], Cm[co + n + 3u]));
+${each((r) => `      var s${r} = vec4<f32>(0.0);
+      if (p.has_state != 0u) { s${r} = state[so + ${r}u * row4 + n4]; }`)}
+      let bv = vec4<f32>(Bm[bo + n], Bm[bo + n + 1u], Bm[bo + n + 2u], Bm[bo + n + 3u]);
+      let cv = vec4<f32>(Cm[co + n], Cm[co + n + 1u], Cm[co + n + 2u], Cm[co + n + 3u]);
+${each((r) => `      let v${r} = s${r} * decay + (d * xv${r}) * bv;
+      state_out[so + ${r}u * row4 + n4] = v${r};
+      acc${r} = acc${r} + dot(v${r}, cv);`)}
     }
-    let total = subgroupAdd(acc);
-    if (lane == 0u) { y[i] = total + d_skip(h, pp, xv); }
+${each((r) => `    let total${r} = subgroupAdd(acc${r});
+    if (lane == 0u) { y[r0 + ${r}u] = total${r} + d_skip(h, pp + ${r}u, xv${r}); }`)}
   }
 }`,
   };
+}
+
+/** The kernel key of ssdStepSubgroupSpec(rows). */
+export function ssdStepSubgroupKey(rows: number): string {
+  return rows === 1 ? "ssd-step-sg" : `ssd-step-sg-r${rows}`;
 }
 
 /**
