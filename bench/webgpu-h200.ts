@@ -183,7 +183,12 @@ function randomIds(n: number, vocab: number, seed: number): Int32Array {
   });
 }
 
-interface Row { model: string; test: string; tokens_per_s: number; ms: number; floor_tokens_per_s: number; floor_bound: string; extra?: Record<string, number> }
+interface Row {
+  model: string; test: string; tokens_per_s: number; ms: number; floor_tokens_per_s: number; floor_bound: string;
+  extra?: Record<string, number>;
+  /** Decode: per replayed run, the median of its even and of its odd steps (ms). */
+  even_odd_step_ms?: number[][];
+}
 
 /** Bytes a decode step must move at least: every weight but the embedding table once, B embedding rows, state in and out, logits out. */
 function decodeBytes(model: SequenceLM, B: number): number {
@@ -216,6 +221,9 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
     let d0 = 0;
     const it = generate(model, prompts, { maxNewTokens: n + 1, sampling: { temperature: 0 }, eosTokenId: null, replay });
     let count = 0;
+    // When each step's last token arrived: whether slow runs are slow every step or every other one
+    // (replays alternate between two graphs, see GpuCapturedStep.toGraph).
+    const stepEnds: number[] = [];
     for (;;) {
       const next = await it.next();
       if (next.done) break;
@@ -223,20 +231,25 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
         first = performance.now();
         d0 = gpu.rt.dispatchCount;
       }
+      if (count >= B && count % B === 0) stepEnds.push(performance.now());
     }
-    return { seconds: (performance.now() - first) / 1000, dispatches: (gpu.rt.dispatchCount - d0) / n };
+    const stepMs = stepEnds.slice(1).map((t, i) => t - stepEnds[i]);
+    return { seconds: (performance.now() - first) / 1000, dispatches: (gpu.rt.dispatchCount - d0) / n, stepMs };
   };
   // Warm-up (pipelines, buffers, the GPU's clocks), then the median of 3 runs; with --compare-stepped
   // each alternates with a run that steps the model's code every token (no captured-step replay).
   await run(3);
   await run(steps);
-  const replayed: { seconds: number; dispatches: number }[] = [];
+  const replayed: { seconds: number; dispatches: number; stepMs: number[] }[] = [];
   const steppedRuns: number[] = [];
   for (let i = 0; i < 3; i++) {
     replayed.push(await run(steps));
     if (opts["compare-stepped"]) steppedRuns.push((await run(steps, false)).seconds);
   }
   const { seconds, dispatches } = [...replayed].sort((a, b) => a.seconds - b.seconds)[1];
+  // Per run: the median step of the even and of the odd steps (a slow graph of the pair shows as one high).
+  const evenOdd = replayed.map(({ stepMs }) => [0, 1].map((parity) => median(stepMs.filter((_, i) => i % 2 === parity))));
+  log(`${name} decode b${B} runs, even / odd step medians (ms): ${evenOdd.map(([e, o]) => `${e.toFixed(2)} / ${o.toFixed(2)}`).join("; ")}`);
   const stepped = steppedRuns.length ? (B * steps) / median(steppedRuns) : undefined;
   if (stepped) {
     const rate = (x: number) => ((B * steps) / x).toFixed(0);
@@ -249,6 +262,7 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
     model: name, test: `decode b${B}`, tokens_per_s: (B * steps) / seconds, ms: (seconds * 1000) / steps,
     floor_tokens_per_s: B / floorS, floor_bound: bytes / bw >= flops / mm ? "bandwidth" : "matmul",
     extra: { dispatches_per_step: dispatches, bytes_per_step: bytes, flops_per_step: flops, ...(stepped ? { stepped_tokens_per_s: stepped } : {}) },
+    even_odd_step_ms: evenOdd,
   };
 }
 
