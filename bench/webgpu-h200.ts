@@ -64,6 +64,8 @@ const { values: opts } = parseArgs({
     variants: { type: "string" },
     /** (b, h, p) rows a subgroup of Mamba-2's decoding step takes (the backend's ssdStepRows). */
     "ssd-rows": { type: "string" },
+    /** An activation inside prefill's 128×128-tile products too (the backend's fuseActIntoLargeTiles). */
+    "fuse-act-large": { type: "boolean", default: false },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
   },
@@ -77,6 +79,7 @@ log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
 if (opts["ssd-rows"]) gpu.ssdStepRows = Number(opts["ssd-rows"]);
+if (opts["fuse-act-large"]) gpu.fuseActIntoLargeTiles = true;
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -422,7 +425,7 @@ async function profileModel(name: string, model: SequenceLM, L: number): Promise
   return out;
 }
 
-const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK, ssd_step_rows: gpu.ssdStepRows, fuse_norm_into_tiled: gpu.fuseNormIntoTiled };
+const result: Record<string, unknown> = { adapter: gpu.description, features: gpu.handle.features, quick, tiled_min_rows: gpu.tiledMinRows, tiled_wide_min_rows: gpu.tiledWideMinRows, split_k: gpu.splitK, ssd_step_rows: gpu.ssdStepRows, fuse_act_into_large_tiles: gpu.fuseActIntoLargeTiles, fuse_norm_into_tiled: gpu.fuseNormIntoTiled };
 /** Ends a single-purpose mode: its results (with the adapter) to --out, the device released. */
 function finishMode(results: Record<string, unknown>): never {
   writeFileSync(opts.out!, JSON.stringify({ adapter: gpu.description, ...results }, null, 2));

@@ -153,6 +153,13 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   splitK = true;
   /** Batched decoding's norms (an RMSNorm after a residual add, Mamba-2's gated norm) inside the tiled product that reads them. */
   fuseNormIntoTiled = true;
+  /**
+   * An activation inside the 128×128-tile products (prefill) too, not only in batched decoding's smaller
+   * tiles. Off until a GPU has timed it with the unrolled store (matmulSpec): with the store as a loop,
+   * H3-125M's fc1 + GELU at 8192 rows took 33 ms on an H100 (session 14) against ~1.3 ms for the
+   * product and ~0.3 ms for the activation's own pass, which is what prefill runs meanwhile.
+   */
+  fuseActIntoLargeTiles = false;
   /** (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P). */
   ssdStepRows = 1;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
@@ -354,7 +361,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
 
   /**
    * The activation inside the product's kernel (subgroup matvec, tiled store, split-K sum); declined for
-   * the workgroup-memory matvec and an input with a pending add-norm.
+   * the workgroup-memory matvec, prefill's 128×128 tiles (see fuseActIntoLargeTiles) and an input with a
+   * pending add-norm.
    */
   linearActivation(x: Tensor, weight: Tensor, bias: Tensor | null, op: UnaryOp): Tensor | null {
     return this.product(x, weight, bias, op);
@@ -390,7 +398,8 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const kernel = this.productKernel(M, N);
     const subgroupMatvec = kernel === "subgroup-matvec";
     const plainMatvec = kernel === "matvec";
-    if (act && (pending || plainMatvec || M === 0 || N === 0)) return null;
+    const largeTiles = kernel === "tiled" && tileFor(M, N) === 8;
+    if (act && (pending || plainMatvec || (largeTiles && !this.fuseActIntoLargeTiles) || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
     if (pending && shared.pending!.fuseLinear(M, weight, bias, out)) return out;

@@ -71,15 +71,20 @@ async function kernelsOf(run: () => Promise<void>): Promise<string[]> {
 
 test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, ragged K, half weights, with an activation in the tile's store", { skip }, async () => {
   const r = new Inputs(15);
-  for (const [M, K, N, dtype] of [[65, 32, 20, "f32"], [130, 100, 300, "bf16"], [300, 260, 270, "f32"], [64, 300, 520, "f16"], [100, 1000, 50, "f32"], [70, 777, 33, "f32"], [64, 8, 600, "f32"]] as const) {
-    const x = r.f32([M, K]);
-    const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
-    const bias = r.f32([N]);
-    await compareOp(`linear ${M}×${K}·${N} ${dtype}`, (b) => b.linear(x.on(b), w.on(b), bias.on(b)), { tol: 1e-4 });
-    for (const act of ["silu", "gelu_tanh"] as const) {
-      const keys = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${dtype} ${act}`, (b) => linearActivation(x.on(b), w.on(b), bias.on(b), act), { tol: 1e-4 }));
-      assert.ok(keys.some((k) => k.startsWith("matmul-") || k.startsWith("splitk-sum")) && keys.some((k) => k.endsWith(`-${act}`)), keys.join(", "));
+  gpu!.fuseActIntoLargeTiles = true;
+  try {
+    for (const [M, K, N, dtype] of [[65, 32, 20, "f32"], [130, 100, 300, "bf16"], [300, 260, 270, "f32"], [64, 300, 520, "f16"], [100, 1000, 50, "f32"], [70, 777, 33, "f32"], [64, 8, 600, "f32"]] as const) {
+      const x = r.f32([M, K]);
+      const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
+      const bias = r.f32([N]);
+      await compareOp(`linear ${M}×${K}·${N} ${dtype}`, (b) => b.linear(x.on(b), w.on(b), bias.on(b)), { tol: 1e-4 });
+      for (const act of ["silu", "gelu_tanh"] as const) {
+        const keys = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${dtype} ${act}`, (b) => linearActivation(x.on(b), w.on(b), bias.on(b), act), { tol: 1e-4 }));
+        assert.ok(keys.some((k) => k.startsWith("matmul-") || k.startsWith("splitk-sum")) && keys.some((k) => k.endsWith(`-${act}`)), keys.join(", "));
+      }
     }
+  } finally {
+    gpu!.fuseActIntoLargeTiles = false;
   }
 });
 
@@ -92,25 +97,31 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
       [1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"],
       // Tiled: 64 rows of 512+ columns, more than 64 rows; K split (splitKFor) in the last two.
       [64, 20, 600, "gelu_tanh"], [100, 24, 30, "gelu_tanh"], [64, 300, 520, "gelu"], [100, 1000, 50, "silu"],
+      // 128×128 tiles (prefill): fused only with fuseActIntoLargeTiles.
+      [300, 40, 270, "gelu_tanh"],
     ] as const;
     assert.ok(splitKFor(64, 520, 300, tileFor(64, 520)).splits > 1 && splitKFor(100, 50, 1000, tileFor(100, 50)).splits > 1, "split-K cases split");
     for (const [M, K, N, op] of cases) {
       const x = r.f32([M, K], -2, 2);
       const w = r.f32([N, K]);
       const bias = r.f32([N]);
-      for (const subgroups of hasSubgroups ? [true, false] : [false]) {
+      const largeTiles = tileFor(M, N) === 8;
+      for (const [subgroups, fuseLarge] of (hasSubgroups ? [true, false] : [false]).flatMap((sg) => (largeTiles ? [false, true] : [false]).map((f) => [sg, f] as const))) {
         g.useSubgroups = subgroups;
-        const kernels = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${op}${subgroups ? " (subgroups)" : ""}`,
+        g.fuseActIntoLargeTiles = fuseLarge;
+        const kernels = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${op}${subgroups ? " (subgroups)" : ""}${fuseLarge ? " (fused into large tiles)" : ""}`,
           (b) => linearActivation(x.on(b), w.on(b), M % 2 ? bias.on(b) : null, op), { tol: 1e-4 }));
         const fusedInto = kernels.filter((k) => /^(matvec|matmul|splitk-sum)/.test(k) && k.endsWith(`-${op}`));
-        // Only the workgroup-memory matvec (no subgroups, 8 rows or fewer) leaves the activation to its own kernel.
-        const fused = subgroups || M > 8;
+        // The workgroup-memory matvec (no subgroups, 8 rows or fewer) leaves the activation to its own
+        // kernel, and so do prefill's 128×128 tiles unless fuseActIntoLargeTiles.
+        const fused = (subgroups || M > 8) && (!largeTiles || fuseLarge);
         assert.equal(fusedInto.length, fused ? 1 : 0, `${M} rows ${op}: kernels ${kernels.join(", ")}`);
         assert.equal(kernels.includes(`unary-${op}`), !fused, `${M} rows ${op}: a separate activation kernel only where not fused`);
       }
     }
   } finally {
     g.useSubgroups = hasSubgroups;
+    g.fuseActIntoLargeTiles = false;
   }
 });
 
