@@ -286,9 +286,10 @@ export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {})
   let k_end = min(p.K, k_begin + p.k_chunk);`
     : `let k_begin = 0u;
   let k_end = p.K;`;
-  // The store is unrolled, every acc index a constant: behind a loop whose body grew (an activation such
-  // as gelu_tanh), NVIDIA's compiler kept the loop, indexed acc dynamically and so moved all of it to
-  // local memory for the whole kernel (H100, session 14: H3-125M's fc1 at 8192 rows 33 ms against 1.3).
+  // The store is unrolled, every acc index a constant. As a loop with an activation (gelu_tanh) in its
+  // body, the 8×8 kernel ran 25× slower on an H100 (session 14: H3-125M's fc1 at 8192 rows 33 ms against
+  // 1.3), most likely because the compiler kept the loop and so put acc, indexed dynamically, in local
+  // memory for the whole kernel.
   const storeOne = (i: number, j: number) => {
     const value = `acc[${i}][${j}]`;
     const write = splitK
