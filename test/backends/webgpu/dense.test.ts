@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Backend, NormSpec, UnaryOp } from "../../../src/backends/backend.js";
 import { addNorm, gatedNormLinear, linearActivation, splitLast, tidy } from "../../../src/ops/index.js";
-import { compareOp, type Input, Inputs } from "./harness.js";
+import { compareOp, type Input, Inputs, kernelsOf } from "./harness.js";
 import { cpu, gpu, skip } from "./setup.js";
 import type { Tensor } from "../../../src/tensor/tensor.js";
 import { splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
@@ -56,18 +56,6 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 32+ rows
   const bias = r.f32([5]);
   await compareOp("linear with K = 0 gives the bias", (b) => b.linear(empty.on(b), r.f32([5, 0]).on(b), bias.on(b)));
 });
-
-/** The kernel keys `run` dispatches on the GPU (through the runtime's benchmark hook). */
-async function kernelsOf(run: () => Promise<void>): Promise<string[]> {
-  const keys: string[] = [];
-  gpu!.rt.repeatDispatch = (key) => { keys.push(key); return 1; };
-  try {
-    await run();
-  } finally {
-    gpu!.rt.repeatDispatch = null;
-  }
-  return keys;
-}
 
 test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, ragged K, half weights, with an activation in the tile's store", { skip }, async () => {
   const r = new Inputs(15);

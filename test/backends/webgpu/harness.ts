@@ -65,3 +65,15 @@ export async function compareOp(what: string, build: (b: Backend) => Outputs, op
     g.dispose();
   }
 }
+
+/** The kernel keys `run` dispatches on the GPU (through the runtime's benchmark hook). */
+export async function kernelsOf(run: () => Promise<void>): Promise<string[]> {
+  const keys: string[] = [];
+  gpu!.rt.repeatDispatch = (key) => { keys.push(key); return 1; };
+  try {
+    await run();
+  } finally {
+    gpu!.rt.repeatDispatch = null;
+  }
+  return keys;
+}

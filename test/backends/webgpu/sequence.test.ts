@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { selectiveScan, selectiveStateUpdate, splitLast } from "../../../src/ops/index.js";
 import type { Backend } from "../../../src/backends/backend.js";
-import { compareOp, Inputs } from "./harness.js";
+import { compareOp, Inputs, kernelsOf } from "./harness.js";
 import { gpu, skip } from "./setup.js";
 
 test("causalConv1d: with and without state, bias and silu; kernel widths 1, 3, 4", { skip }, async () => {
@@ -145,7 +145,9 @@ test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths 
         gpu!.useSubgroups = subgroups;
         for (const rows of subgroups ? [1, 2, 4] : [1]) {
           gpu!.ssdStepRows = rows;
-          await compareOp(`ssdStep B${B} H${H} P${P} G${G} N${N} variant ${variant}${subgroups ? ` (subgroups, ${rows} rows)` : ""}`, (b) => run(b, true), { tol: 1e-4 });
+          const keys = await kernelsOf(() => compareOp(`ssdStep B${B} H${H} P${P} G${G} N${N} variant ${variant}${subgroups ? ` (subgroups, ${rows} rows)` : ""}`, (b) => run(b, true), { tol: 1e-4 }));
+          const expected = !subgroups || N % 4 !== 0 ? "ssd-step" : rows > 1 && P % rows === 0 ? `ssd-step-sg-r${rows}` : "ssd-step-sg";
+          assert.ok(keys.includes(expected), `ssdStep P${P} N${N} ${rows} rows: kernels ${keys.join(", ")}`);
         }
       }
       gpu!.useSubgroups = hasSubgroups;
