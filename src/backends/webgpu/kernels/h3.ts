@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { MAIN_1D, SINCOS } from "./wgsl.js";
+import { eachOf, MAIN_1D, SINCOS } from "./wgsl.js";
 
 /**
  * H3's SSMs. Gated layout (see GatedConvInput): head h convolves x[d1, d2] = u[h·P + d1]·v[h·P + d2]
@@ -301,7 +301,7 @@ const STEPS = 8;
  * words apart across threads). The final state is left to shiftSsmSpec with skip_y.
  */
 export function shiftSsmTiledSpec(): KernelSpec {
-  const steps = (f: (k: number) => string) => Array.from({ length: STEPS }, (_, k) => f(k)).join("\n");
+  const steps = (f: (k: number) => string) => eachOf(STEPS, f);
   return {
     key: "shift-ssm-tiled", params: [["L", "u32"], ["C", "u32"], ["N", "u32"], ["has_d", "u32"], ["has_state", "u32"]], workgroupSize: [64, 4, 1],
     bindings: [

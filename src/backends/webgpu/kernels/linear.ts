@@ -1,6 +1,6 @@
 import type { KernelSpec } from "../runtime.js";
 import type { UnaryOp } from "../../backend.js";
-import { ACTIVATIONS, bindType, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, UNARY_EXPR, type WeightDType } from "./wgsl.js";
+import { ACTIVATIONS, bindType, eachOf, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, UNARY_EXPR, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -302,10 +302,10 @@ export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {})
       ${write}
     } }`;
   };
-  const store = Array.from({ length: T }, (_, i) => `{ let m = m0 + ty + ${16 * i}u;
+  const store = eachOf(T, (i) => `{ let m = m0 + ty + ${16 * i}u;
     if (m < p.M) {
-    ${Array.from({ length: T }, (_, j) => storeOne(i, j)).join("\n    ")}
-  } }`).join("\n  ");
+    ${eachOf(T, (j) => storeOne(i, j))}
+  } }`);
   const x = "xv[p.x_off + row * p.x_stride + k]";
   const staged = prologue === "none" ? `a = ${x};`
     : `let v = ${prologue === "gated-norm" ? `silu_gate(${x}, zv[p.z_off + row * p.z_stride + k])` : `${x} + bv[row * p.K + k]`};${

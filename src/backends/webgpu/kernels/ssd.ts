@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { each4, LANES, MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } from "./wgsl.js";
+import { each4, eachOf, LANES, MAIN_1D, SOFTPLUS, SUBGROUP_KERNEL, subgroupSlotsMain } from "./wgsl.js";
 
 /**
  * Mamba-2's SSD by the chunked algorithm, in four passes over chunks of Q ≤ 64 steps (the same split as
@@ -267,7 +267,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
  */
 export function ssdStepSubgroupSpec(rows = 1): KernelSpec {
   const spec = ssdStepSpec();
-  const each = (line: (r: number) => string) => Array.from({ length: rows }, (_, r) => line(r)).join("\n");
   return {
     ...spec,
     key: ssdStepSubgroupKey(rows),
@@ -286,7 +285,7 @@ ${subgroupSlotsMain(8, `p.B * p.H * p.P / ${rows}u`)}
     let d = effective_dt(b, h);
     let decay = exp(d * A[h]);
     let xo = p.x_off + b * p.x_stride + h * p.P + pp;
-${each((r) => `    let xv${r} = x[xo + ${r}u];
+${eachOf(rows, (r) => `    let xv${r} = x[xo + ${r}u];
     var acc${r} = 0.0;`)}
     let bo = p.b_off + b * p.b_stride + g * p.N;
     let co = p.c_off + b * p.c_stride + g * p.N;
@@ -294,15 +293,15 @@ ${each((r) => `    let xv${r} = x[xo + ${r}u];
     let row4 = p.N / 4u;
     for (var n4 = lane; n4 < row4; n4 = n4 + sgs) {
       let n = 4u * n4;
-${each((r) => `      var s${r} = vec4<f32>(0.0);
+${eachOf(rows, (r) => `      var s${r} = vec4<f32>(0.0);
       if (p.has_state != 0u) { s${r} = state[so + ${r}u * row4 + n4]; }`)}
       let bv = vec4<f32>(Bm[bo + n], Bm[bo + n + 1u], Bm[bo + n + 2u], Bm[bo + n + 3u]);
       let cv = vec4<f32>(Cm[co + n], Cm[co + n + 1u], Cm[co + n + 2u], Cm[co + n + 3u]);
-${each((r) => `      let v${r} = s${r} * decay + (d * xv${r}) * bv;
+${eachOf(rows, (r) => `      let v${r} = s${r} * decay + (d * xv${r}) * bv;
       state_out[so + ${r}u * row4 + n4] = v${r};
       acc${r} = acc${r} + dot(v${r}, cv);`)}
     }
-${each((r) => `    let total${r} = subgroupAdd(acc${r});
+${eachOf(rows, (r) => `    let total${r} = subgroupAdd(acc${r});
     if (lane == 0u) { y[r0 + ${r}u] = total${r} + d_skip(h, pp + ${r}u, xv${r}); }`)}
   }
 }`,

@@ -169,5 +169,7 @@ fn expm1_f(x: f32) -> f32 {
 
 /** vec4 component names, for kernels whose 4×4 register blocks are written out by the generator. */
 export const LANES = ["x", "y", "z", "w"] as const;
-/** The lines f(0) … f(3): a loop over a register block, unrolled when the WGSL is generated. */
-export const each4 = (f: (i: number) => string): string => [0, 1, 2, 3].map(f).join("\n");
+/** The lines f(0) … f(n - 1): a loop over registers, unrolled when the WGSL is generated. */
+export const eachOf = (n: number, f: (i: number) => string): string => Array.from({ length: n }, (_, i) => f(i)).join("\n");
+/** eachOf over a 4-wide register block. */
+export const each4 = (f: (i: number) => string): string => eachOf(4, f);
