@@ -27,7 +27,8 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, splitKFor, splitKSumSpec } from "../src/backends/webgpu/kernels/linear.js";
+import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, SKINNY_TILE, splitKFor, splitKSumSpec, tileColumns, tileRows } from "../src/backends/webgpu/kernels/linear.js";
+import { squareTile, type TileShape } from "../src/backends/webgpu/kernels/wgsl.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -45,6 +46,8 @@ const { values: opts } = parseArgs({
     "compare-stepped": { type: "boolean", default: false },
     /** Batched-decoding products: the matvec linear picks against tiled matmuls. */
     "micro-decode": { type: "boolean", default: false },
+    /** Rows of x the micro-decode products take (comma-separated). */
+    "micro-rows": { type: "string", default: "8,16,32,64" },
     /** Matmul shapes of the models, and the GPU cost of a chain of tiny dispatches. */
     micro: { type: "boolean", default: false },
     /** Decode batch sizes and prefill lengths of the table (comma-separated; "none" for no prefills). */
@@ -57,7 +60,8 @@ const { values: opts } = parseArgs({
     /**
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
-     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), ssdrowsN (ssdStepRows
+     * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), skinny / square
+     * (skinnyTiles on / off: 64×128 or 64×64 tiles for 33–64 rows), ssdrowsN (ssdStepRows
      * N: rows a subgroup of Mamba-2's decoding step takes)). Runs alternate
      * variants, so drift in the GPU's clocks falls on all of them.
      */
@@ -448,8 +452,8 @@ if (opts["micro-decode"]) {
   // against the tiled matmul with 16T×16T tiles, 100 per submit; µs per product.
   const micro: Record<string, number> = {};
   const bufOf = (t: { storage: unknown }) => (t.storage as { buffer: GPUBuffer }).buffer;
-  for (const M of quick ? [16] : [8, 16, 32, 64]) {
-    for (const [N, K] of quick ? [[80, 1536]] : [[3072, 768], [768, 1536], [80, 1536], [3352, 768]]) {
+  for (const M of quick ? [16] : listOf(opts["micro-rows"]!)) {
+    for (const [N, K] of quick ? [[80, 1536]] : [[3072, 768], [768, 1536], [80, 1536], [3352, 768], ...(M >= 32 ? [[50280, 768]] : [])]) {
       const x = gpu.upload(new Float32Array(M * K).map((_, i) => Math.sin(i)), [M, K], "f32");
       const w = gpu.upload(new Float32Array(N * K).map((_, i) => Math.cos(i)), [N, K], "f32");
       const out = gpu.upload(new Float32Array(M * N), [M, N], "f32");
@@ -468,28 +472,30 @@ if (opts["micro-decode"]) {
         micro[`M${M} N${N} K${K} matvec rows ${rows}`] = t;
         line.push(`matvec ×${rows} ${t.toFixed(1)}`);
       }
-      for (const T of [1, 2, 4]) {
-        const k = gpu.rt.kernel(matmulSpec("f32", T));
-        const t = await us(() => gpu.rt.dispatch(k, [M, N, K, 0, 0, K], [bufOf(x), bufOf(w), null, bufOf(out)], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))]));
-        micro[`M${M} N${N} K${K} matmul T${T}`] = t;
-        line.push(`matmul T${T} ${t.toFixed(1)}`);
+      const tilesOf = (s: TileShape) => [Math.ceil(N / tileColumns(s)), Math.ceil(M / tileRows(s))];
+      const shapeName = (s: TileShape) => (s === SKINNY_TILE ? "skinny" : `T${s.TM}`);
+      for (const shape of [squareTile(1), squareTile(2), squareTile(4), SKINNY_TILE]) {
+        const k = gpu.rt.kernel(matmulSpec("f32", shape));
+        const t = await us(() => gpu.rt.dispatch(k, [M, N, K, 0, 0, K], [bufOf(x), bufOf(w), null, bufOf(out)], tilesOf(shape)));
+        micro[`M${M} N${N} K${K} matmul ${shapeName(shape)}`] = t;
+        line.push(`matmul ${shapeName(shape)} ${t.toFixed(1)}`);
       }
       // The tiled kernel with K split across workgroups (z) and the partials summed by a second kernel:
       // `auto` is splitKFor's choice; the others fixed slice counts.
       const sum = gpu.rt.kernel(splitKSumSpec());
-      for (const T of [2, 4]) {
-        const k = gpu.rt.kernel(matmulSpec("f32", T, { splitK: true }));
-        const auto = splitKFor(M, N, K, T).splits;
+      for (const shape of [squareTile(2), squareTile(4), SKINNY_TILE]) {
+        const k = gpu.rt.kernel(matmulSpec("f32", shape, { splitK: true }));
+        const auto = splitKFor(M, N, K, shape).splits;
         for (const wanted of [auto, 2, 4, 8, 16, 32]) {
           const { splits, kChunk } = kSlices(K, wanted);
           if (wanted !== auto && splits === auto) continue;
           const part = gpu.rt.alloc(splits * M * N * 4);
           const t = await us(() => {
-            gpu.rt.dispatch(k, [M, N, K, 0, 0, K, kChunk], [bufOf(x), bufOf(w), null, part], [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T)), splits]);
+            gpu.rt.dispatch(k, [M, N, K, 0, 0, K, kChunk], [bufOf(x), bufOf(w), null, part], [...tilesOf(shape), splits]);
             gpu.rt.dispatch(sum, [M * N, N, splits, 0], [part, null, bufOf(out)], [Math.ceil((M * N) / 256)]);
           });
           gpu.rt.releaseBuffer(part);
-          const name = `split-K T${T} ×${splits}${wanted === auto ? " (auto)" : ""}`;
+          const name = `split-K ${shapeName(shape)} ×${splits}${wanted === auto ? " (auto)" : ""}`;
           micro[`M${M} N${N} K${K} ${name}`] = t;
           line.push(`${name} ${t.toFixed(1)}`);
         }
@@ -553,20 +559,23 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, ssdRows: gpu.ssdStepRows };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, ssdRows: gpu.ssdStepRows, skinny: gpu.skinnyTiles };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
     gpu.fuseNormIntoTiled = defaults.fuseNorm;
     gpu.ssdStepRows = defaults.ssdRows;
+    gpu.skinnyTiles = defaults.skinny;
     for (const part of variant.split("+")) {
       const setting = /^(tiled|wide|ssdrows)(\d+)$/.exec(part);
       if (part === "base") continue;
       else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
+      else if (part === "skinny") gpu.skinnyTiles = true;
+      else if (part === "square") gpu.skinnyTiles = false;
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
       else if (setting?.[1] === "ssdrows") gpu.ssdStepRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, ssdrowsN)`);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, skinny, square, ssdrowsN)`);
     }
   };
   const variants = opts.variants.split(";");

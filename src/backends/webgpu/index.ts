@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumKey, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumKey, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileColumns, tileFor, tileRows, isLargeTile, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -160,6 +160,11 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
    * product and ~0.3 ms for the activation's own pass, which is what prefill runs meanwhile.
    */
   fuseActIntoLargeTiles = false;
+  /**
+   * Batched decoding's tiled products (33–64 rows) on 64×128 tiles of 8×8 per thread (SKINNY_TILE)
+   * instead of 64×64 tiles of 4×4. Off until timed on a GPU.
+   */
+  skinnyTiles = false;
   /** (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P). */
   ssdStepRows = 1;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
@@ -398,7 +403,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const kernel = this.productKernel(M, N);
     const subgroupMatvec = kernel === "subgroup-matvec";
     const plainMatvec = kernel === "matvec";
-    const largeTiles = kernel === "tiled" && tileFor(M, N) === 8;
+    const largeTiles = kernel === "tiled" && isLargeTile(tileFor(M, N, this.skinnyTiles));
     if (act && (pending || plainMatvec || (largeTiles && !this.fuseActIntoLargeTiles) || M === 0 || N === 0)) return null;
     const out = this.make([...x.shape.slice(0, -1), N]);
     if (M === 0 || N === 0) return out;
@@ -432,12 +437,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     dtype: WeightDType, M: number, N: number, K: number, params: { has_bias: boolean; x_off: number; x_stride: number },
     xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor, act: UnaryOp | null = null, norm?: TiledNorm,
   ): void {
-    const T = tileFor(M, N);
-    const tiles = [Math.ceil(N / (16 * T)), Math.ceil(M / (16 * T))];
-    const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, T) : { splits: 1, kChunk: K };
+    const shape = tileFor(M, N, this.skinnyTiles);
+    const tiles = [Math.ceil(N / tileColumns(shape)), Math.ceil(M / tileRows(shape))];
+    const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, shape) : { splits: 1, kChunk: K };
     const prologue = norm?.prologue ?? "none";
     const before = norm?.before ?? [], after = norm?.after ?? [];
-    const kernelOf = (o: MatmulOptions) => this.kernel(matmulKey(dtype, T, o), () => matmulSpec(dtype, T, o));
+    const kernelOf = (o: MatmulOptions) => this.kernel(matmulKey(dtype, shape, o), () => matmulSpec(dtype, shape, o));
     if (splits === 1) {
       const k = kernelOf({ act, prologue });
       this.run(k, { M, N, K, ...params, ...norm?.params }, [xb, ...before, wb, bb, this.buf(out), ...after], tiles);

@@ -7,7 +7,7 @@ import { addNorm, gatedNormLinear, linearActivation, splitLast, tidy } from "../
 import { compareOp, type Input, Inputs, kernelsOf } from "./harness.js";
 import { cpu, gpu, skip } from "./setup.js";
 import type { Tensor } from "../../../src/tensor/tensor.js";
-import { splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
+import { isLargeTile, SKINNY_TILE, splitKFor, tileFor } from "../../../src/backends/webgpu/kernels/linear.js";
 
 test("embedding: f32, f16 and bf16 tables, ids of any shape", { skip }, async () => {
   const r = new Inputs(1);
@@ -76,6 +76,29 @@ test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, rag
   }
 });
 
+test("skinny tiles (64×128, 8×8 a thread) for batched decoding's 33–64 rows: products, K split or not, ragged, half weights, activations", { skip }, async () => {
+  const r = new Inputs(16);
+  gpu!.skinnyTiles = true;
+  try {
+    // [M, K, N, dtype]: 64 rows of 512+ columns (split, ragged slices; too short to split), 33–64 rows of the LM head's width.
+    const cases = [[64, 300, 520, "f32"], [64, 777, 600, "bf16"], [64, 40, 1100, "f16"], [40, 24, 16400, "f32"], [33, 50, 16390, "f32"]] as const;
+    assert.ok(splitKFor(64, 520, 300, SKINNY_TILE).splits > 1 && splitKFor(64, 1100, 40, SKINNY_TILE).splits === 1, "split and unsplit cases");
+    for (const [M, K, N, dtype] of cases) {
+      const x = r.f32([M, K], -2, 2);
+      const w = dtype === "f32" ? r.f32([N, K]) : r.half([N, K], dtype);
+      const bias = r.f32([N]);
+      const keys = await kernelsOf(() => compareOp(`linear ${M}×${K}·${N} ${dtype} (skinny tiles)`, (b) => b.linear(x.on(b), w.on(b), bias.on(b)), { tol: 1e-4 }));
+      assert.ok(keys.some((k) => k.startsWith(`matmul-${dtype}-8x8-8x16`)), keys.join(", "));
+      for (const act of M === 64 ? (["silu", "gelu_tanh"] as const) : []) {
+        const actKeys = await kernelsOf(() => compareOp(`linearActivation ${M}×${K}·${N} ${dtype} ${act} (skinny tiles)`, (b) => linearActivation(x.on(b), w.on(b), null, act), { tol: 1e-4 }));
+        assert.ok(actKeys.some((k) => k.endsWith(`-${act}`)) && !actKeys.includes(`unary-${act}`), actKeys.join(", "));
+      }
+    }
+  } finally {
+    gpu!.skinnyTiles = false;
+  }
+});
+
 test("linearActivation: the activation inside the product's kernel — subgroup matvec, tiled store, split-K sum — composed after the plain matvec", { skip }, async () => {
   const r = new Inputs(14);
   const g = gpu!;
@@ -93,7 +116,7 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
       const x = r.f32([M, K], -2, 2);
       const w = r.f32([N, K]);
       const bias = r.f32([N]);
-      const largeTiles = tileFor(M, N) === 8;
+      const largeTiles = isLargeTile(tileFor(M, N));
       for (const [subgroups, fuseLarge] of (hasSubgroups ? [true, false] : [false]).flatMap((sg) => (largeTiles ? [false, true] : [false]).map((f) => [sg, f] as const))) {
         g.useSubgroups = subgroups;
         g.fuseActIntoLargeTiles = fuseLarge;
@@ -207,45 +230,53 @@ test("gatedNormLinear: the fused matvec decoding one row against gatedRmsNorm th
   }
 });
 
-test("batched decoding's norms inside the tiled product: residual add + RMSNorm and the gated RMSNorm, K split or not, against norm then linear", { skip }, async () => {
+test("batched decoding's norms inside the tiled product: residual add + RMSNorm and the gated RMSNorm, K split or not, 64×64 and 64×128 tiles, against norm then linear", { skip }, async () => {
   const r = new Inputs(33);
   // 1/rms scales the sum over K instead of each input: the rounding differs from norm-then-product's.
   const TILED_NORM_TOL = 5e-5;
-  // [rows, K, N, weight dtype, split]: 64 rows of 512+ columns, K split in ragged slices or too short to split.
-  const cases = [[64, 768, 600, "f32", true], [64, 200, 520, "bf16", true], [64, 64, 530, "f16", false], [64, 40, 1100, "f32", false]] as const;
-  for (const [M, K, N, dtype, split] of cases) {
-    assert.equal(splitKFor(M, N, K, tileFor(M, N)).splits > 1, split, `${M}×${K}·${N} split`);
-    const h = r.f32([M, K], -2, 2), y = r.f32([M, K], -2, 2), y2 = r.f32([M, K], 1, 3);
-    const g = r.f32([K]), g2 = r.f32([K]);
-    const w = dtype === "f32" ? r.f32([N, K], -0.3, 0.3) : r.half([N, K], dtype, -0.3, 0.3);
-    const bias = r.f32([N]);
-    const rms = (b: Backend, weight: Input): NormSpec => ({ kind: "rms", weight: weight.on(b), bias: null, eps: 1e-5 });
-    const keys = await kernelsOf(() => compareOp(`addNorm → linear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
-      const first = addNorm(h.on(b), y.on(b), rms(b, g));
-      const out = b.linear(first.normed, w.on(b), bias.on(b));
-      first.normed.dispose();
-      // The residual sum the product wrote feeds the next add-norm and product.
-      const second = addNorm(first.sum, y2.on(b), rms(b, g2));
-      return [out, b.linear(second.normed, w.on(b), null), second.sum];
-    }, { tol: TILED_NORM_TOL }));
-    assert.ok(!keys.includes("add-norm"), `no add-norm pass: ${keys.join(", ")}`);
-    assert.ok(keys.some((k) => k.includes("-add-rms-norm")), `the tiled prologue ran: ${keys.join(", ")}`);
-    // Read before and beside the product: the normed values themselves; the sum first.
-    await compareOp(`addNorm read around the tiled product M=${M} K=${K} N=${N}`, (b) => {
-      const a = addNorm(h.on(b), y.on(b), rms(b, g));
-      const out = b.linear(a.normed, w.on(b), null);
-      const c = addNorm(h.on(b), y2.on(b), rms(b, g2));
-      const sumFirst = b.binary("mul", c.sum, c.sum);
-      return [out, a.normed, a.sum, sumFirst, b.linear(c.normed, w.on(b), bias.on(b))];
-    }, { tol: TILED_NORM_TOL });
+  // [rows, K, N, weight dtype, split, skinny tiles]: 64 rows of 512+ columns, K split in ragged slices or too short to split.
+  const cases = [
+    [64, 768, 600, "f32", true, false], [64, 200, 520, "bf16", true, false], [64, 64, 530, "f16", false, false], [64, 40, 1100, "f32", false, false],
+    [64, 768, 600, "f32", true, true], [64, 200, 520, "bf16", true, true], [64, 40, 1100, "f16", false, true],
+  ] as const;
+  try {
+    for (const [M, K, N, dtype, split, skinny] of cases) {
+      gpu!.skinnyTiles = skinny;
+      assert.equal(splitKFor(M, N, K, tileFor(M, N, skinny)).splits > 1, split, `${M}×${K}·${N} split`);
+      const h = r.f32([M, K], -2, 2), y = r.f32([M, K], -2, 2), y2 = r.f32([M, K], 1, 3);
+      const g = r.f32([K]), g2 = r.f32([K]);
+      const w = dtype === "f32" ? r.f32([N, K], -0.3, 0.3) : r.half([N, K], dtype, -0.3, 0.3);
+      const bias = r.f32([N]);
+      const rms = (b: Backend, weight: Input): NormSpec => ({ kind: "rms", weight: weight.on(b), bias: null, eps: 1e-5 });
+      const keys = await kernelsOf(() => compareOp(`addNorm → linear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
+        const first = addNorm(h.on(b), y.on(b), rms(b, g));
+        const out = b.linear(first.normed, w.on(b), bias.on(b));
+        first.normed.dispose();
+        // The residual sum the product wrote feeds the next add-norm and product.
+        const second = addNorm(first.sum, y2.on(b), rms(b, g2));
+        return [out, b.linear(second.normed, w.on(b), null), second.sum];
+      }, { tol: TILED_NORM_TOL }));
+      assert.ok(!keys.includes("add-norm"), `no add-norm pass: ${keys.join(", ")}`);
+      assert.ok(keys.some((k) => k.includes("-add-rms-norm") && k.includes("-8x8-8x16") === skinny), `the tiled prologue ran on the intended tiles: ${keys.join(", ")}`);
+      // Read before and beside the product: the normed values themselves; the sum first.
+      await compareOp(`addNorm read around the tiled product M=${M} K=${K} N=${N}`, (b) => {
+        const a = addNorm(h.on(b), y.on(b), rms(b, g));
+        const out = b.linear(a.normed, w.on(b), null);
+        const c = addNorm(h.on(b), y2.on(b), rms(b, g2));
+        const sumFirst = b.binary("mul", c.sum, c.sum);
+        return [out, a.normed, a.sum, sumFirst, b.linear(c.normed, w.on(b), bias.on(b))];
+      }, { tol: TILED_NORM_TOL });
 
-    // The gated norm over one group, z a column slice of a wider tensor (Mamba-2's in_proj output).
-    const zWide = r.f32([M, K + 12], -4, 4);
-    const gated = await kernelsOf(() => compareOp(`gatedNormLinear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
-      const [, z] = splitLast(zWide.on(b), [12, K]);
-      return gatedNormLinear(y.on(b), z, g.on(b), K, 1e-5, w.on(b), bias.on(b));
-    }, { tol: TILED_NORM_TOL }));
-    assert.ok(!gated.includes("gated-rms-norm") && gated.some((k) => k.includes("-gated-norm")), `the tiled prologue ran: ${gated.join(", ")}`);
+      // The gated norm over one group, z a column slice of a wider tensor (Mamba-2's in_proj output).
+      const zWide = r.f32([M, K + 12], -4, 4);
+      const gated = await kernelsOf(() => compareOp(`gatedNormLinear (tiled) M=${M} K=${K} N=${N} ${dtype}`, (b) => {
+        const [, z] = splitLast(zWide.on(b), [12, K]);
+        return gatedNormLinear(y.on(b), z, g.on(b), K, 1e-5, w.on(b), bias.on(b));
+      }, { tol: TILED_NORM_TOL }));
+      assert.ok(!gated.includes("gated-rms-norm") && gated.some((k) => k.includes("-gated-norm") && k.includes("-8x8-8x16") === skinny), `the tiled prologue ran: ${gated.join(", ")}`);
+    }
+  } finally {
+    gpu!.skinnyTiles = false;
   }
   // Several norm groups: the norm's own pass, then the product.
   const [M, K, N] = [64, 128, 520];

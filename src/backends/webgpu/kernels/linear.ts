@@ -1,6 +1,6 @@
 import type { KernelSpec } from "../runtime.js";
 import type { UnaryOp } from "../../backend.js";
-import { ACTIVATIONS, bindType, eachOf, loadFn, MAIN_1D, SUBGROUP_KERNEL, tileProduct, UNARY_EXPR, type WeightDType } from "./wgsl.js";
+import { ACTIVATIONS, bindType, eachOf, loadFn, MAIN_1D, squareTile, SUBGROUP_KERNEL, tileProduct, type TileShape, UNARY_EXPR, type WeightDType } from "./wgsl.js";
 
 /**
  * out [M, N] = x [M, K] · w [N, K]ᵀ + bias, weights f32 or f16/bf16 packed in u32.
@@ -87,12 +87,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /**
- * Tile sizes of the tiled kernel: T×T per thread, 16×16 threads. Below 64 rows, 32×32 tiles (batched
- * decoding's LM head on an H100: 190–200 µs at 8–32 rows against 230 with 64×64 tiles).
+ * The tiled kernel's shape for an M×N output: T×T per thread on 16×16 threads — 128×128 tiles for
+ * prefill, 64×64 from 64 rows, and below 64 rows 32×32 (batched decoding's LM head on an H100: 190–200 µs
+ * at 8–32 rows against 230 with 64×64 tiles). With `skinny`, 33–64 rows (batched decoding) take
+ * SKINNY_TILE instead of 64×64.
  */
-export function tileFor(M: number, N: number): number {
-  return M >= 256 && N >= 256 ? 8 : M >= 64 ? 4 : 2;
+export function tileFor(M: number, N: number, skinny = false): TileShape {
+  if (skinny && M > 32 && M <= 64) return SKINNY_TILE;
+  return squareTile(M >= 256 && N >= 256 ? 8 : M >= 64 ? 4 : 2);
 }
+
+/**
+ * 64×128 tiles, 8×8 per thread on 8×16 threads (128). A 4×4 block per thread (64×64 tiles) reads 8
+ * words of workgroup memory per 16 multiply-adds, so those reads bound it at half the FMA rate; 8×8 reads
+ * 16 per 64, as prefill's 128×128 tiles do, while 64 rows fill the tile.
+ */
+export const SKINNY_TILE: TileShape = { TM: 8, TN: 8, TY: 8, TX: 16 };
+
+/** Whether a shape is the 128×128-tile prefill kernel's (see the backend's fuseActIntoLargeTiles). */
+export const isLargeTile = (s: TileShape): boolean => s.TY === 16 && s.TX === 16 && s.TM === 8 && s.TN === 8;
+
+/** Rows and columns of a shape's output tile. */
+export const tileRows = (s: TileShape): number => s.TY * s.TM;
+export const tileColumns = (s: TileShape): number => s.TX * s.TN;
 
 /**
  * Products this wide (the LM head) take the tiled kernel from TILED_WIDE_MIN_ROWS rows: the subgroup
@@ -255,10 +272,12 @@ export interface MatmulOptions {
   prologue?: MatvecPrologue;
 }
 
-/** The kernel key of matmulSpec(dtype, T, options). */
-export function matmulKey(dtype: WeightDType, T: number, o: MatmulOptions = {}): string {
+/** The kernel key of matmulSpec(dtype, shape, options): square 16×16-thread shapes by their T alone. */
+export function matmulKey(dtype: WeightDType, shape: TileShape, o: MatmulOptions = {}): string {
   const prologue = o.prologue ?? "none";
-  return `matmul-${dtype}-${T}${o.splitK ? "-sk" : ""}${o.act && !o.splitK ? `-${o.act}` : ""}${prologue !== "none" ? `-${prologue}` : ""}`;
+  const { TM, TN, TY, TX } = shape;
+  const name = TM === TN && TY === 16 && TX === 16 ? `${TM}` : `${TM}x${TN}-${TY}x${TX}`;
+  return `matmul-${dtype}-${name}${o.splitK ? "-sk" : ""}${o.act && !o.splitK ? `-${o.act}` : ""}${prologue !== "none" ? `-${prologue}` : ""}`;
 }
 
 /**
@@ -273,13 +292,20 @@ export function matmulKey(dtype: WeightDType, T: number, o: MatmulOptions = {}):
  * partials, from the rows' Σv² partials in ss[z, m]) multiplies by 1/rms. The norm needs no pass of its
  * own and its output is never written.
  */
-export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {}): KernelSpec {
+export function matmulSpec(dtype: WeightDType, shape: TileShape, o: MatmulOptions = {}): KernelSpec {
   const splitK = o.splitK ?? false;
   const act = splitK ? null : o.act ?? null;
   const prologue = o.prologue ?? "none";
-  const BM = 16 * T;
+  const { TM, TN, TY, TX } = shape;
+  const threads = TY * TX;
+  const BM = tileRows(shape);
+  const BN = tileColumns(shape);
   const BK = MATMUL_BK;
-  const loads = (BM * BK) / 256;
+  const loadsA = (BM * BK) / threads;
+  const loadsB = (BN * BK) / threads;
+  if (!Number.isInteger(loadsA) || !Number.isInteger(loadsB) || threads % BK !== 0) {
+    throw new Error(`matmulSpec: tile ${BM}×${BN} on ${TY}×${TX} threads does not stage in whole loads per thread`);
+  }
   const normed = prologue !== "none";
   const kRange = splitK
     ? `let k_begin = wid.z * p.k_chunk;
@@ -297,14 +323,14 @@ export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {})
       : `var b = 0.0;
       if (p.has_bias != 0u) { b = bias[n]; }
       out[m * p.N + n] = act(${normed ? `${value} * rstd[${i}]` : value} + b);`;
-    return `{ let n = n0 + tx + ${16 * j}u;
+    return `{ let n = n0 + tx + ${TX * j}u;
       if (n < p.N) {
       ${write}
     } }`;
   };
-  const store = eachOf(T, (i) => `{ let m = m0 + ty + ${16 * i}u;
+  const store = eachOf(TM, (i) => `{ let m = m0 + ty + ${TY * i}u;
     if (m < p.M) {
-    ${eachOf(T, (j) => storeOne(i, j))}
+    ${eachOf(TN, (j) => storeOne(i, j))}
   } }`);
   const x = "xv[p.x_off + row * p.x_stride + k]";
   const staged = prologue === "none" ? `a = ${x};`
@@ -312,27 +338,27 @@ export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {})
       prologue === "add-rms-norm" ? "\n        if (wid.x == 0u) { sum_out[row * p.K + k] = v; }" : ""}
         ssq[l] = ssq[l] + v * v;
         a = gv[k] * v;`;
-  // Σv² of each row: thread lid summed rows lid/16 + 16·l over columns k ≡ lid (mod 16) of each slice;
-  // As is free once the K loop has ended (its last barrier).
+  // Σv² of each row: load slot l of thread lid summed row lid/BK + l·(threads/BK) over the columns
+  // k ≡ lid (mod BK) of each slice; As is free once the K loop has ended (its last barrier).
   const rowNorms = normed ? `
-  for (var l = 0u; l < ${loads}u; l = l + 1u) { As[(lid / 16u + 16u * l) * 16u + lid % 16u] = ssq[l]; }
+  for (var l = 0u; l < ${loadsA}u; l = l + 1u) { As[(lid / BK + ${threads / BK}u * l) * BK + lid % BK] = ssq[l]; }
   workgroupBarrier();
-  var rstd: array<f32, ${T}>;
-  for (var i = 0u; i < T; i = i + 1u) {
+  var rstd: array<f32, ${TM}>;
+  ${eachOf(TM, (i) => `{
     var t = 0.0;
-    for (var c = 0u; c < 16u; c = c + 1u) { t = t + As[(ty + 16u * i) * 16u + c]; }
-    ${splitK ? `let m = m0 + ty + 16u * i;
-    if (wid.x == 0u && tx == 0u && m < p.M) { ss[wid.z * p.M + m] = t; }` : "rstd[i] = inverseSqrt(t / f32(p.K) + p.eps);"}
-  }` : "";
+    for (var c = 0u; c < BK; c = c + 1u) { t = t + As[(ty + ${TY * i}u) * BK + c]; }
+    ${splitK ? `let m = m0 + ty + ${TY * i}u;
+    if (wid.x == 0u && tx == 0u && m < p.M) { ss[wid.z * p.M + m] = t; }` : `rstd[${i}] = inverseSqrt(t / f32(p.K) + p.eps);`}
+  }`)}` : "";
   return {
-    key: matmulKey(dtype, T, o),
+    key: matmulKey(dtype, shape, o),
     params: [
       ["M", "u32"], ["N", "u32"], ["K", "u32"], ["has_bias", "u32"], ["x_off", "u32"], ["x_stride", "u32"],
       ...(splitK ? [["k_chunk", "u32"]] as const : []),
       ...(prologue === "gated-norm" ? [["z_off", "u32"], ["z_stride", "u32"]] as const : []),
       ...(normed ? [["eps", "f32"]] as const : []),
     ],
-    workgroupSize: 256,
+    workgroupSize: threads,
     bindings: [
       { name: "xv", type: "f32" },
       ...(prologue === "gated-norm" ? [{ name: "zv", type: "f32" }] as const : []),
@@ -347,25 +373,25 @@ export function matmulSpec(dtype: WeightDType, T: number, o: MatmulOptions = {})
     body: `${loadFn("load_w", "w", dtype)}
 ${splitK ? "" : activation(act)}
 ${prologue === "gated-norm" ? "fn silu_gate(y: f32, z: f32) -> f32 { return y * z / (1.0 + exp(-z)); }" : ""}
-const T: u32 = ${T}u;
 const BM: u32 = ${BM}u;
+const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
 const BMP: u32 = ${BM + 1}u;
+const BNP: u32 = ${BN + 1}u;
 var<workgroup> As: array<f32, ${BK * (BM + 1)}>;
-var<workgroup> Bs: array<f32, ${BK * (BM + 1)}>;
-@compute @workgroup_size(256)
+var<workgroup> Bs: array<f32, ${BK * (BN + 1)}>;
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let m0 = wid.y * BM;
-  let n0 = wid.x * BM;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
-  var acc: array<array<f32, ${T}>, ${T}>;
-  for (var i = 0u; i < T; i = i + 1u) { for (var j = 0u; j < T; j = j + 1u) { acc[i][j] = 0.0; } }${normed ? `
-  var ssq: array<f32, ${loads}>;` : ""}
+  let n0 = wid.x * BN;
+  let tx = lid % ${TX}u;
+  let ty = lid / ${TX}u;
+  var acc: array<array<f32, ${TN}>, ${TM}>; // zero-initialised, as every WGSL var${normed ? `
+  var ssq: array<f32, ${loadsA}>;` : ""}
   ${kRange}
   for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
-    for (var l = 0u; l < ${loads}u; l = l + 1u) {
-      let idx = lid + l * 256u;
+    for (var l = 0u; l < ${loadsA}u; l = l + 1u) {
+      let idx = lid + l * ${threads}u;
       let r = idx / BK;
       let c = idx % BK;
       let k = k0 + c;
@@ -375,12 +401,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         ${staged}
       }
       As[c * BMP + r] = a;
+    }
+    for (var l = 0u; l < ${loadsB}u; l = l + 1u) {
+      let idx = lid + l * ${threads}u;
+      let r = idx / BK;
+      let c = idx % BK;
+      let k = k0 + c;
       var b = 0.0;
       if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
-      Bs[c * BMP + r] = b;
+      Bs[c * BNP + r] = b;
     }
     workgroupBarrier();
-    ${tileProduct(T)}
+    ${tileProduct(shape)}
     workgroupBarrier();
   }${rowNorms}
   ${store}
@@ -398,9 +430,9 @@ const SPLIT_K_TARGET_WORKGROUPS = 264;
 /** K steps (MATMUL_BK each) a split-K slice keeps at least: shorter slices cost more in partials than they gain. */
 const SPLIT_K_MIN_STEPS = 4;
 
-/** K slices for the tiled kernel with T×T per thread on an M×N×K product: { splits, kChunk } (splits 1: no split). */
-export function splitKFor(M: number, N: number, K: number, T: number): { splits: number; kChunk: number } {
-  const tiles = Math.ceil(M / (16 * T)) * Math.ceil(N / (16 * T));
+/** K slices for the tiled kernel of this shape on an M×N×K product: { splits, kChunk } (splits 1: no split). */
+export function splitKFor(M: number, N: number, K: number, shape: TileShape): { splits: number; kChunk: number } {
+  const tiles = Math.ceil(M / tileRows(shape)) * Math.ceil(N / tileColumns(shape));
   const most = Math.max(1, Math.floor(K / (SPLIT_K_MIN_STEPS * MATMUL_BK)));
   return kSlices(K, Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles))));
 }

@@ -1,5 +1,5 @@
 import type { KernelSpec } from "../runtime.js";
-import { tileProduct } from "./wgsl.js";
+import { squareTile, tileProduct } from "./wgsl.js";
 
 /**
  * c [I, J] = A · b, where A(i, p) = a[i·sai + p·sap] (row-major [I, P] or, with `aTransposed`, the
@@ -27,6 +27,7 @@ export function stridedMatmulSpec(aTransposed: boolean): KernelSpec {
 const BM: u32 = 64u;
 const BK: u32 = 16u;
 const BMP: u32 = 65u;
+const BNP: u32 = 65u;
 var<workgroup> As: array<f32, ${16 * 65}>;
 var<workgroup> Bs: array<f32, ${16 * 65}>;
 @compute @workgroup_size(256)
@@ -55,7 +56,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     workgroupBarrier();
-    ${tileProduct(4)}
+    ${tileProduct(squareTile(4))}
     workgroupBarrier();
   }
   for (var i = 0u; i < T; i = i + 1u) {

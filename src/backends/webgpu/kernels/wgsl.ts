@@ -27,23 +27,27 @@ fn block_sum(v: f32, lid: u32) -> f32 {
 `;
 
 /**
- * The inner product of a register-tiled matmul: for each of BK slices staged in workgroup memory (As and
- * Bs, [BK][BMP]), thread (tx, ty) of 16×16 accumulates acc[i][j] += As[k][ty + 16i] · Bs[k][tx + 16j]:
+ * A register-tiled matmul's shape: TY×TX threads, thread (tx, ty) accumulating TM rows × TN columns of a
+ * BM = TY·TM by BN = TX·TN output tile.
+ */
+export interface TileShape { TM: number; TN: number; TY: number; TX: number }
+
+/** TM = TN = T per thread on 16×16 threads (tiles of 16T × 16T). */
+export const squareTile = (T: number): TileShape => ({ TM: T, TN: T, TY: 16, TX: 16 });
+
+/**
+ * The inner product of a register-tiled matmul: for each of BK slices staged in workgroup memory (As
+ * [BK][BMP], Bs [BK][BNP]), thread (tx, ty) accumulates acc[i][j] += As[k][ty + TY·i] · Bs[k][tx + TX·j]:
  * its rows and columns interleaved with the other threads', so the 16 threads of a row read 16
  * consecutive words (no bank conflicts; a block of T per thread put 16 reads on 16/T banks) and write
- * consecutive outputs.
+ * consecutive outputs. Unrolled over the thread's registers (constant indices).
  */
-export function tileProduct(T: number): string {
+export function tileProduct(shape: TileShape): string {
+  const { TM, TN, TY, TX } = shape;
   return `for (var kk = 0u; kk < BK; kk = kk + 1u) {
-      var av: array<f32, ${T}>;
-      var bv: array<f32, ${T}>;
-      for (var t = 0u; t < ${T}u; t = t + 1u) {
-        av[t] = As[kk * BMP + ty + 16u * t];
-        bv[t] = Bs[kk * BMP + tx + 16u * t];
-      }
-      for (var i = 0u; i < ${T}u; i = i + 1u) {
-        for (var j = 0u; j < ${T}u; j = j + 1u) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
+      ${eachOf(TM, (i) => `let a${i} = As[kk * BMP + ty + ${TY * i}u];`)}
+      ${eachOf(TN, (j) => `let b${j} = Bs[kk * BNP + tx + ${TX * j}u];`)}
+      ${eachOf(TM, (i) => eachOf(TN, (j) => `acc[${i}][${j}] = fma(a${i}, b${j}, acc[${i}][${j}]);`))}
     }`;
 }
 
