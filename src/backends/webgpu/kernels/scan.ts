@@ -226,3 +226,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }`,
   };
 }
+
+/** State entries per channel up to which scanStepLaneSpec applies (each one's code is written out). */
+export const SCAN_LANE_MAX_N = 32;
+
+/**
+ * The same step as scanStepProjSpec with one thread per channel (b, e), its N state entries and the R
+ * terms of its time step in registers, unrolled: no workgroup memory and no barriers. For many channels
+ * (batched decoding: 64 × 1536 threads), where scan-step-proj's two reductions, ten barriers each
+ * workgroup, cost more than the work; one sequence's 1536 threads would leave most of a large GPU idle.
+ * Written out for N ≤ SCAN_LANE_MAX_N.
+ */
+export function scanStepLaneSpec(N: number, R: number): KernelSpec {
+  if (N > SCAN_LANE_MAX_N) throw new Error(`scanStepLaneSpec: N ${N} is above ${SCAN_LANE_MAX_N}`);
+  const entries = (line: (n: number) => string) => Array.from({ length: N }, (_, n) => line(n)).join("\n  ");
+  return {
+    key: `scan-step-lane-${N}-${R}`,
+    params: scanStepProjSpec().params,
+    workgroupSize: 64,
+    bindings: scanStepProjSpec().bindings,
+    body: `
+${SOFTPLUS}
+${MAIN_1D}
+  if (i >= p.B * p.E) { return; }
+  let e = i % p.E;
+  let b = i / p.E;
+  let lo = p.d_off + b * p.d_stride;
+  var d = 0.0;
+  for (var r = 0u; r < ${R}u; r = r + 1u) { d = fma(dbc[lo + r], w[e * ${R}u + r], d); }
+  if (p.has_dbias != 0u) { d = d + de[p.E + e]; }
+  if (p.softplus != 0u) { d = softplus(d); }
+  let ue = u[p.u_off + b * p.u_stride + e];
+  let du = d * ue;
+  let bb = p.b_off + b * p.b_stride;
+  let cb = p.c_off + b * p.c_stride;
+  ${entries((n) => `var h${n} = 0.0;`)}
+  if (p.has_state != 0u) {
+  ${entries((n) => `h${n} = state[i * ${N}u + ${n}u];`)}
+  }
+  var acc = 0.0;
+  ${entries((n) => `h${n} = exp(d * A[e * ${N}u + ${n}u]) * h${n} + du * dbc[bb + ${n}u];
+  state_out[i * ${N}u + ${n}u] = h${n};
+  acc = fma(h${n}, dbc[cb + ${n}u], acc);`)}
+  if (p.has_d != 0u) { acc = acc + de[e] * ue; }
+  if (p.has_z != 0u) { let zz = z[p.z_off + b * p.z_stride + e]; acc = acc * (zz / (1.0 + exp(-zz))); }
+  y[i] = acc;
+}`,
+  };
+}
