@@ -8,7 +8,7 @@ import { ACTIVATIONS, bindType, eachOf, loadFn, MAIN_1D, squareTile, SUBGROUP_KE
  * - matvec (M ≤ MATVEC_ROWS, decoding): a 32-lane group per output column streams its weight row once,
  *   in 16-byte (f32) or 8-byte (f16/bf16) pieces when K % 4 = 0, for all M rows at once.
  * - tiled (larger M, prefill): BM×BN output tiles, BK-deep slices of x and w staged in workgroup memory,
- *   each of 256 threads accumulating a T×T block in registers.
+ *   each thread accumulating a TM×TN block in registers (TileShape).
  */
 
 export const MATVEC_ROWS = 8;
