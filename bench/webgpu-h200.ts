@@ -61,8 +61,7 @@ const { values: opts } = parseArgs({
      * Decode only, the models built once and each batch size run under each of these backend settings in
      * turn (';'-separated; each a '+'-joined list of: base (the defaults), tiledN (tiledMinRows N), wideN
      * (tiledWideMinRows N), unfused-norm (batched decoding's norms in their own pass), skinny / square
-     * (skinnyTiles on / off: 64×128 or 64×64 tiles for 33–64 rows), lanesN (scanLaneMinRows N: Mamba's
-     * step one thread a channel from N sequences), ssdrowsN (ssdStepRows
+     * (skinnyTiles on / off: 64×128 or 64×64 tiles for 33–64 rows), ssdrowsN (ssdStepRows
      * N: rows a subgroup of Mamba-2's decoding step takes)). Runs alternate
      * variants, so drift in the GPU's clocks falls on all of them.
      */
@@ -560,16 +559,15 @@ if (opts.micro) {
   finishMode({ micro });
 }
 if (opts.variants) {
-  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, ssdRows: gpu.ssdStepRows, skinny: gpu.skinnyTiles, lanes: gpu.scanLaneMinRows };
+  const defaults = { tiled: gpu.tiledMinRows, wide: gpu.tiledWideMinRows, fuseNorm: gpu.fuseNormIntoTiled, ssdRows: gpu.ssdStepRows, skinny: gpu.skinnyTiles };
   const apply = (variant: string) => {
     gpu.tiledMinRows = defaults.tiled;
     gpu.tiledWideMinRows = defaults.wide;
     gpu.fuseNormIntoTiled = defaults.fuseNorm;
     gpu.ssdStepRows = defaults.ssdRows;
     gpu.skinnyTiles = defaults.skinny;
-    gpu.scanLaneMinRows = defaults.lanes;
     for (const part of variant.split("+")) {
-      const setting = /^(tiled|wide|ssdrows|lanes)(\d+)$/.exec(part);
+      const setting = /^(tiled|wide|ssdrows)(\d+)$/.exec(part);
       if (part === "base") continue;
       else if (part === "unfused-norm") gpu.fuseNormIntoTiled = false;
       else if (part === "skinny") gpu.skinnyTiles = true;
@@ -577,8 +575,7 @@ if (opts.variants) {
       else if (setting?.[1] === "tiled") gpu.tiledMinRows = Number(setting[2]);
       else if (setting?.[1] === "wide") gpu.tiledWideMinRows = Number(setting[2]);
       else if (setting?.[1] === "ssdrows") gpu.ssdStepRows = Number(setting[2]);
-      else if (setting?.[1] === "lanes") gpu.scanLaneMinRows = Number(setting[2]);
-      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, skinny, square, ssdrowsN, lanesN)`);
+      else throw new Error(`--variants: unknown setting '${part}' (base, tiledN, wideN, unfused-norm, skinny, square, ssdrowsN)`);
     }
   };
   const variants = opts.variants.split(";");

@@ -31,7 +31,7 @@ import {
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
-import { SCAN_LANE_MAX_N, scanCarrySpec, scanStepLaneSpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
+import { scanCarrySpec, scanStepProjSpec, scanLocalSpec, scanOutputSpec } from "./kernels/scan.js";
 import { SSD_CHUNK, ssdChunkCbSpec, ssdChunkOutSpec, ssdChunkOutTiledSpec, ssdChunkStateSpec, ssdChunkStateTiledSpec, ssdDtSpec, ssdStatePassSpec, ssdStepSpec, ssdStepSubgroupKey, ssdStepSubgroupSpec } from "./kernels/ssd.js";
 import { grid, type WeightDType } from "./kernels/wgsl.js";
 
@@ -165,11 +165,6 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
    * instead of 64×64 tiles of 4×4. Off until timed on a GPU.
    */
   skinnyTiles = false;
-  /**
-   * Sequences from which Mamba's decoding step runs one thread per channel (scanStepLaneSpec) instead of
-   * 16 sharing one (scan-step-proj). Off (Infinity) until timed on a GPU.
-   */
-  scanLaneMinRows = Infinity;
   /** (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P). */
   ssdStepRows = 1;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
@@ -896,14 +891,12 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     const state = this.make([B, E, N]);
     const u = this.strided(a.u, E, temps), z = a.z ? this.strided(a.z, E, temps) : null, st = this.opt(a.state, temps);
     if (B * E > 0) {
-      const lanes = B >= this.scanLaneMinRows && N <= SCAN_LANE_MAX_N;
-      const kernel = lanes ? this.kernel(`scan-step-lane-${N}-${R}`, () => scanStepLaneSpec(N, R)) : this.kernel("scan-step-proj", scanStepProjSpec);
-      this.run(kernel, {
+      this.run(this.kernel("scan-step-proj", scanStepProjSpec), {
         B, E, N, R, has_dbias: a.deltaBias !== null, softplus: a.deltaSoftplus, has_d: a.D !== null, has_z: z !== null,
         has_state: st !== null, u_off: u.off, u_stride: u.stride, d_off: d.off, d_stride: d.stride, b_off: b.off, b_stride: b.stride,
         c_off: c.off, c_stride: c.stride, z_off: z?.off ?? 0, z_stride: z?.stride ?? E,
       }, [u.buf, d.buf, this.f32(a.A, temps), this.packPair(a.D, a.deltaBias, E), this.f32(W, temps), z?.buf ?? null, st,
-        this.buf(y), this.buf(state)], lanes ? grid(B * E, 64) : grid(B * E, 16));
+        this.buf(y), this.buf(state)], grid(B * E, 16));
     }
     this.done(temps);
     return { y, state };
