@@ -221,7 +221,7 @@ function trunkFlopsPerToken(model: SequenceLM): number {
  * Timed from the first generated token to the last.
  */
 async function benchDecode(name: string, model: SequenceLM, B: number, bw: number, mm: number, stepsWanted?: number): Promise<Row> {
-  const steps = stepsWanted ?? (quick ? 3 : B === 64 ? 32 : 64);
+  const steps = stepsWanted ?? (quick ? 3 : 128);
   const prompts = Array.from({ length: B }, (_, r) => Array.from(randomIds(16, model.vocabSize, r + 1)));
   const run = async (n: number, replay = true) => {
     let first = 0;

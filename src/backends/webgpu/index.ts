@@ -155,18 +155,23 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
   fuseNormIntoTiled = true;
   /**
    * An activation inside the 128×128-tile products (prefill) too, not only in batched decoding's smaller
-   * tiles. Off until a GPU has timed it with the unrolled store (matmulSpec): with the store as a loop,
-   * H3-125M's fc1 + GELU at 8192 rows took 33 ms on an H100 (session 14) against ~1.3 ms for the
-   * product and ~0.3 ms for the activation's own pass, which is what prefill runs meanwhile.
+   * tiles. With the store as a loop, H3-125M's fc1 + GELU at 8192 rows took 33 ms on an H100 (session 14)
+   * against ~1.3 ms for the product; with the store unrolled (matmulSpec) H3-125M's prefill at 8192 tokens
+   * ran 89,019 tok/s fused against 88,671 with the activation's own pass (H100, session 15).
    */
-  fuseActIntoLargeTiles = false;
+  fuseActIntoLargeTiles = true;
   /**
-   * Batched decoding's tiled products (33–64 rows) on 64×128 tiles of 8×8 per thread (SKINNY_TILE)
-   * instead of 64×64 tiles of 4×4. Off until timed on a GPU.
+   * Batched decoding's tiled products of 33–64 rows, not only the LM head's width, on 64×128 tiles of 8×8
+   * per thread (SKINNY_TILE) instead of 64×64 tiles of 4×4. Off: on an H100 (session 15) the projections
+   * were no faster alone (mamba's in_proj at 64 rows 28.9 µs split against 32.4; out_proj 29.1 against
+   * 23.7) and whole steps slower (mamba-130m 2.96 against 2.75 ms, mamba2-130m 3.83 against 3.50).
    */
   skinnyTiles = false;
-  /** (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P). */
-  ssdStepRows = 1;
+  /**
+   * (b, h, p) rows a subgroup of the decoding SSD step takes (ssdStepSubgroupSpec; where it divides P):
+   * 2 took mamba2-130m's batch-64 step from 3.50 to 3.17 ms on an H100 (session 15).
+   */
+  ssdStepRows = 2;
   /** Spare entries (at least) a KV cache is given when a one-token append copies it (tests lower it). */
   kvReserveRows = KV_RESERVE_ROWS;
 

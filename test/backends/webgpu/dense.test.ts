@@ -59,6 +59,7 @@ test("linear: matvec (M ≤ 64 with subgroups, M ≤ 8 without; not for 32+ rows
 
 test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, ragged K, half weights, with an activation in the tile's store", { skip }, async () => {
   const r = new Inputs(15);
+  const fuseLargeDefault = gpu!.fuseActIntoLargeTiles;
   gpu!.fuseActIntoLargeTiles = true;
   try {
     for (const [M, K, N, dtype] of [[65, 32, 20, "f32"], [130, 100, 300, "bf16"], [300, 260, 270, "f32"], [64, 300, 520, "f16"], [100, 1000, 50, "f32"], [70, 777, 33, "f32"], [64, 8, 600, "f32"]] as const) {
@@ -72,12 +73,13 @@ test("tiled products over 16×16, 32×32 and 128×128 tiles, K split or not, rag
       }
     }
   } finally {
-    gpu!.fuseActIntoLargeTiles = false;
+    gpu!.fuseActIntoLargeTiles = fuseLargeDefault;
   }
 });
 
 test("skinny tiles (64×128, 8×8 a thread) for batched decoding's 33–64 rows: products, K split or not, ragged, half weights, activations", { skip }, async () => {
   const r = new Inputs(16);
+  const skinnyDefault = gpu!.skinnyTiles;
   gpu!.skinnyTiles = true;
   try {
     // [M, K, N, dtype]: 64 rows of 512+ columns (split, ragged slices; too short to split), 33–64 rows of the LM head's width.
@@ -95,7 +97,7 @@ test("skinny tiles (64×128, 8×8 a thread) for batched decoding's 33–64 rows:
       }
     }
   } finally {
-    gpu!.skinnyTiles = false;
+    gpu!.skinnyTiles = skinnyDefault;
   }
 });
 
@@ -103,6 +105,7 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
   const r = new Inputs(14);
   const g = gpu!;
   const hasSubgroups = g.useSubgroups;
+  const fuseLargeDefault = g.fuseActIntoLargeTiles;
   try {
     const cases = [
       [1, 64, 33, "gelu_tanh"], [3, 130, 9, "silu"], [37, 40, 20, "relu2"], [64, 12, 7, "gelu"],
@@ -132,7 +135,7 @@ test("linearActivation: the activation inside the product's kernel — subgroup 
     }
   } finally {
     g.useSubgroups = hasSubgroups;
-    g.fuseActIntoLargeTiles = false;
+    g.fuseActIntoLargeTiles = fuseLargeDefault;
   }
 });
 
@@ -239,6 +242,7 @@ test("batched decoding's norms inside the tiled product: residual add + RMSNorm 
     [64, 768, 600, "f32", true, false], [64, 200, 520, "bf16", true, false], [64, 64, 530, "f16", false, false], [64, 40, 1100, "f32", false, false],
     [64, 768, 600, "f32", true, true], [64, 200, 520, "bf16", true, true], [64, 40, 1100, "f16", false, true],
   ] as const;
+  const skinnyDefault = gpu!.skinnyTiles;
   try {
     for (const [M, K, N, dtype, split, skinny] of cases) {
       gpu!.skinnyTiles = skinny;
@@ -276,7 +280,7 @@ test("batched decoding's norms inside the tiled product: residual add + RMSNorm 
       assert.ok(!gated.includes("gated-rms-norm") && gated.some((k) => k.includes("-gated-norm") && k.includes("-8x8-8x16") === skinny), `the tiled prologue ran: ${gated.join(", ")}`);
     }
   } finally {
-    gpu!.skinnyTiles = false;
+    gpu!.skinnyTiles = skinnyDefault;
   }
   // Several norm groups: the norm's own pass, then the product.
   const [M, K, N] = [64, 128, 520];

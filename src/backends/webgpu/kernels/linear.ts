@@ -89,11 +89,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 /**
  * The tiled kernel's shape for an M×N output: T×T per thread on 16×16 threads — 128×128 tiles for
  * prefill, 64×64 from 64 rows, and below 64 rows 32×32 (batched decoding's LM head on an H100: 190–200 µs
- * at 8–32 rows against 230 with 64×64 tiles). With `skinny`, 33–64 rows (batched decoding) take
- * SKINNY_TILE instead of 64×64.
+ * at 8–32 rows against 230 with 64×64 tiles) — except SKINNY_TILE for 33–64 rows of the LM head's width
+ * (TILED_MIN_COLUMNS), or of any width with `skinnyAll`. GPU-only on an H100 (session 15, 64 rows,
+ * 50,280 × 768): 188 µs against 230 with 64×64 tiles.
  */
-export function tileFor(M: number, N: number, skinny = false): TileShape {
-  if (skinny && M > 32 && M <= 64) return SKINNY_TILE;
+export function tileFor(M: number, N: number, skinnyAll = false): TileShape {
+  if (M > 32 && M <= 64 && (skinnyAll || N >= TILED_MIN_COLUMNS)) return SKINNY_TILE;
   return squareTile(M >= 256 && N >= 256 ? 8 : M >= 64 ? 4 : 2);
 }
 
