@@ -92,8 +92,9 @@ test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; sel
   });
   // dt_proj fused into the step (webgpu: delta, B, C as column ranges of one x_proj output) against the
   // projection composed by the ops (cpu); also a dense low-rank delta (webgpu falls back to composing), and
-  // a sequence (the scan projects first); also more state entries and delta terms than 16 threads take at once.
-  for (const [B, E, N, R] of [[3, 20, 16, 5], [2, 37, 40, 50]]) {
+  // a sequence (the scan projects first); also more state entries and delta terms than 16 threads take at
+  // once, and a first step with no carried state.
+  for (const [B, E, N, R, withState] of [[3, 20, 16, 5, true], [2, 37, 40, 50, true], [4, 33, 8, 48, false]] as const) {
     const [lowBC, W, u3, A3, D3, z3, bias3, state3] = [
       r2.f32([B, 1, R + 2 * N]), r2.f32([E, R]), r2.f32([B, 1, E]), r2.f32([E, N], -2, -0.1), r2.f32([E]), r2.f32([B, 1, E]), r2.f32([E]), r2.f32([B, E, N]),
     ];
@@ -101,11 +102,11 @@ test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; sel
     const seq = r2.f32([B, 7, R + 2 * N]);
     const useq = r2.f32([B, 7, E]);
     for (const [what, dense, seqMode] of [["views", false, false], ["dense delta", true, false], ["sequence", false, true]] as const) {
-      await compareOp(`selectiveStateUpdate with deltaProj (${what}, E ${E} N ${N} R ${R})`, (b) => {
+      await compareOp(`selectiveStateUpdate with deltaProj (${what}, E ${E} N ${N} R ${R}${withState ? "" : ", no state"})`, (b) => {
         const [low, Bm, Cm] = splitLast((seqMode ? seq : lowBC).on(b), [R, N, N]);
         const args = {
           u: (seqMode ? useq : u3).on(b), delta: dense ? lowDense.on(b) : low, deltaProj: W.on(b), A: A3.on(b), B: Bm, C: Cm,
-          D: D3.on(b), z: seqMode ? null : z3.on(b), deltaBias: bias3.on(b), deltaSoftplus: true, state: state3.on(b),
+          D: D3.on(b), z: seqMode ? null : z3.on(b), deltaBias: bias3.on(b), deltaSoftplus: true, state: withState ? state3.on(b) : null,
         };
         const out = seqMode ? selectiveScan(args) : selectiveStateUpdate(args);
         return [out.y, out.state];
