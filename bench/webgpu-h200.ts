@@ -195,6 +195,8 @@ interface Row {
   extra?: Record<string, number>;
   /** Decode: per replayed run, the median of its even and of its odd steps (ms). */
   even_odd_step_ms?: number[][];
+  /** Per run, its first 8 step times (ms). */
+  start_step_ms?: number[][];
 }
 
 /** Bytes a decode step must move at least: every weight but the embedding table once, B embedding rows, state in and out, logits out. */
@@ -257,6 +259,9 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
   // Per run: the median step of the even and of the odd steps (a slow graph of the pair shows as one high).
   const evenOdd = replayed.map(({ stepMs }) => [0, 1].map((parity) => median(stepMs.filter((_, i) => i % 2 === parity))));
   log(`${name} decode b${B} runs, even / odd step medians (ms): ${evenOdd.map(([e, o]) => `${e.toFixed(2)} / ${o.toFixed(2)}`).join("; ")}`);
+  // Each run's first steps (the model's JavaScript, then the capture): where a run's start goes.
+  const startSteps = replayed.map(({ stepMs }) => stepMs.slice(0, 8));
+  log(`${name} decode b${B} runs, first steps (ms): ${startSteps.map((xs) => xs.map((x) => x.toFixed(1)).join(" ")).join("; ")}`);
   const stepped = steppedRuns.length ? (B * steps) / median(steppedRuns) : undefined;
   if (stepped) {
     const rate = (x: number) => ((B * steps) / x).toFixed(0);
@@ -270,6 +275,7 @@ async function benchDecode(name: string, model: SequenceLM, B: number, bw: numbe
     floor_tokens_per_s: B / floorS, floor_bound: bytes / bw >= flops / mm ? "bandwidth" : "matmul",
     extra: { dispatches_per_step: dispatches, bytes_per_step: bytes, flops_per_step: flops, ...(stepped ? { stepped_tokens_per_s: stepped } : {}) },
     even_odd_step_ms: evenOdd,
+    start_step_ms: startSteps,
   };
 }
 
