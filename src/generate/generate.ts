@@ -104,12 +104,14 @@ export async function* generate(
     decoder: tokenizer ? new IncrementalDecoder(tokenizer, p) : null,
   }));
 
-  // Prefill: the parallel mode, once per prompt (SSMs need no padding masks this way).
+  // Prefill: the parallel mode, once per group of consecutive prompts of one length (no padding masks
+  // needed; one forward instead of one per row), or per prompt when continuing from a given state.
   const states: InferenceState[] = [];
   const firstLogits: Tensor[] = [];
-  for (const row of rows) {
-    const ids = tensor(Int32Array.from(prompts[row.index]), [1, prompts[row.index].length], { backend: model.backend, dtype: "i32" });
-    const rowState = start ? (start.batch === 1 ? start : start.rows(row.index, 1)) : null;
+  for (const [first, count] of prefillGroups(prompts, Boolean(start))) {
+    const L = prompts[first].length;
+    const ids = tensor(Int32Array.from(prompts.slice(first, first + count).flat()), [count, L], { backend: model.backend, dtype: "i32" });
+    const rowState = start ? (start.batch === 1 ? start : start.rows(first, 1)) : null;
     const out = model.forward(ids, rowState, { logits: "last" });
     ids.dispose();
     out.hidden.dispose();
@@ -267,6 +269,28 @@ export async function* generate(
 type Ahead =
   | { replayed: false; state: InferenceState; chosen: Tensor; rng: number[]; read: Promise<Float32Array | Int32Array> }
   | { replayed: true; rng: number[]; read: Promise<Float32Array | Int32Array> };
+
+/**
+ * Tokens one batched prefill forward takes at most (rows × prompt length): beyond it the activations of a
+ * batch of long prompts would be many times one prompt's, so long prompts go one at a time.
+ */
+export const PREFILL_GROUP_TOKENS = 8192;
+
+/**
+ * The prefill forwards as [first row, rows]: runs of consecutive prompts of one length, each at most
+ * PREFILL_GROUP_TOKENS tokens (at least one row); one row each when continuing from a given state.
+ */
+export function prefillGroups(prompts: readonly (readonly number[])[], perRow: boolean): [number, number][] {
+  const groups: [number, number][] = [];
+  for (let i = 0; i < prompts.length;) {
+    const L = prompts[i].length;
+    let n = 1;
+    while (!perRow && i + n < prompts.length && prompts[i + n].length === L && (n + 1) * L <= PREFILL_GROUP_TOKENS) n++;
+    groups.push([i, n]);
+    i += n;
+  }
+  return groups;
+}
 
 function stackLogits(parts: Tensor[]): Tensor {
   const out = concat0(parts);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { generate, generateAll } from "../../src/generate/generate.js";
+import { generate, generateAll, PREFILL_GROUP_TOKENS, prefillGroups } from "../../src/generate/generate.js";
 import { getBackend } from "../../src/backends/registry.js";
 import { HippoError } from "../../src/errors.js";
 import { memoryTensorSource } from "../../src/io/memory-source.js";
@@ -42,6 +42,25 @@ test("rows that finish leave the batch; the others go on unchanged", async () =>
     const cut = alone[i].tokens.indexOf(eos);
     assert.deepEqual(r.tokens, cut >= 0 ? alone[i].tokens.slice(0, cut + 1) : alone[i].tokens, `row ${i}`);
   });
+});
+
+test("prompts of one length are prefilled in one forward (runs of consecutive rows, bounded tokens) and give each prompt's own tokens", async () => {
+  const p = (n: number) => Array.from({ length: n }, (_, i) => 1 + i);
+  assert.deepEqual(prefillGroups([p(3), p(3), p(2), p(3), p(3), p(3)], false), [[0, 2], [2, 1], [3, 3]]);
+  assert.deepEqual(prefillGroups([p(3), p(3)], true), [[0, 1], [1, 1]]);
+  const long = PREFILL_GROUP_TOKENS / 2 + 1;
+  assert.deepEqual(prefillGroups([p(long), p(long)], false), [[0, 1], [1, 1]]);
+  assert.deepEqual(prefillGroups([p(PREFILL_GROUP_TOKENS / 2), p(PREFILL_GROUP_TOKENS / 2), p(PREFILL_GROUP_TOKENS / 2)], false), [[0, 2], [2, 1]]);
+
+  const model = await byteModel(7);
+  const prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14], [15, 16, 17, 18], [19, 20, 21, 22]];
+  const alone = await Promise.all(prompts.map(async (q) => (await generateAll(model, [q], { maxNewTokens: 6, sampling: greedy, eosTokenId: null }))[0].tokens));
+  let forwards = 0;
+  const forward = model.forward.bind(model);
+  model.forward = (...args: Parameters<typeof forward>) => { forwards++; return forward(...args); };
+  const together = await generateAll(model, prompts, { maxNewTokens: 6, sampling: greedy, eosTokenId: null });
+  assert.equal(forwards, 3, "one prefill forward per run of equal-length prompts");
+  assert.deepEqual(together.map((r) => r.tokens), alone);
 });
 
 test("the streaming iterator yields every token with its row, in order", async () => {
