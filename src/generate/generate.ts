@@ -119,8 +119,11 @@ export async function* generate(
     states.push(out.state);
     firstLogits.push(out.logits!);
   }
-  let state = states.length === 1 ? states[0] : InferenceState.stack(states);
-  if (states.length > 1) for (const s of states) s.dispose();
+  // Stacked (copied) whenever it holds several rows: a batched forward's state tensors can be views into
+  // its activations, which decoding then reads strided every step.
+  const stacked = states.length > 1 || states[0].batch > 1;
+  let state = stacked ? InferenceState.stack(states) : states[0];
+  if (stacked) for (const s of states) s.dispose();
   let logitsTensor = firstLogits.length === 1 ? firstLogits[0] : stackLogits(firstLogits);
 
   let active = rows;
