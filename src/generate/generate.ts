@@ -119,8 +119,8 @@ export async function* generate(
     states.push(out.state);
     firstLogits.push(out.logits!);
   }
-  // Stacked (copied) whenever it holds several rows: a batched forward's state tensors can be views into
-  // its activations, which decoding then reads strided every step.
+  // Stacked (copied) whenever it holds several rows, as per-row prefills always were: decoding starts from
+  // contiguous tensors of its own (a forward's state tensors may be slices of its activations).
   const stacked = states.length > 1 || states[0].batch > 1;
   let state = stacked ? InferenceState.stack(states) : states[0];
   if (stacked) for (const s of states) s.dispose();
