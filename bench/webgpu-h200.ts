@@ -27,7 +27,7 @@ import type { SequenceLM } from "../src/models/sequence-lm.js";
 import { generate } from "../src/generate/generate.js";
 import { WeightLoader } from "../src/models/weights.js";
 import { tensor } from "../src/ops/index.js";
-import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, SKINNY_TILE, splitKFor, splitKSumSpec, tileColumns, tileRows } from "../src/backends/webgpu/kernels/linear.js";
+import { kSlices, matmulSpec, matvecColumnsPerWorkgroup, matvecSubgroupSpec, SKINNY_TILE, splitKFor, splitKSumSpec, tileGrid } from "../src/backends/webgpu/kernels/linear.js";
 import { squareTile, type TileShape } from "../src/backends/webgpu/kernels/wgsl.js";
 
 const { values: opts } = parseArgs({
@@ -68,8 +68,8 @@ const { values: opts } = parseArgs({
     variants: { type: "string" },
     /** (b, h, p) rows a subgroup of Mamba-2's decoding step takes (the backend's ssdStepRows). */
     "ssd-rows": { type: "string" },
-    /** An activation inside prefill's 128×128-tile products too (the backend's fuseActIntoLargeTiles). */
-    "fuse-act-large": { type: "boolean", default: false },
+    /** Prefill's 128×128-tile products followed by the activation's own pass (the backend's fuseActIntoLargeTiles off). */
+    "unfused-act-large": { type: "boolean", default: false },
     /** Never split a tiled product's K across workgroups. */
     "no-split-k": { type: "boolean", default: false },
   },
@@ -83,7 +83,7 @@ log(`adapter: ${gpu.description}; features: ${gpu.handle.features.join(", ")}`);
 if (opts["tiled-min-rows"]) gpu.tiledMinRows = Number(opts["tiled-min-rows"]);
 if (opts["no-split-k"]) gpu.splitK = false;
 if (opts["ssd-rows"]) gpu.ssdStepRows = Number(opts["ssd-rows"]);
-if (opts["fuse-act-large"]) gpu.fuseActIntoLargeTiles = true;
+if (opts["unfused-act-large"]) gpu.fuseActIntoLargeTiles = false;
 const listOf = (v: string) => (v === "none" ? [] : v.split(",").map(Number));
 
 async function timed(fn: () => Promise<void>, reps: number, warm = 1): Promise<number> {
@@ -478,7 +478,7 @@ if (opts["micro-decode"]) {
         micro[`M${M} N${N} K${K} matvec rows ${rows}`] = t;
         line.push(`matvec ×${rows} ${t.toFixed(1)}`);
       }
-      const tilesOf = (s: TileShape) => [Math.ceil(N / tileColumns(s)), Math.ceil(M / tileRows(s))];
+      const tilesOf = (s: TileShape) => tileGrid(s, M, N);
       const shapeName = (s: TileShape) => (s === SKINNY_TILE ? "skinny" : `T${s.TM}`);
       for (const shape of [squareTile(1), squareTile(2), squareTile(4), SKINNY_TILE]) {
         const k = gpu.rt.kernel(matmulSpec("f32", shape));

@@ -27,7 +27,7 @@ import {
   shiftSsmStepSpec, shiftSsmTiledSpec, shiftTapsSpec,
 } from "./kernels/h3.js";
 import {
-  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumKey, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileColumns, tileFor, tileRows, isLargeTile, type MatvecPrologue,
+  MATVEC_ROWS, MATVEC_SG_ROWS, matmulKey, matmulSpec, type MatmulOptions, matvecColumnsPerWorkgroup, matvecSpec, matvecSubgroupSpec, splitKFor, splitKSumKey, splitKSumSpec, TILED_BATCHED_MIN_COLUMNS, TILED_MIN_COLUMNS, TILED_MIN_ROWS, TILED_WIDE_MIN_ROWS, tileFor, tileGrid, isLargeTile, type MatvecPrologue,
 } from "./kernels/linear.js";
 import { gatedRmsNormSpec, rowNormSpec } from "./kernels/norm.js";
 import { sampleSpec } from "./kernels/sampling.js";
@@ -443,7 +443,7 @@ export class WebGpuBackend implements Backend, TokenSampler, StepCapture {
     xb: GPUBuffer, wb: GPUBuffer, bb: GPUBuffer | null, out: Tensor, act: UnaryOp | null = null, norm?: TiledNorm,
   ): void {
     const shape = tileFor(M, N, this.skinnyTiles);
-    const tiles = [Math.ceil(N / tileColumns(shape)), Math.ceil(M / tileRows(shape))];
+    const tiles = tileGrid(shape, M, N);
     const { splits, kChunk } = this.splitK ? splitKFor(M, N, K, shape) : { splits: 1, kChunk: K };
     const prologue = norm?.prologue ?? "none";
     const before = norm?.before ?? [], after = norm?.after ?? [];

@@ -118,6 +118,7 @@ test("selectiveScan: one chunk and many, with and without state/D/z/Δ bias; sel
 test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths across chunk boundaries", { skip }, async () => {
   const r = new Inputs(14);
   const hasSubgroups = gpu!.useSubgroups;
+  const stepRowsDefault = gpu!.ssdStepRows;
   for (const [B, L, H, P, G, N] of [[1, 37, 4, 8, 2, 16], [2, 150, 2, 5, 1, 7], [1, 64, 3, 4, 3, 8], [1, 130, 4, 16, 1, 32], [2, 1, 4, 8, 2, 16], [1, 150, 2, 64, 1, 128], [1, 70, 1, 80, 1, 8], [1, 1, 3, 64, 1, 128], [3, 1, 2, 5, 1, 40], [2, 1, 2, 8, 1, 264]]) {
     const x = r.f32([B, L, H, P], -2, 2);
     const dt = r.f32([B, L, H], -3, 1);
@@ -152,7 +153,7 @@ test("ssdChunked and ssdStep: groups, D per head or per channel, state, lengths 
         }
       }
       gpu!.useSubgroups = hasSubgroups;
-      gpu!.ssdStepRows = 1;
+      gpu!.ssdStepRows = stepRowsDefault;
     }
   }
 });

@@ -111,6 +111,8 @@ export const isLargeTile = (s: TileShape): boolean => s.TY === 16 && s.TX === 16
 /** Rows and columns of a shape's output tile. */
 export const tileRows = (s: TileShape): number => s.TY * s.TM;
 export const tileColumns = (s: TileShape): number => s.TX * s.TN;
+/** Workgroups (x: column tiles, y: row tiles) covering an M×N output with tiles of this shape. */
+export const tileGrid = (s: TileShape, M: number, N: number): [number, number] => [Math.ceil(N / tileColumns(s)), Math.ceil(M / tileRows(s))];
 
 /**
  * Products this wide (the LM head) take the tiled kernel from TILED_WIDE_MIN_ROWS rows: the subgroup
@@ -308,6 +310,15 @@ export function matmulSpec(dtype: WeightDType, shape: TileShape, o: MatmulOption
     throw new Error(`matmulSpec: tile ${BM}×${BN} on ${TY}×${TX} threads does not stage in whole loads per thread`);
   }
   const normed = prologue !== "none";
+  // One K slice staged by `loads` passes of all threads: thread lid's pass l takes slice column c of tile
+  // row or column r (neighbouring threads read neighbouring k).
+  const staging = (loads: number, body: string) => `for (var l = 0u; l < ${loads}u; l = l + 1u) {
+      let idx = lid + l * ${threads}u;
+      let r = idx / BK;
+      let c = idx % BK;
+      let k = k0 + c;
+      ${body}
+    }`;
   const kRange = splitK
     ? `let k_begin = wid.z * p.k_chunk;
   let k_end = min(p.K, k_begin + p.k_chunk);`
@@ -391,27 +402,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var ssq: array<f32, ${loadsA}>;` : ""}
   ${kRange}
   for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
-    for (var l = 0u; l < ${loadsA}u; l = l + 1u) {
-      let idx = lid + l * ${threads}u;
-      let r = idx / BK;
-      let c = idx % BK;
-      let k = k0 + c;
-      var a = 0.0;
+    ${staging(loadsA, `var a = 0.0;
       if (m0 + r < p.M && k < k_end) {
         let row = m0 + r;
         ${staged}
       }
-      As[c * BMP + r] = a;
-    }
-    for (var l = 0u; l < ${loadsB}u; l = l + 1u) {
-      let idx = lid + l * ${threads}u;
-      let r = idx / BK;
-      let c = idx % BK;
-      let k = k0 + c;
-      var b = 0.0;
+      As[c * BMP + r] = a;`)}
+    ${staging(loadsB, `var b = 0.0;
       if (n0 + r < p.N && k < k_end) { b = load_w((n0 + r) * p.K + k); }
-      Bs[c * BNP + r] = b;
-    }
+      Bs[c * BNP + r] = b;`)}
     workgroupBarrier();
     ${tileProduct(shape)}
     workgroupBarrier();
@@ -433,7 +432,8 @@ const SPLIT_K_MIN_STEPS = 4;
 
 /** K slices for the tiled kernel of this shape on an M×N×K product: { splits, kChunk } (splits 1: no split). */
 export function splitKFor(M: number, N: number, K: number, shape: TileShape): { splits: number; kChunk: number } {
-  const tiles = Math.ceil(M / tileRows(shape)) * Math.ceil(N / tileColumns(shape));
+  const [columnTiles, rowTiles] = tileGrid(shape, M, N);
+  const tiles = columnTiles * rowTiles;
   const most = Math.max(1, Math.floor(K / (SPLIT_K_MIN_STEPS * MATMUL_BK)));
   return kSlices(K, Math.min(most, Math.max(1, Math.round(SPLIT_K_TARGET_WORKGROUPS / tiles))));
 }
